@@ -1,0 +1,8 @@
+import sys
+from pathlib import Path
+
+# Tests import the repository's packages (transformers/, bert_read_step_to_step/) from the root,
+# whatever folder pytest was started from.
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))

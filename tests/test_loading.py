@@ -1,0 +1,200 @@
+"""Loading checkpoints of every shape users meet: old TF-converted names, with and without the `bert.`
+prefix, pickled `.bin` files (safely), damaged files, other architectures, and configs from any version."""
+import json
+import os
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from _support import minilm_dir
+from transformers import BertConfig, BertForSequenceClassification, BertModel, LoadingError
+
+
+@pytest.fixture(scope="module")
+def minilm_tensors():
+    raw = load_file(str(minilm_dir() / "model.safetensors"))
+    return {key: tensor for key, tensor in raw.items() if not key.endswith("position_ids")}
+
+
+def make_model_dir(path, tensors, config_values=None, bin_file=False):
+    path.mkdir(parents=True, exist_ok=True)
+    shutil.copy(minilm_dir() / "config.json", path / "config.json")
+    if config_values is not None:
+        (path / "config.json").write_text(json.dumps(config_values))
+    if bin_file:
+        torch.save(tensors, path / "pytorch_model.bin")
+    else:
+        save_file(tensors, str(path / "model.safetensors"))
+    return path
+
+
+def old_style(tensors):
+    """The MiniLM weights as an old pre-training checkpoint would hold them: `bert.` prefix, LayerNorm
+    `gamma`/`beta`, plus the masked-LM and next-sentence heads (`cls.*`)."""
+    out = {}
+    for key, tensor in tensors.items():
+        key = key.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta")
+        out["bert." + key] = tensor
+    out["cls.predictions.bias"] = torch.zeros(30522)
+    out["cls.seq_relationship.weight"] = torch.randn(2, 384)
+    out["cls.seq_relationship.bias"] = torch.zeros(2)
+    return out
+
+
+def test_old_format_bin_loads_into_classifier(tmp_path, minilm_tensors):
+    model_dir = make_model_dir(tmp_path / "old", old_style(minilm_tensors), bin_file=True)
+    model, info = BertForSequenceClassification.from_pretrained(str(model_dir), num_labels=2,
+                                                                output_loading_info=True)
+    assert sorted(info.unexpected_keys) == ["cls.predictions.bias", "cls.seq_relationship.bias",
+                                            "cls.seq_relationship.weight"]
+    assert info.missing_keys == ["classifier.weight", "classifier.bias"]
+    state = model.state_dict()
+    for key, tensor in minilm_tensors.items():
+        assert torch.equal(state["bert." + key], tensor), key
+
+
+def test_prefixed_checkpoint_loads_into_bare_model(tmp_path, minilm_tensors):
+    model_dir = make_model_dir(tmp_path / "old", old_style(minilm_tensors))
+    model, info = BertModel.from_pretrained(str(model_dir), output_loading_info=True)
+    assert info.missing_keys == []
+    assert len(info.unexpected_keys) == 3 and all(k.startswith("cls.") for k in info.unexpected_keys)
+    assert torch.equal(model.embeddings.LayerNorm.weight, minilm_tensors["embeddings.LayerNorm.weight"])
+
+
+def test_weights_file_path_and_safetensors_preferred(tmp_path, minilm_tensors):
+    model_dir = make_model_dir(tmp_path / "both", minilm_tensors)
+    changed = dict(minilm_tensors)
+    changed["pooler.dense.bias"] = torch.ones(384)
+    torch.save(changed, model_dir / "pytorch_model.bin")
+    from_dir = BertModel.from_pretrained(str(model_dir))
+    assert torch.count_nonzero(from_dir.pooler.dense.bias) == 0  # safetensors won
+    from_bin = BertModel.from_pretrained(str(model_dir / "pytorch_model.bin"))
+    assert torch.all(from_bin.pooler.dense.bias == 1)
+
+
+def test_fp16_checkpoint_gives_fp32_model(tmp_path, minilm_tensors):
+    half = {k: v.half() for k, v in minilm_tensors.items()}
+    model = BertModel.from_pretrained(str(make_model_dir(tmp_path / "half", half)))
+    assert model.pooler.dense.weight.dtype == torch.float32
+    assert torch.equal(model.pooler.dense.weight, half["pooler.dense.weight"].float())
+
+
+def test_shape_mismatch_is_an_error_or_reinit(tmp_path):
+    torch.manual_seed(0)
+    three = BertForSequenceClassification.from_pretrained(str(minilm_dir()), num_labels=3)
+    three.save_pretrained(str(tmp_path / "three"))
+    with pytest.raises(LoadingError) as caught:
+        BertForSequenceClassification.from_pretrained(str(tmp_path / "three"), num_labels=5)
+    message = str(caught.value)
+    assert "classifier.weight" in message and "[3, 384]" in message and "[5, 384]" in message
+    model, info = BertForSequenceClassification.from_pretrained(
+        str(tmp_path / "three"), num_labels=5, ignore_mismatched_sizes=True, output_loading_info=True)
+    assert info.mismatched_keys == ["classifier.weight", "classifier.bias"]
+    assert model.classifier.weight.shape == (5, 384)
+    assert torch.equal(model.bert.pooler.dense.weight, three.bert.pooler.dense.weight)
+
+
+def test_save_pretrained_round_trip_both_formats(tmp_path):
+    torch.manual_seed(0)
+    model = BertForSequenceClassification.from_pretrained(str(minilm_dir()), num_labels=4)
+    for safe in (True, False):
+        target = tmp_path / f"saved_{safe}"
+        model.save_pretrained(str(target), safe_serialization=safe)
+        assert (target / ("model.safetensors" if safe else "pytorch_model.bin")).is_file()
+        assert not [p for p in os.listdir(target) if p.startswith(".tmp")]
+        again, info = BertForSequenceClassification.from_pretrained(str(target), output_loading_info=True)
+        assert info.missing_keys == [] and info.unexpected_keys == []
+        for key, tensor in model.state_dict().items():
+            assert torch.equal(again.state_dict()[key], tensor), key
+
+
+def test_malicious_pickle_is_refused_and_never_runs(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    model_dir = tmp_path / "evil"
+    model_dir.mkdir()
+    shutil.copy(minilm_dir() / "config.json", model_dir / "config.json")
+    torch.save({"bert.pooler.dense.bias": Payload()}, model_dir / "pytorch_model.bin")
+    assert not marker.exists()
+    with pytest.raises(LoadingError) as caught:
+        BertModel.from_pretrained(str(model_dir))
+    message = str(caught.value)
+    assert "pytorch_model.bin" in message and "safetensors" in message and "refused" in message
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("bin_file", [False, True])
+def test_truncated_weights_name_the_file(tmp_path, minilm_tensors, bin_file):
+    model_dir = make_model_dir(tmp_path / "cut", minilm_tensors, bin_file=bin_file)
+    weights = model_dir / ("pytorch_model.bin" if bin_file else "model.safetensors")
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    with pytest.raises(LoadingError) as caught:
+        BertModel.from_pretrained(str(model_dir))
+    assert str(weights) in str(caught.value)
+    assert "truncated or corrupt" in str(caught.value)
+
+
+def test_directory_without_weights(tmp_path):
+    (tmp_path / "config.json").write_text((minilm_dir() / "config.json").read_text())
+    with pytest.raises(FileNotFoundError, match="model.safetensors or pytorch_model.bin"):
+        BertModel.from_pretrained(str(tmp_path))
+
+
+def test_checkpoint_of_another_architecture(tmp_path):
+    gpt_like = {"transformer.h.0.attn.c_attn.weight": torch.zeros(384, 1152),
+                "transformer.wte.weight": torch.zeros(100, 384)}
+    model_dir = make_model_dir(tmp_path / "gpt", gpt_like)
+    with pytest.raises(LoadingError, match="another architecture"):
+        BertModel.from_pretrained(str(model_dir))
+    config = json.loads((minilm_dir() / "config.json").read_text())
+    config["model_type"] = "gpt2"
+    (model_dir / "config.json").write_text(json.dumps(config))
+    with pytest.raises(LoadingError, match="gpt2"):
+        BertModel.from_pretrained(str(model_dir))
+
+
+# ---- config.json from any version -----------------------------------------------------------------------
+
+def test_config_keeps_unknown_keys_and_round_trips(tmp_path):
+    config = BertConfig.from_pretrained(str(minilm_dir()))
+    assert (config.hidden_size, config.num_hidden_layers, config.num_attention_heads) == (384, 6, 12)
+    assert config.extra["transformers_version"] == "4.8.2"
+    config.save_pretrained(str(tmp_path))
+    written = json.loads((tmp_path / "config.json").read_text())
+    assert written["architectures"] == ["BertModel"] and written["hidden_size"] == 384
+    assert BertConfig.from_pretrained(str(tmp_path)) == config
+
+
+@pytest.mark.parametrize("values, num_labels", [
+    ({"vocab_size": 99, "hidden_size": 32, "num_attention_heads": 4, "num_hidden_layers": 1,
+      "intermediate_size": 37}, 2),  # 2.x: no num_labels written
+    ({"hidden_size": 32, "num_attention_heads": 4, "num_labels": 5, "output_attentions": False,
+      "torchscript": False}, 5),  # 3.x style with flags we do not use
+    ({"hidden_size": 32, "num_attention_heads": 4, "id2label": {"0": "neg", "1": "neu", "2": "pos"},
+      "label2id": {"neg": 0, "neu": 1, "pos": 2}, "transformers_version": "5.23.0", "dtype": "float32"}, 3),
+])
+def test_configs_of_other_versions(tmp_path, values, num_labels):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(values))
+    config = BertConfig.from_pretrained(str(path))
+    assert config.num_labels == num_labels
+    assert config.hidden_size == 32
+
+
+def test_config_errors_name_the_file(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text('{"hidden_size": 384, "num_attention')
+    with pytest.raises(ValueError) as caught:
+        BertConfig.from_pretrained(str(path))
+    assert str(path) in str(caught.value) and "line 1" in str(caught.value)
+    with pytest.raises(TypeError, match="hidden_sizes"):
+        BertConfig.from_pretrained(str(minilm_dir()), hidden_sizes=3)
+    with pytest.raises(ValueError, match="multiple of num_attention_heads"):
+        BertConfig(hidden_size=100, num_attention_heads=12)

