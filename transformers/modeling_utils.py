@@ -23,7 +23,7 @@ import re
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import torch
 from torch import nn

