@@ -148,3 +148,29 @@ def test_top_layer_selectors():
     assert top_layer_selectors(config, 0) == []
     with pytest.raises(ValueError, match="6 encoder layers"):
         top_layer_selectors(config, 7)
+
+
+HF_INIT_WEIGHTS_AFTER_LOADING = """
+import json, torch
+from transformers import BertModel
+model = BertModel.from_pretrained({model_dir!r})
+query = model.encoder.layer[5].attention.self.query
+before = query.weight.detach().clone()
+model._init_weights(query)  # the modern recipe for "re-initialize this module"
+after_call = torch.equal(before, query.weight)
+model.encoder.layer[5].apply(model._init_weights)
+after_apply = torch.equal(before, query.weight)
+print(json.dumps({{"unchanged_after_call": after_call, "unchanged_after_apply": after_apply}}))
+"""
+
+
+def test_reference_init_weights_after_loading_is_a_silent_no_op(tmp_path):
+    """Today's form of the same trap, in the reference library (5.x): `_init_weights` on a loaded module
+    leaves the loaded values in place, with no error. Our reinit_keys is the way that works."""
+    from _support import run_oracle_json
+    result = run_oracle_json(HF_INIT_WEIGHTS_AFTER_LOADING.format(model_dir=str(minilm_dir())), tmp_path)
+    assert result == {"unchanged_after_call": True, "unchanged_after_apply": True}
+    ours = BertModel.from_pretrained(str(minilm_dir()), reinit_keys=["encoder.layer.5.attention.self.query"])
+    raw = load_file(str(minilm_dir() / "model.safetensors"))
+    assert not torch.equal(ours.encoder.layer[5].attention.self.query.weight,
+                           raw["encoder.layer.5.attention.self.query.weight"])

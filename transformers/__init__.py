@@ -3,16 +3,35 @@ re-initializes what you select.
 
 Reading order: configuration_bert.py -> tokenization_bert.py -> modeling_bert.py -> modeling_utils.py
 (`from_pretrained`), with file_utils.py turning names and URLs into local files.
+
+The public names are imported on first use rather than here. Importing every module up front would make
+`python -m transformers.tokenization_bert ...` (each module's demo) import that module twice, which Python
+warns about.
 """
-from .configuration_bert import BertConfig
-from .file_utils import cached_path
-from .modeling_bert import BertForSequenceClassification, BertModel, BertModelOutput, SequenceClassifierOutput
-from .modeling_utils import LoadingError, LoadingInfo, PreTrainedModel, resolve_reinit_keys, top_layer_selectors
-from .tokenization_bert import BasicTokenizer, BertTokenizer, WordpieceTokenizer
+import importlib
 
 __version__ = "0.1.0"
-__all__ = [
-    "BasicTokenizer", "BertConfig", "BertForSequenceClassification", "BertModel", "BertModelOutput",
-    "BertTokenizer", "LoadingError", "LoadingInfo", "PreTrainedModel", "SequenceClassifierOutput",
-    "WordpieceTokenizer", "cached_path", "resolve_reinit_keys", "top_layer_selectors",
-]
+
+_PUBLIC_NAMES = {
+    "BertConfig": "configuration_bert",
+    "BasicTokenizer": "tokenization_bert",
+    "BertTokenizer": "tokenization_bert",
+    "WordpieceTokenizer": "tokenization_bert",
+    "BertModel": "modeling_bert",
+    "BertModelOutput": "modeling_bert",
+    "BertForSequenceClassification": "modeling_bert",
+    "SequenceClassifierOutput": "modeling_bert",
+    "PreTrainedModel": "modeling_utils",
+    "LoadingInfo": "modeling_utils",
+    "LoadingError": "modeling_utils",
+    "resolve_reinit_keys": "modeling_utils",
+    "top_layer_selectors": "modeling_utils",
+    "cached_path": "file_utils",
+}
+__all__ = sorted(_PUBLIC_NAMES)
+
+
+def __getattr__(name):
+    if name not in _PUBLIC_NAMES:
+        raise AttributeError(f"module 'transformers' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_PUBLIC_NAMES[name]}", __name__), name)

