@@ -27,6 +27,7 @@ Run it on its own to see what a task reads:
 import argparse
 import csv
 import difflib
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Optional, Union
@@ -384,10 +385,14 @@ def _check_label(spec, path, number, label, labels, layout):
         raise DataError(f"{path}:{number}: the label field is empty")
     if spec.output_mode == "regression":
         try:
-            float(label)
+            value = float(label)
         except ValueError:
             raise DataError(f"{path}:{number}: the label {label!r} is not a number "
                             f"(task {spec.name!r} is a regression task)") from None
+        if not math.isfinite(value):
+            # float() accepts "nan" and "inf"; one such score would turn the loss, then every weight, into NaN.
+            raise DataError(f"{path}:{number}: the label {label!r} is not a finite number "
+                            f"(task {spec.name!r} is a regression task)")
         return
     if labels is not None and label not in labels:
         hint = ""

@@ -487,6 +487,10 @@ def _write_atomically(path, write):
     os.close(handle)
     try:
         write(temp)
+        # mkstemp makes the file private (0600); give it the permissions a plain open() would have.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)
         os.replace(temp, path)
     except BaseException:
         if os.path.exists(temp):

@@ -1,0 +1,692 @@
+"""Fine-tune BERT on a sentence(-pair) classification or regression task.
+
+The reader's path through this file, top to bottom, is the order things happen:
+    main -> arguments -> device, distributed, seed -> processor and labels -> config -> tokenizer
+    -> data (every split the run uses, so a bad line stops it before training)
+    -> model (`from_pretrained`: the article's step, with `--reinit_keys`) -> train -> evaluate -> predict
+
+Example (TNEWS with a Chinese BERT, the original command works verbatim):
+    python run_classifier.py --model_type=bert --model_name_or_path=prev_trained_model/bert-base-chinese \\
+        --task_name="tnews" --do_train --do_eval --do_lower_case --data_dir=./chineseGLUEdatasets/tnews \\
+        --max_seq_length=128 --per_gpu_train_batch_size=16 --per_gpu_eval_batch_size=16 \\
+        --learning_rate=2e-5 --num_train_epochs=4.0 --logging_steps=100 --save_steps=100 \\
+        --output_dir=./outputs/tnews_output/ --overwrite_output_dir
+Re-initializing the top 2 layers and the pooler before fine-tuning (Zhang et al., ICLR 2021):
+    ... --reinit_layers 2 --reinit_pooler          (or --reinit_keys bert.encoder.layer.11 bert.pooler)
+Finding names to pass: ... --list_keys
+
+Training state (model, optimizer, scheduler, grad scaler, RNG states, position in the data) lives in one
+`TrainState`; a checkpoint is that state on disk, so `--resume_from_checkpoint` continues exactly.
+"""
+import argparse
+import glob
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from bert_read_step_to_step.features import FeatureDataset, collate_features, load_and_cache_features
+from bert_read_step_to_step.metrics import compute_metrics
+from bert_read_step_to_step.tasks import TASKS, get_labels, get_task, read_examples
+from transformers import BertConfig, BertForSequenceClassification, BertTokenizer, top_layer_selectors
+
+logger = logging.getLogger("run_classifier")
+
+# --model_type picks the classes. Chinese RoBERTa-wwm checkpoints use BERT's architecture and names.
+MODEL_CLASSES = {
+    "bert": (BertConfig, BertForSequenceClassification, BertTokenizer),
+    "roberta": (BertConfig, BertForSequenceClassification, BertTokenizer),
+}
+TRAIN_STATE_NAME = "training_state.pt"
+ARGS_NAME = "training_args.json"
+REINIT_RECORD_NAME = "reinit_keys.json"
+
+
+# ==== arguments ============================================================================================
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    required = parser.add_argument_group("required")
+    required.add_argument("--data_dir", required=True, help="folder with the task's train/dev/test files")
+    required.add_argument("--model_type", required=True, help=f"one of {', '.join(MODEL_CLASSES)}")
+    required.add_argument("--model_name_or_path", required=True, help="model folder, weights file or URL")
+    required.add_argument("--task_name", required=True, help=f"one of {', '.join(TASKS)}")
+    required.add_argument("--output_dir", required=True, help="where checkpoints, results and the model go")
+
+    p = parser.add_argument_group("model and data")
+    p.add_argument("--config_name", default="", help="config path if not the model's own")
+    p.add_argument("--tokenizer_name", default="", help="tokenizer path if not the model's own")
+    p.add_argument("--cache_dir", default="", help="where downloaded files are cached")
+    p.add_argument("--max_seq_length", default=128, type=int,
+                   help="longest input in tokens after WordPiece, [CLS] and [SEP]s included; longer is truncated")
+    p.add_argument("--do_lower_case", action="store_true",
+                   help="lower-case the input (uncased models); without it the tokenizer's saved setting is "
+                        "used, or no lower-casing when it has none")
+    p.add_argument("--overwrite_cache", action="store_true", help="rebuild the cached features")
+    p.add_argument("--label_column", default="label", help="generic task: label column (name or index)")
+    p.add_argument("--text_a_column", default="text", help="generic task: first text column")
+    p.add_argument("--text_b_column", default=None, help="generic task: second text column, for pairs")
+    p.add_argument("--file_format", default="tsv", choices=["tsv", "csv"], help="generic task: file format")
+
+    p = parser.add_argument_group("what to do")
+    p.add_argument("--do_train", action="store_true")
+    p.add_argument("--do_eval", action="store_true", help="evaluate on the dev set")
+    p.add_argument("--do_predict", action="store_true", help="predict labels for the test set")
+    p.add_argument("--evaluate_during_training", action="store_true", help="evaluate at every logging step")
+    p.add_argument("--eval_all_checkpoints", action="store_true",
+                   help="evaluate every checkpoint-* folder in output_dir, not only the final model")
+    p.add_argument("--list_keys", action="store_true",
+                   help="print the model's parameter names and where each would come from, then exit")
+
+    p = parser.add_argument_group("re-initialization")
+    p.add_argument("--reinit_keys", nargs="+", default=[], metavar="SEL",
+                   help="parameters to re-initialize instead of loading: exact names, module prefixes "
+                        "(bert.encoder.layer.11) or globs (bert.encoder.layer.1[01].*)")
+    p.add_argument("--reinit_layers", type=int, default=0, metavar="N", help="re-initialize the top N layers")
+    p.add_argument("--reinit_pooler", action="store_true", help="re-initialize the pooler")
+    p.add_argument("--reinit_std", type=float, default=None, help="std of re-init (default initializer_range)")
+
+    p = parser.add_argument_group("optimization")
+    p.add_argument("--per_gpu_train_batch_size", default=8, type=int)
+    p.add_argument("--per_gpu_eval_batch_size", default=8, type=int)
+    p.add_argument("--gradient_accumulation_steps", type=int, default=1,
+                   help="batches whose gradients are summed before one optimizer step")
+    p.add_argument("--learning_rate", default=5e-5, type=float)
+    p.add_argument("--layerwise_lr_decay", default=1.0, type=float, metavar="FACTOR",
+                   help="each layer below the top learns FACTOR times slower than the one above (1 = off)")
+    p.add_argument("--weight_decay", default=0.0, type=float)
+    p.add_argument("--adam_epsilon", default=1e-8, type=float)
+    p.add_argument("--max_grad_norm", default=1.0, type=float)
+    p.add_argument("--num_train_epochs", default=3.0, type=float)
+    p.add_argument("--max_steps", default=-1, type=int, help="if > 0: total optimizer steps (overrides epochs)")
+    p.add_argument("--warmup_proportion", default=0.1, type=float, help="share of steps with rising lr")
+
+    p = parser.add_argument_group("run")
+    p.add_argument("--logging_steps", type=int, default=50)
+    p.add_argument("--save_steps", type=int, default=50, help="save a checkpoint every N steps (0 = never)")
+    p.add_argument("--resume_from_checkpoint", default=None, metavar="DIR", help="continue from a checkpoint")
+    p.add_argument("--no_cuda", action="store_true")
+    p.add_argument("--overwrite_output_dir", action="store_true")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--fp16", action="store_true", help="mixed precision: fp16 on CUDA, bf16 on CPU (torch.amp)")
+    p.add_argument("--local_rank", type=int, default=int(os.environ.get("LOCAL_RANK", -1)),
+                   help="set by torchrun through LOCAL_RANK; -1 means not distributed")
+    args = parser.parse_args(argv)
+    check_args(args, parser)
+    return args
+
+
+def check_args(args, parser):
+    """Refuse bad combinations before any work is done, naming the flag."""
+    if args.model_type.lower() not in MODEL_CLASSES:
+        parser.error(f"--model_type {args.model_type!r} is not supported; choose one of {', '.join(MODEL_CLASSES)}")
+    args.model_type = args.model_type.lower()
+    if args.max_seq_length < 3:
+        parser.error(f"--max_seq_length {args.max_seq_length} is too small: [CLS], one token and [SEP] need 3")
+    if args.reinit_layers < 0:
+        parser.error(f"--reinit_layers must be >= 0, got {args.reinit_layers}")
+    if args.gradient_accumulation_steps < 1:
+        parser.error("--gradient_accumulation_steps must be >= 1")
+    if not 0.0 < args.layerwise_lr_decay <= 1.0:
+        parser.error(f"--layerwise_lr_decay must be in (0, 1], got {args.layerwise_lr_decay}")
+    if not (args.do_train or args.do_eval or args.do_predict or args.list_keys):
+        parser.error("nothing to do: give --do_train, --do_eval, --do_predict or --list_keys")
+    if args.resume_from_checkpoint and not os.path.isfile(os.path.join(args.resume_from_checkpoint, TRAIN_STATE_NAME)):
+        parser.error(f"--resume_from_checkpoint {args.resume_from_checkpoint}: no {TRAIN_STATE_NAME} there; "
+                     "pass a checkpoint-N folder written by --save_steps")
+    if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
+        parser.error(f"--output_dir {args.output_dir} is a file, not a folder")
+    existing = os.path.isdir(args.output_dir) and os.listdir(args.output_dir)
+    if args.do_train and existing and not args.overwrite_output_dir and not args.resume_from_checkpoint:
+        parser.error(f"--output_dir {args.output_dir} exists and is not empty; use --overwrite_output_dir "
+                     "to write into it, or --resume_from_checkpoint to continue a run")
+
+
+# ==== device, distributed, seed ===========================================================================
+
+def setup_device(args):
+    """Sets args.device, args.n_gpu, args.world_size, args.rank. Under torchrun, one process per device."""
+    if args.local_rank == -1:
+        cuda = torch.cuda.is_available() and not args.no_cuda
+        args.device = torch.device("cuda" if cuda else "cpu")
+        args.n_gpu = torch.cuda.device_count() if cuda else 0
+        args.world_size, args.rank = 1, 0
+    else:
+        cuda = torch.cuda.is_available() and not args.no_cuda
+        if cuda:
+            torch.cuda.set_device(args.local_rank)
+        args.device = torch.device("cuda", args.local_rank) if cuda else torch.device("cpu")
+        # NCCL only runs between GPUs; gloo runs on CPU, which is how the tests run two ranks.
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+        args.n_gpu = 1 if cuda else 0
+        args.world_size, args.rank = dist.get_world_size(), dist.get_rank()
+
+
+def is_main_process(args):
+    return args.rank == 0
+
+
+def barrier(args):
+    if args.local_rank != -1:
+        dist.barrier()
+
+
+def set_seed(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+
+
+def setup_logging(args):
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+                        datefmt="%m/%d/%Y %H:%M:%S",
+                        level=logging.INFO if is_main_process(args) else logging.WARNING)
+    logger.warning("rank %d of %d, device %s, n_gpu %d, fp16 %s", args.rank, args.world_size, args.device,
+                   args.n_gpu, args.fp16)
+
+
+# ==== processor and labels, config, tokenizer, model ======================================================
+
+def generic_options(args):
+    if args.task_name.lower() != "generic":
+        return {}
+    as_column = lambda value: int(value) if value is not None and value.lstrip("-").isdigit() else value
+    return {"label_column": as_column(args.label_column), "text_a_column": as_column(args.text_a_column),
+            "text_b_column": as_column(args.text_b_column), "file_format": args.file_format}
+
+
+def lower_case_choice(args, tokenizer_path):
+    """--do_lower_case wins; else the tokenizer's saved choice; else no lower-casing (the original default)."""
+    if args.do_lower_case:
+        return True
+    config_file = os.path.join(tokenizer_path, "tokenizer_config.json")
+    if os.path.isfile(config_file):
+        return None  # from_pretrained reads it
+    return False
+
+
+def reinit_selectors(args, config):
+    return list(args.reinit_keys) + top_layer_selectors(config, args.reinit_layers, args.reinit_pooler)
+
+
+def load_model(args, config):
+    """The article's step: build the model and fill it from the checkpoint, re-initializing what was chosen."""
+    _, model_class, _ = MODEL_CLASSES[args.model_type]
+    model, info = model_class.from_pretrained(
+        args.model_name_or_path, config=config, output_loading_info=True,
+        reinit_keys=reinit_selectors(args, config), reinit_std=args.reinit_std, reinit_seed=args.seed,
+        cache_dir=args.cache_dir or None)
+    return model, info
+
+
+def list_keys(args, config):
+    """Print every parameter with its shape and where it would come from under the given flags."""
+    model, info = load_model(args, config)
+    reinit, missing = set(info.reinit_keys), set(info.missing_keys) | set(info.mismatched_keys)
+    print(f"{'parameter':60s} {'shape':>14s}  source")
+    for name, tensor in model.named_parameters():
+        source = "REINIT (selected)" if name in reinit else "missing (new)" if name in missing else "checkpoint"
+        print(f"{name:60s} {str(list(tensor.shape)):>14s}  {source}")
+    print(f"\n{len(info.reinit_keys)} selected for re-init, {len(missing)} new, "
+          f"{len(info.unexpected_keys) - len(reinit & set(info.unexpected_keys))} checkpoint keys unused")
+
+
+def write_run_record(args, info):
+    """The resolved reinit list and every argument, so a result can be traced back to its settings."""
+    os.makedirs(args.output_dir, exist_ok=True)
+    record = {"selectors": reinit_selectors(args, args.config), "reinit_std": args.reinit_std,
+              "reinit_seed": args.seed, "resolved_keys": info.reinit_keys,
+              "missing_keys": info.missing_keys, "unexpected_keys": info.unexpected_keys}
+    with open(os.path.join(args.output_dir, REINIT_RECORD_NAME), "w", encoding="utf-8") as writer:
+        json.dump(record, writer, indent=2)
+    with open(os.path.join(args.output_dir, ARGS_NAME), "w", encoding="utf-8") as writer:
+        json.dump(args_to_dict(args), writer, indent=2, sort_keys=True)
+
+
+def args_to_dict(args):
+    return {key: value for key, value in vars(args).items() if key not in ("device", "config")}
+
+
+# ==== data ==================================================================================================
+
+def load_features(args, tokenizer, split):
+    """Features of one split.
+
+    Under torchrun every rank reads the training set: rank 0 builds the cache file first while the others
+    wait at a barrier, then they read it. Dev and test are read by rank 0 alone (it alone evaluates and
+    predicts), so there is no barrier for them: one that only rank 0 reached would wait forever.
+    """
+    every_rank = split == "train"
+    if every_rank and args.rank != 0:
+        barrier(args)
+    features = load_and_cache_features(args.task_name, args.data_dir, split, tokenizer, args.max_seq_length,
+                                       overwrite_cache=args.overwrite_cache, logger=logger,
+                                       **generic_options(args))
+    if every_rank and args.rank == 0:
+        barrier(args)
+    return FeatureDataset(features)
+
+
+def epoch_batches(num_examples, batch_size, epoch, seed, rank=0, world_size=1):
+    """The batches of one epoch as lists of example indexes, for this rank.
+
+    The order depends only on (seed, epoch), not on any RNG state, so a resumed run can skip to the same
+    place: batch k of epoch e is the same whether or not the run was stopped in between. Each rank takes
+    every world_size-th example of the shuffled order, and all ranks get the same number of batches.
+    """
+    generator = torch.Generator()
+    generator.manual_seed(seed * 1000 + epoch)
+    order = torch.randperm(num_examples, generator=generator).tolist()
+    per_rank = num_examples // world_size
+    mine = order[rank::world_size][:per_rank]
+    return [mine[start:start + batch_size] for start in range(0, len(mine), batch_size)]
+
+
+def collated(dataset, batches):
+    """Yield each batch of indexes as padded tensors. A plain loop rather than a DataLoader: a DataLoader
+    draws a seed from the global RNG each time it starts iterating, which would make the dropout masks of
+    a resumed run differ from those of an uninterrupted one."""
+    for indexes in batches:
+        yield collate_features([dataset[index] for index in indexes])
+
+
+# ==== train =================================================================================================
+
+@dataclass
+class TrainState:
+    """Everything that changes while training; a checkpoint saves exactly this, plus the tokenizer."""
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: Optional[torch.amp.GradScaler]
+    global_step: int = 0  # optimizer steps taken
+    epoch: int = 0
+    batches_done_in_epoch: int = 0  # batches of `epoch` already consumed (a multiple of accumulation steps)
+
+
+def parameter_groups(model, args):
+    """AdamW groups: no weight decay on biases and LayerNorm weights; optional layer-wise lr decay.
+
+    With --layerwise_lr_decay F, the classifier and pooler learn at the full rate, encoder layer i (of n)
+    at rate * F^(n - i), the embeddings at rate * F^(n + 1): lower layers, which hold more general
+    features, move less (Zhang et al., ICLR 2021).
+    """
+    n = model.config.num_hidden_layers
+    groups = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        if ".encoder.layer." in name:
+            depth = n - int(name.split(".encoder.layer.")[1].split(".")[0])
+        elif ".embeddings." in name:
+            depth = n + 1
+        else:
+            depth = 0
+        no_decay = name.endswith("bias") or "LayerNorm.weight" in name
+        key = (depth, no_decay)
+        if key not in groups:
+            groups[key] = {"params": [], "weight_decay": 0.0 if no_decay else args.weight_decay,
+                           "lr": args.learning_rate * args.layerwise_lr_decay ** depth}
+        groups[key]["params"].append(param)
+    return [groups[key] for key in sorted(groups)]
+
+
+def linear_warmup_then_decay(warmup_steps, total_steps):
+    """lr multiplier: 0 -> 1 over the warmup steps, then 1 -> 0 linearly until the last step."""
+    def factor(step):
+        if step < warmup_steps:
+            return step / max(1, warmup_steps)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+    return factor
+
+
+def autocast(args):
+    """--fp16: fp16 autocast on CUDA (with a grad scaler), bf16 on CPU (no scaler needed: bf16 has fp32's
+    exponent range, so small gradients do not underflow)."""
+    return torch.autocast(device_type=args.device.type,
+                          dtype=torch.float16 if args.device.type == "cuda" else torch.bfloat16,
+                          enabled=args.fp16)
+
+
+def train(args, train_dataset, model, tokenizer, dev_dataset):
+    """The training loop: accumulate, clip, step, schedule; log, evaluate and checkpoint as asked.
+
+    dev_dataset is only used with --evaluate_during_training (None otherwise).
+    """
+    # With several GPUs in one process, DataParallel splits each batch over them: the batch is per GPU.
+    batch_size = args.per_gpu_train_batch_size * max(1, args.n_gpu)
+    batches_per_epoch = len(epoch_batches(len(train_dataset), batch_size, 0, args.seed, args.rank,
+                                          args.world_size))
+    steps_per_epoch = batches_per_epoch // args.gradient_accumulation_steps
+    if steps_per_epoch == 0:
+        raise ValueError(f"{len(train_dataset)} training examples give no full optimizer step with batch size "
+                         f"{batch_size} x accumulation {args.gradient_accumulation_steps}"
+                         + (f" x {args.world_size} processes" if args.world_size > 1 else ""))
+    if args.max_steps > 0:
+        total_steps = args.max_steps
+        num_epochs = math.ceil(total_steps / steps_per_epoch)
+    else:
+        total_steps = int(steps_per_epoch * args.num_train_epochs)
+        num_epochs = math.ceil(args.num_train_epochs)
+
+    model.to(args.device)
+    if args.n_gpu > 1:
+        model = torch.nn.DataParallel(model)
+    if args.local_rank != -1:
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[args.local_rank] if args.device.type == "cuda" else None)
+    core = model.module if hasattr(model, "module") else model
+    optimizer = torch.optim.AdamW(parameter_groups(core, args), lr=args.learning_rate, eps=args.adam_epsilon)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, linear_warmup_then_decay(int(total_steps * args.warmup_proportion), total_steps))
+    scaler = torch.amp.GradScaler("cuda") if args.fp16 and args.device.type == "cuda" else None
+    state = TrainState(model, optimizer, scheduler, scaler)
+    if args.resume_from_checkpoint:
+        load_train_state(state, args.resume_from_checkpoint, args)
+
+    logger.info("***** Running training *****")
+    logger.info("  examples %d, epochs %d, batch size per process %d, processes %d, accumulation %d, steps %d",
+                len(train_dataset), num_epochs, batch_size, args.world_size,
+                args.gradient_accumulation_steps, total_steps)
+    if state.global_step:
+        logger.info("  resuming at step %d (epoch %d, batch %d)", state.global_step, state.epoch,
+                    state.batches_done_in_epoch)
+
+    # Loss sums over this run only: a resumed run does not know the losses before its checkpoint.
+    running_loss, logged_loss, logged_step, steps_this_run = 0.0, 0.0, state.global_step, 0
+    model.train()
+    model.zero_grad(set_to_none=True)
+    while state.global_step < total_steps and state.epoch < num_epochs:
+        batches = epoch_batches(len(train_dataset), batch_size, state.epoch, args.seed, args.rank,
+                                args.world_size)
+        # Only whole accumulation groups: a partial group at the epoch's end would step on fewer batches.
+        # And no more batches than the steps still to take, so the bar ends where training ends.
+        batches = batches[:steps_per_epoch * args.gradient_accumulation_steps]
+        end = min(len(batches),
+                  state.batches_done_in_epoch + (total_steps - state.global_step) * args.gradient_accumulation_steps)
+        bar = tqdm(collated(train_dataset, batches[state.batches_done_in_epoch:end]),
+                   desc=f"Epoch {state.epoch + 1}/{num_epochs}", disable=not is_main_process(args),
+                   initial=state.batches_done_in_epoch, total=end)
+        for batch in bar:
+            batch = {name: tensor.to(args.device) for name, tensor in batch.items()}
+            with autocast(args):
+                loss = model(**batch).loss
+            if args.n_gpu > 1:
+                loss = loss.mean()
+            loss = loss / args.gradient_accumulation_steps
+            (scaler.scale(loss) if scaler else loss).backward()
+            running_loss += loss.item()
+            state.batches_done_in_epoch += 1
+            if state.batches_done_in_epoch % args.gradient_accumulation_steps:
+                continue
+
+            if scaler:
+                scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+            if scaler:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            scheduler.step()
+            model.zero_grad(set_to_none=True)
+            state.global_step += 1
+            steps_this_run += 1
+            bar.set_postfix(loss=f"{running_loss / steps_this_run:.4f}")
+
+            if args.logging_steps > 0 and state.global_step % args.logging_steps == 0:
+                # Mean loss per step since the last line (fewer than logging_steps right after a resume).
+                logger.info("step %d: lr %.3g, loss %.4f", state.global_step, scheduler.get_last_lr()[0],
+                            (running_loss - logged_loss) / (state.global_step - logged_step))
+                logged_loss, logged_step = running_loss, state.global_step
+                if args.evaluate_during_training and args.local_rank == -1:
+                    evaluate(args, core, dev_dataset, prefix=f"step-{state.global_step}")
+                    model.train()
+            if args.save_steps > 0 and state.global_step % args.save_steps == 0:
+                save_checkpoint(state, tokenizer, args)
+        bar.close()
+        if state.global_step < total_steps:
+            state.epoch += 1
+            state.batches_done_in_epoch = 0
+    return state.global_step, running_loss / max(1, steps_this_run)
+
+
+# ---- checkpoints ------------------------------------------------------------------------------------------
+
+def save_checkpoint(state, tokenizer, args):
+    """Write output_dir/checkpoint-{step} so that a crash at any moment leaves the last one whole.
+
+    Everything goes into a temporary folder first, which is renamed into place when complete; a rename
+    within one file system is atomic, so a checkpoint folder is either whole or absent.
+    """
+    barrier(args)
+    if is_main_process(args):
+        final = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+        temp = tempfile.mkdtemp(dir=args.output_dir, prefix=f".checkpoint-{state.global_step}-")
+        try:
+            core = state.model.module if hasattr(state.model, "module") else state.model
+            core.save_pretrained(temp)
+            tokenizer.save_pretrained(temp)
+            torch.save(train_state_dict(state), os.path.join(temp, TRAIN_STATE_NAME))
+            with open(os.path.join(temp, ARGS_NAME), "w", encoding="utf-8") as writer:
+                json.dump(args_to_dict(args), writer, indent=2, sort_keys=True)
+        except BaseException:
+            # A failed write (disk full, Ctrl-C) removes its half-written folder. A SIGKILL cannot be caught:
+            # it leaves `.checkpoint-{step}-*` behind, which nothing reads (it does not match checkpoint-*).
+            shutil.rmtree(temp, ignore_errors=True)
+            raise
+        # mkdtemp made the folder private (0700); give it the permissions of any folder the user creates.
+        os.chmod(temp, 0o777 & ~current_umask())
+        if os.path.exists(final):  # saved before by a run that was later resumed from an earlier step
+            shutil.rmtree(final)
+        os.replace(temp, final)
+        logger.info("Saved checkpoint to %s", final)
+    barrier(args)
+
+
+def current_umask():
+    umask = os.umask(0)  # reading the umask means setting it: put it straight back
+    os.umask(umask)
+    return umask
+
+
+def train_state_dict(state):
+    """Plain tensors, numbers and containers only, so that loading needs no unpickling of code."""
+    numpy_state = np.random.get_state()
+    return {
+        "optimizer": state.optimizer.state_dict(),
+        "scheduler": state.scheduler.state_dict(),
+        "scaler": state.scaler.state_dict() if state.scaler else None,
+        "global_step": state.global_step,
+        "epoch": state.epoch,
+        "batches_done_in_epoch": state.batches_done_in_epoch,
+        "rng": {
+            "python": random.getstate(),
+            "numpy": {"name": numpy_state[0], "keys": torch.from_numpy(numpy_state[1].astype(np.int64)),
+                      "pos": numpy_state[2], "has_gauss": numpy_state[3], "cached_gaussian": numpy_state[4]},
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        },
+    }
+
+
+def load_train_state(state, checkpoint_dir, args):
+    """Restore model weights, optimizer, scheduler, scaler, RNGs and position from a checkpoint folder."""
+    saved = torch.load(os.path.join(checkpoint_dir, TRAIN_STATE_NAME), map_location="cpu", weights_only=True)
+    core = state.model.module if hasattr(state.model, "module") else state.model
+    weights = BertForSequenceClassification.from_pretrained(checkpoint_dir).state_dict()
+    core.load_state_dict(weights)
+    state.optimizer.load_state_dict(saved["optimizer"])
+    state.scheduler.load_state_dict(saved["scheduler"])
+    if state.scaler and saved["scaler"]:
+        state.scaler.load_state_dict(saved["scaler"])
+    state.global_step, state.epoch = saved["global_step"], saved["epoch"]
+    state.batches_done_in_epoch = saved["batches_done_in_epoch"]
+    rng = saved["rng"]
+    random.setstate(rng["python"])
+    numpy_rng = rng["numpy"]
+    np.random.set_state((numpy_rng["name"], numpy_rng["keys"].numpy().astype(np.uint32), numpy_rng["pos"],
+                         numpy_rng["has_gauss"], numpy_rng["cached_gaussian"]))
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    logger.info("Resumed from %s at step %d", checkpoint_dir, state.global_step)
+
+
+# ==== evaluate and predict =================================================================================
+
+def predict_logits(args, model, dataset, desc):
+    """[N, C] logits for a dataset, in its order."""
+    size = args.per_gpu_eval_batch_size * max(1, args.n_gpu)
+    batches = [list(range(start, min(start + size, len(dataset)))) for start in range(0, len(dataset), size)]
+    model.to(args.device).eval()
+    outputs = []
+    with torch.no_grad():
+        for batch in tqdm(collated(dataset, batches), desc=desc, total=len(batches),
+                          disable=not is_main_process(args)):
+            batch = {name: tensor.to(args.device) for name, tensor in batch.items() if name != "labels"}
+            with autocast(args):
+                outputs.append(model(**batch).logits.float().cpu())
+    return torch.cat(outputs)
+
+
+def to_predictions(logits, output_mode):
+    return logits.squeeze(-1) if output_mode == "regression" else logits.argmax(dim=-1)
+
+
+def evaluate(args, model, dataset, prefix="", results_dir=None):
+    """Score the dev set's features; write eval_results.json and eval_results.txt into results_dir."""
+    spec = get_task(args.task_name, **generic_options(args))
+    logits = predict_logits(args, model, dataset, desc=f"Evaluating {prefix}".strip())
+    labels = torch.tensor([feature.label for feature in dataset.features])
+    results = compute_metrics(spec.metric, to_predictions(logits, spec.output_mode).numpy(), labels.numpy())
+    results_dir = results_dir or args.output_dir
+    os.makedirs(results_dir, exist_ok=True)
+    with open(os.path.join(results_dir, "eval_results.json"), "w", encoding="utf-8") as writer:
+        json.dump({"prefix": prefix, "examples": len(dataset), **results}, writer, indent=2)
+    with open(os.path.join(results_dir, "eval_results.txt"), "w", encoding="utf-8") as writer:
+        for key in sorted(results):
+            writer.write(f"{key} = {results[key]}\n")
+    logger.info("***** Eval results %s (%d examples) *****", prefix, len(dataset))
+    for key in sorted(results):
+        logger.info("  %s = %.4f", key, results[key])
+    return results
+
+
+def predict(args, model, dataset):
+    """Write test_predictions.tsv: the example id and its predicted label name (or score).
+
+    dataset holds the test set's features, one per example of the test file, in the file's order.
+    """
+    spec = get_task(args.task_name, **generic_options(args))
+    label_list = get_labels(spec, args.data_dir)
+    examples = read_examples(spec, args.data_dir, "test")  # for their guids
+    predictions = to_predictions(predict_logits(args, model, dataset, desc="Predicting"), spec.output_mode)
+    path = os.path.join(args.output_dir, "test_predictions.tsv")
+    with open(path, "w", encoding="utf-8") as writer:
+        writer.write("guid\tprediction\n")
+        for example, value in zip(examples, predictions.tolist()):
+            writer.write(f"{example.guid}\t{value if spec.output_mode == 'regression' else label_list[value]}\n")
+    logger.info("Wrote %d predictions to %s", len(examples), path)
+    return path
+
+
+# ==== main =================================================================================================
+
+def main(argv=None):
+    args = parse_args(argv)
+    setup_device(args)
+    setup_logging(args)
+    set_seed(args.seed)
+
+    # Processor and labels: what the task's files hold and how many outputs the classifier needs.
+    spec = get_task(args.task_name, **generic_options(args))
+    label_list = get_labels(spec, args.data_dir)
+    num_labels = 1 if spec.output_mode == "regression" else len(label_list)
+
+    # Config, tokenizer, model.
+    config_class, _, tokenizer_class = MODEL_CLASSES[args.model_type]
+    config = config_class.from_pretrained(args.config_name or args.model_name_or_path,
+                                          cache_dir=args.cache_dir or None, num_labels=num_labels,
+                                          finetuning_task=spec.name)
+    if args.max_seq_length > config.max_position_embeddings:
+        raise SystemExit(f"--max_seq_length {args.max_seq_length} exceeds the model's max_position_embeddings "
+                         f"({config.max_position_embeddings})")
+    args.config = config
+    if args.list_keys:
+        list_keys(args, config)
+        return None
+    tokenizer_path = args.tokenizer_name or args.model_name_or_path
+    tokenizer = tokenizer_class.from_pretrained(tokenizer_path, do_lower_case=lower_case_choice(args, tokenizer_path),
+                                                cache_dir=args.cache_dir or None)
+
+    # Data: every split this run uses is read and converted now, so that a bad line in dev.tsv stops the run
+    # here rather than after hours of training. Only rank 0 evaluates and predicts.
+    train_dataset = load_features(args, tokenizer, "train") if args.do_train else None
+    wants_dev = (args.do_eval or args.evaluate_during_training) and is_main_process(args)
+    dev_dataset = load_features(args, tokenizer, "dev") if wants_dev else None
+    test_dataset = load_features(args, tokenizer, "test") if args.do_predict and is_main_process(args) else None
+
+    barrier(args)  # every rank reads the same checkpoint; nothing is written yet
+    model, info = load_model(args, config)
+    if is_main_process(args):
+        write_run_record(args, info)
+
+    results = {}
+    if args.do_train:
+        global_step, mean_loss = train(args, train_dataset, model, tokenizer, dev_dataset)
+        logger.info("global_step = %d, average loss = %.4f", global_step, mean_loss)
+        if args.local_rank != -1:
+            # Every rank ends with the same weights (DDP averages gradients); the log line lets a reader check.
+            logger.warning("rank %d final weights digest %s", args.rank, weights_digest(model))
+        if is_main_process(args):
+            model.save_pretrained(args.output_dir)
+            tokenizer.save_pretrained(args.output_dir)
+            write_run_record(args, info)
+            logger.info("Saved model to %s", args.output_dir)
+        barrier(args)
+
+    if args.do_eval and is_main_process(args):
+        model_dirs = [args.output_dir] if args.do_train else [args.model_name_or_path]
+        if args.eval_all_checkpoints:
+            # checkpoint-{step} folders in step order; a folder such as checkpoint-best is not ours to score.
+            steps = [path.rsplit("-", 1)[1] for path in glob.glob(os.path.join(args.output_dir, "checkpoint-*"))]
+            model_dirs += [os.path.join(args.output_dir, f"checkpoint-{step}")
+                           for step in sorted((step for step in steps if step.isdigit()), key=int)]
+        for model_dir in model_dirs:
+            evaluated = model if model_dir == args.model_name_or_path else \
+                BertForSequenceClassification.from_pretrained(model_dir)
+            prefix = os.path.basename(model_dir.rstrip("/")) if model_dir != args.output_dir else "final"
+            results_dir = model_dir if model_dir.startswith(args.output_dir) else args.output_dir
+            results[prefix] = evaluate(args, evaluated, dev_dataset, prefix=prefix, results_dir=results_dir)
+
+    if args.do_predict and is_main_process(args):
+        predict(args, model, test_dataset)
+    if args.local_rank != -1:
+        dist.destroy_process_group()
+    return results
+
+
+def weights_digest(model):
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
