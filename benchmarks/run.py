@@ -1,6 +1,6 @@
 """Our library next to Hugging Face transformers (the reference), on this machine, in one run.
 
-    python -m benchmarks.run            # full run, about 15 minutes on 2 CPU cores
+    python -m benchmarks.run            # full run: ~12 min with --threads 1, ~20 min with 2 threads on busy cores
     python -m benchmarks.run --quick    # smaller sizes and fewer repeats, a few minutes
 
 Prints one table (each figure as ours / reference, median [p25-p75] over repeats), a PASS/MISS line per goal,
@@ -25,9 +25,9 @@ The figures, in the order printed:
 """
 import argparse
 import datetime
+import csv
 import importlib.util
 import io
-import csv
 import json
 import os
 import platform
@@ -55,7 +55,7 @@ BATCH_SIZE, SEQ_LENGTH = 32, 128
 SETTINGS = {
     "full": dict(load_repeats=20, train_warmup=1, train_steps=8, infer_warmup=1, infer_steps=8,
                  matmul_n=2048, matmul_warmup=2, matmuls_per_turn=2, tok_sentences=10_000, tok_repeats=3,
-                 epoch_examples=384, epoch_repeats=2, rss_batch=16, rss_steps=20),
+                 epoch_examples=256, epoch_repeats=2, rss_batch=16, rss_steps=20),
     "quick": dict(load_repeats=5, train_warmup=1, train_steps=3, infer_warmup=1, infer_steps=4,
                   matmul_n=2048, matmul_warmup=2, matmuls_per_turn=2, tok_sentences=10_000, tok_repeats=1,
                   epoch_examples=96, epoch_repeats=1, rss_batch=16, rss_steps=4),
@@ -601,7 +601,7 @@ def report_tokenize(rep, res):
 
 
 def report_epoch(rep, res):
-    rep.section(f"5. one training epoch of the demo task (ours), s per epoch; ratio = fixed / dynamic")
+    rep.section("5. one training epoch of the demo task (ours), s per epoch; ratio = fixed / dynamic")
     if "skipped" in res or "error" in res:
         rep.row(res.get("skipped") or "error: " + res["error"][:60], None, None)
         rep.goal("dynamic padding >= 2x faster per epoch than fixed 128", "skipped", ">= 2.00x", None)
