@@ -662,6 +662,17 @@ def report_flops(rep, steps, flops, matmul_n):
                      f"inference = 2*P_enc*T + 2*P_head*B + 4*layers*B*L^2*H = {flops['inference'] / 1e9:.1f} GFLOP")
 
 
+def unused_result_path(quick):
+    """benchmarks/results/<date>[-quick].json, or <date>[-quick]-2.json, -3, ... if that exists: a second run
+    on the same day never overwrites the first."""
+    stem = f"{datetime.date.today():%Y-%m-%d}{'-quick' if quick else ''}"
+    path, number = RESULTS_DIR / f"{stem}.json", 1
+    while path.exists():
+        number += 1
+        path = RESULTS_DIR / f"{stem}-{number}.json"
+    return path
+
+
 # ---- main --------------------------------------------------------------------------------------------------
 
 SECTIONS = ("load", "train", "infer", "tokenize", "epoch", "rss")
@@ -673,7 +684,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="torch intra-op threads for both sides (default: all cores)")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
-    parser.add_argument("--out", help="JSON result path (default: benchmarks/results/<date>[-quick].json)")
+    parser.add_argument("--out", help="JSON result path (default: benchmarks/results/<date>[-quick][-N].json)")
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
     s = SETTINGS[mode]
@@ -748,7 +759,7 @@ def main(argv=None):
     table = header + "\n\n" + rep.text()
     print(table)
 
-    out = Path(args.out) if args.out else RESULTS_DIR / f"{datetime.date.today():%Y-%m-%d}{'-quick' if args.quick else ''}.json"
+    out = Path(args.out) if args.out else unused_result_path(args.quick)
     out.parent.mkdir(parents=True, exist_ok=True)
     document = {"mode": mode, "settings": s, "machine": machine, "flops": flops, "goals": rep.goals,
                 "notes": rep.notes, "results": results}
