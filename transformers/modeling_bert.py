@@ -14,7 +14,7 @@ called `self` or `LayerNorm` here: the names were fixed by the original TensorFl
 
 Shape legend, used in the comments of this file:
     B batch size, L sequence length, H hidden size, N attention heads, D head size (H = N * D),
-    I intermediate size, C number of labels.
+    I intermediate size, C number of labels, Q rows that ask queries (L; 1 in the classifier's last layer).
 
 Run `python -m transformers.modeling_bert` to push one sentence through the real MiniLM checkpoint and print
 the shape after each step.
@@ -48,7 +48,7 @@ def get_activation(name):
 
 @dataclass
 class BertModelOutput:
-    last_hidden_state: torch.Tensor  # [B, L, H] one vector per token
+    last_hidden_state: torch.Tensor  # [B, L, H] one vector per token ([B, 1, H] with first_token_only)
     pooler_output: torch.Tensor  # [B, H] one vector per sentence, from [CLS]
 
 
@@ -106,21 +106,23 @@ class BertSelfAttention(nn.Module):
         # [B, L, H] -> [B, L, N, D] -> [B, N, L, D]: each head attends over L on its own D dimensions.
         return x.view(batch, length, self.num_heads, self.head_size).transpose(1, 2)
 
-    def forward(self, hidden_states, attention_bias):
-        query = self.split_heads(self.query(hidden_states))  # [B, L, H] -> [B, N, L, D]
+    def forward(self, queries_from, hidden_states, attention_bias):
+        # Keys and values come from every token; queries from `queries_from`, which is `hidden_states`
+        # itself (Q = L) or, in the classifier's last layer, only its [CLS] row (Q = 1; see BertEncoder).
+        query = self.split_heads(self.query(queries_from))  # [B, Q, H] -> [B, N, Q, D]
         key = self.split_heads(self.key(hidden_states))  # [B, L, H] -> [B, N, L, D]
         value = self.split_heads(self.value(hidden_states))  # [B, L, H] -> [B, N, L, D]
         # One fused call computes, per head:
-        #   scores = query @ key^T / sqrt(D)     [B, N, L, D] @ [B, N, D, L] -> [B, N, L, L]
+        #   scores = query @ key^T / sqrt(D)     [B, N, Q, D] @ [B, N, D, L] -> [B, N, Q, L]
         #   probs  = softmax(scores + attention_bias) over the last axis, then dropout
-        #   context = probs @ value              [B, N, L, L] @ [B, N, L, D] -> [B, N, L, D]
+        #   context = probs @ value              [B, N, Q, L] @ [B, N, L, D] -> [B, N, Q, D]
         # The division by sqrt(D) keeps the scores' variance near 1 whatever the head size, so the
         # softmax does not saturate at the start of training.
         context = F.scaled_dot_product_attention(
             query, key, value, attn_mask=attention_bias,
             dropout_p=self.dropout_prob if self.training else 0.0)
         batch, _, length, _ = context.shape
-        # [B, N, L, D] -> [B, L, N, D] -> [B, L, H]: heads side by side again.
+        # [B, N, Q, D] -> [B, Q, N, D] -> [B, Q, H]: heads side by side again.
         return context.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_size)
 
 
@@ -144,8 +146,9 @@ class BertAttention(nn.Module):
         self.self = BertSelfAttention(config)
         self.output = BertSelfOutput(config)
 
-    def forward(self, hidden_states, attention_bias):
-        return self.output(self.self(hidden_states, attention_bias), hidden_states)
+    def forward(self, queries_from, hidden_states, attention_bias):
+        # The residual is the query rows' own input: [B, Q, H] -> [B, Q, H].
+        return self.output(self.self(queries_from, hidden_states, attention_bias), queries_from)
 
 
 class BertIntermediate(nn.Module):
@@ -182,8 +185,11 @@ class BertLayer(nn.Module):
         self.intermediate = BertIntermediate(config)
         self.output = BertOutput(config)
 
-    def forward(self, hidden_states, attention_bias):
-        attended = self.attention(hidden_states, attention_bias)
+    def forward(self, hidden_states, attention_bias, first_token_only=False):
+        # first_token_only: compute the output of the [CLS] row alone ([B, L, H] -> [B, 1, H]). It still
+        # attends to every token, so that row is the same as in the full computation.
+        queries_from = hidden_states[:, :1] if first_token_only else hidden_states
+        attended = self.attention(queries_from, hidden_states, attention_bias)
         return self.output(self.intermediate(attended), attended)
 
 
@@ -194,9 +200,17 @@ class BertEncoder(nn.Module):
         # such as `bert.encoder.layer.11`. Layer 0 sees the embeddings; the last layer feeds the pooler.
         self.layer = nn.ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
 
-    def forward(self, hidden_states, attention_bias):
-        for layer in self.layer:
-            hidden_states = layer(hidden_states, attention_bias)  # [B, L, H] -> [B, L, H]
+    def forward(self, hidden_states, attention_bias, first_token_only=False):
+        # first_token_only: the classifier reads nothing but the last layer's [CLS] vector (through the
+        # pooler), so the last layer computes that row alone: it still needs keys and values of every token,
+        # but its queries, attention output and feed-forward block run on 1 row instead of L. For MiniLM (6
+        # layers) at L = 128 that skips about 14% of the encoder's work, forward and backward, and the [CLS]
+        # vector is the same as the full computation's (up to float rounding). Earlier layers always run in
+        # full: each of their rows feeds the keys and values of the layer above.
+        last = len(self.layer) - 1
+        for index, layer in enumerate(self.layer):
+            # [B, L, H] -> [B, L, H]; the last layer with first_token_only: [B, L, H] -> [B, 1, H]
+            hidden_states = layer(hidden_states, attention_bias, first_token_only and index == last)
         return hidden_states
 
 
@@ -213,7 +227,7 @@ class BertPooler(nn.Module):
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
 
     def forward(self, hidden_states):
-        first_token = hidden_states[:, 0]  # [B, L, H] -> [B, H], the [CLS] position
+        first_token = hidden_states[:, 0]  # [B, L or 1, H] -> [B, H], the [CLS] position
         return torch.tanh(self.dense(first_token))  # [B, H] -> [B, H]
 
 
@@ -238,14 +252,17 @@ class BertModel(PreTrainedModel):
         self.pooler = BertPooler(config)
         self.init_weights()
 
-    def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> BertModelOutput:
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None,
+                first_token_only=False) -> BertModelOutput:
+        """first_token_only=True: for callers that need only the pooled vector (the classifier); the last
+        layer then computes the [CLS] row alone and last_hidden_state is [B, 1, H] instead of [B, L, H]."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         embedded = self.embeddings(input_ids, token_type_ids)  # [B, L] -> [B, L, H]
         attention_bias = attention_bias_from_mask(attention_mask, embedded.dtype)  # [B, L] -> [B, 1, 1, L]
-        sequence = self.encoder(embedded, attention_bias)  # [B, L, H] -> [B, L, H]
+        sequence = self.encoder(embedded, attention_bias, first_token_only)  # [B, L, H] -> [B, L or 1, H]
         return BertModelOutput(last_hidden_state=sequence, pooler_output=self.pooler(sequence))
 
 
@@ -265,7 +282,9 @@ class BertForSequenceClassification(PreTrainedModel):
         self.init_weights()
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None) -> SequenceClassifierOutput:
-        pooled = self.bert(input_ids, attention_mask, token_type_ids).pooler_output  # [B, H]
+        # The head reads only the pooled [CLS] vector, so the last layer need not compute the other rows.
+        output = self.bert(input_ids, attention_mask, token_type_ids, first_token_only=True)
+        pooled = output.pooler_output  # [B, H]
         logits = self.classifier(self.dropout(pooled))  # [B, H] -> [B, C]
         loss = None
         if labels is not None:
