@@ -107,8 +107,10 @@ def train_step(model, optimizer, batch):
 
 
 def make_optimizer(model):
+    """The same optimizer on both sides: AdamW with fused=True, which is how each side trains by default
+    (our run_classifier.py; Hugging Face's Trainer defaults to "adamw_torch_fused" with torch >= 2.8)."""
     import torch
-    return torch.optim.AdamW(model.parameters(), lr=2e-5, weight_decay=0.01)
+    return torch.optim.AdamW(model.parameters(), lr=2e-5, weight_decay=0.01, fused=True)
 
 
 def summary(samples):

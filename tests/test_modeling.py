@@ -164,6 +164,64 @@ def test_classifier_computes_only_cls_in_last_layer_with_the_same_result():
     assert (short[:, 0] - full_sequence[:, 0]).abs().max().item() <= 1e-5
 
 
+def test_attention_with_dropout_keeps_each_probability_with_chance_1_minus_p_scaled_up():
+    """Training on CPU uses attention_with_dropout (faster mask than SDPA's). With value = the identity, its
+    output is the dropped-out probabilities themselves: each is 0 or exactly prob / (1 - p), about a
+    fraction p are 0, and without dropout it equals the fused SDPA call."""
+    import math
+    from transformers.modeling_bert import attention_with_dropout
+    generator = torch.Generator().manual_seed(0)
+    batch, heads, length = 4, 3, 64
+    query = torch.randn(batch, heads, length, length, generator=generator)  # D = L, so value can be eye
+    key = torch.randn(batch, heads, length, length, generator=generator)
+    value = torch.eye(length).expand(batch, heads, length, length)
+    mask = torch.ones(batch, length)
+    mask[0, 40:] = 0  # padding: those keys get probability 0 and stay 0
+    bias = (1.0 - mask[:, None, None, :]) * torch.finfo(torch.float32).min
+    probs = torch.softmax(query @ key.transpose(-1, -2) / math.sqrt(length) + bias, dim=-1)
+
+    fused = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=bias)
+    assert (attention_with_dropout(query, key, value, bias, 0.0) - fused).abs().max().item() <= 1e-5
+    assert (fused - probs).abs().max().item() <= 1e-5
+
+    p = 0.25
+    torch.manual_seed(1)
+    dropped = attention_with_dropout(query, key, value, bias, p)
+    real = probs > 0
+    zeroed = (dropped == 0) & real
+    fraction = zeroed.sum().item() / real.sum().item()
+    assert abs(fraction - p) < 0.01, fraction  # ~63k real entries: the std of the fraction is ~0.002
+    kept = real & ~zeroed
+    assert torch.allclose(dropped[kept], probs[kept] / (1 - p), rtol=1e-5, atol=1e-7)
+    assert (dropped[~real] == 0).all()
+
+
+def test_training_forward_uses_attention_with_dropout_in_every_layer(monkeypatch):
+    import transformers.modeling_bert as modeling_bert
+    calls = []
+    original = modeling_bert.attention_with_dropout
+
+    def counted(query, key, value, attention_bias, dropout_prob):
+        calls.append((tuple(query.shape), dropout_prob))
+        return original(query, key, value, attention_bias, dropout_prob)
+
+    monkeypatch.setattr(modeling_bert, "attention_with_dropout", counted)
+    model = BertForSequenceClassification.from_pretrained(str(minilm_dir()), num_labels=3)
+    ids = torch.tensor([[101, 7592, 2088, 102, 0], [101, 2023, 2003, 1037, 102]])
+    out = model.train()(ids, (ids != 0).long(), labels=torch.tensor([0, 2]))
+    out.loss.backward()
+    layers, heads = model.config.num_hidden_layers, model.config.num_attention_heads
+    rows = [5] * (layers - 1) + [1]  # the classifier's last layer asks from the [CLS] row alone
+    assert [shape[2] for shape, _ in calls] == rows
+    assert {prob for _, prob in calls} == {model.config.attention_probs_dropout_prob}
+    assert all(shape[1] == heads for shape, _ in calls)
+    assert model.bert.encoder.layer[0].attention.self.query.weight.grad.abs().sum() > 0
+    calls.clear()
+    with torch.no_grad():
+        model.eval()(ids, (ids != 0).long())
+    assert calls == []  # evaluation runs the fused call
+
+
 def test_padding_does_not_change_real_tokens():
     """The additive mask must make padded positions invisible: the same sentence alone and padded agree."""
     model = BertModel.from_pretrained(str(minilm_dir()))
