@@ -136,7 +136,10 @@ def model_facts(model):
         "class": f"{type(model).__module__}.{type(model).__name__}",
         "parameters": sum(p.numel() for p in params),
         "dtype": str(params[0].dtype),
-        "attention": getattr(model.config, "_attn_implementation", "F.scaled_dot_product_attention"),
+        # Ours has no such config field: F.scaled_dot_product_attention, written out with a rand_like
+        # dropout mask when training on CPU (modeling_bert.attention_with_dropout).
+        "attention": getattr(model.config, "_attn_implementation",
+                             "SDPA; attention_with_dropout when training on CPU"),
     }
 
 

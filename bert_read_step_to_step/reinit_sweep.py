@@ -42,8 +42,8 @@ it: a run gives bit-identical weights whether or not another run came before it 
 
 The numbers behind the defaults, measured on 2 idle CPU cores with the demo model (MiniLM, 6 layers, H=384)
 and the demo data (tweets, about 33 word pieces each): a run trains 500 examples x 2 epochs (64 steps of 16),
-then saves, reloads and scores the 500 dev tweets, in 37-44 s, so the default 4 settings x 5 seeds took 13.4
-minutes in all (2026-11-25; on another 2-core machine the day before, 26-29 s a run and 9.2 minutes). On cores shared with other jobs it is much slower (an earlier sweep of 12 runs:
+then saves, reloads and scores the 500 dev tweets, in 30-40 s, so the default 4 settings x 5 seeds took 11.5
+minutes in all (2026-11-25; an earlier version without the faster attention dropout took 13.4 minutes). On cores shared with other jobs it is much slower (an earlier sweep of 12 runs:
 61 minutes, runs of 99 to 493 s); run.log has timestamps.
 Learning rate 1e-4 rather than BERT's usual 2e-5 to 5e-5, because there are few steps: in one-seed probes
 it reached dev acc 0.668 in 2 epochs, against 0.644 at 2e-4 and 0.656 at 5e-5 with 3 epochs. Those gaps are
