@@ -136,8 +136,7 @@ def model_facts(model):
         "class": f"{type(model).__module__}.{type(model).__name__}",
         "parameters": sum(p.numel() for p in params),
         "dtype": str(params[0].dtype),
-        # Ours has no such config field: F.scaled_dot_product_attention, written out with a rand_like
-        # dropout mask when training on CPU (modeling_bert.attention_with_dropout).
+        # Only the reference's config names its attention; ours is described here.
         "attention": getattr(model.config, "_attn_implementation",
                              "SDPA; attention_with_dropout when training on CPU"),
     }

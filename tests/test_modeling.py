@@ -169,15 +169,15 @@ def test_attention_with_dropout_keeps_each_probability_with_chance_1_minus_p_sca
     output is the dropped-out probabilities themselves: each is 0 or exactly prob / (1 - p), about a
     fraction p are 0, and without dropout it equals the fused SDPA call."""
     import math
-    from transformers.modeling_bert import attention_with_dropout
+    from transformers.modeling_bert import attention_bias_from_mask, attention_with_dropout
     generator = torch.Generator().manual_seed(0)
     batch, heads, length = 4, 3, 64
     query = torch.randn(batch, heads, length, length, generator=generator)  # D = L, so value can be eye
     key = torch.randn(batch, heads, length, length, generator=generator)
     value = torch.eye(length).expand(batch, heads, length, length)
-    mask = torch.ones(batch, length)
+    mask = torch.ones(batch, length, dtype=torch.long)
     mask[0, 40:] = 0  # padding: those keys get probability 0 and stay 0
-    bias = (1.0 - mask[:, None, None, :]) * torch.finfo(torch.float32).min
+    bias = attention_bias_from_mask(mask, torch.float32)  # [B, 1, 1, L]
     probs = torch.softmax(query @ key.transpose(-1, -2) / math.sqrt(length) + bias, dim=-1)
 
     fused = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=bias)
@@ -197,6 +197,8 @@ def test_attention_with_dropout_keeps_each_probability_with_chance_1_minus_p_sca
 
 
 def test_training_forward_uses_attention_with_dropout_in_every_layer(monkeypatch):
+    """In training on CPU every layer takes the written-out path (the last with one query row), gradients
+    reach the first layer through it, and evaluation never takes it."""
     import transformers.modeling_bert as modeling_bert
     calls = []
     original = modeling_bert.attention_with_dropout
