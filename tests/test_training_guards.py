@@ -16,7 +16,7 @@ import run_classifier
 from _classifier_runs import balanced_tweets, common_args, run_main, write_generic_task
 from _classifier_runs import one_torch_thread  # noqa: F401 (an autouse fixture: torch on one thread here)
 from _support import minilm_dir
-from transformers import BertConfig, BertModel
+from transformers import BertConfig, BertForSequenceClassification, BertModel
 
 LEARNING_RATE = 1e-4
 
@@ -88,3 +88,22 @@ def test_a_given_state_dict_is_left_untouched():
     # ...while the model's re-initialized weight really differs from the checkpoint's.
     name = "encoder.layer.5.attention.self.query.weight"
     assert not torch.equal(model.state_dict()[name], original[name])
+
+
+def test_a_new_model_is_initialized_by_the_init_rule_alone():
+    """Our layers skip PyTorch's own init when built, so `init_weights` must reach every tensor of a new model:
+    none may keep the uninitialized memory it was allocated with."""
+    config = BertConfig(vocab_size=300, hidden_size=48, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=96, initializer_range=0.05)
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(config)
+    for name, tensor in model.named_parameters():
+        if "LayerNorm" in name:
+            expected = 1.0 if name.endswith("weight") else 0.0
+            assert torch.equal(tensor, torch.full_like(tensor, expected)), name
+        elif name.endswith("bias"):
+            assert torch.equal(tensor, torch.zeros_like(tensor)), name
+        else:
+            drawn = tensor[1:] if name.endswith("word_embeddings.weight") else tensor  # row 0 is [PAD]
+            assert abs(drawn.std().item() - 0.05) < 0.01 and abs(drawn.mean().item()) < 0.01, name
+    assert torch.equal(model.bert.embeddings.word_embeddings.weight[0], torch.zeros(48))

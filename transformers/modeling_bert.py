@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .configuration_bert import BertConfig
-from .modeling_utils import PreTrainedModel
+from .modeling_utils import Embedding, Linear, PreTrainedModel
 
 # "gelu" is the exact erf form (as in the original BERT code); "gelu_new" is the tanh approximation.
 ACTIVATIONS = {
@@ -70,9 +70,9 @@ class BertEmbeddings(nn.Module):
     def __init__(self, config):
         super().__init__()
         # padding_idx keeps the [PAD] row out of the gradient, so padding never learns anything.
-        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
-        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
-        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.word_embeddings = Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.position_embeddings = Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_type_embeddings = Embedding(config.type_vocab_size, config.hidden_size)
         # Old TensorFlow checkpoints call this LayerNorm's parameters `gamma`/`beta`; modeling_utils renames them.
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
@@ -97,9 +97,9 @@ class BertSelfAttention(nn.Module):
         super().__init__()
         self.num_heads = config.num_attention_heads
         self.head_size = config.hidden_size // config.num_attention_heads
-        self.query = nn.Linear(config.hidden_size, config.hidden_size)
-        self.key = nn.Linear(config.hidden_size, config.hidden_size)
-        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.query = Linear(config.hidden_size, config.hidden_size)
+        self.key = Linear(config.hidden_size, config.hidden_size)
+        self.value = Linear(config.hidden_size, config.hidden_size)
         self.dropout_prob = config.attention_probs_dropout_prob
 
     def split_heads(self, x):
@@ -150,7 +150,7 @@ class BertSelfOutput(nn.Module):
 
     def __init__(self, config):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dense = Linear(config.hidden_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
@@ -175,7 +175,7 @@ class BertIntermediate(nn.Module):
 
     def __init__(self, config):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.dense = Linear(config.hidden_size, config.intermediate_size)
         self.activation = get_activation(config.hidden_act)
 
     def forward(self, hidden_states):
@@ -187,7 +187,7 @@ class BertOutput(nn.Module):
 
     def __init__(self, config):
         super().__init__()
-        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.dense = Linear(config.intermediate_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
@@ -243,7 +243,7 @@ class BertPooler(nn.Module):
 
     def __init__(self, config):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dense = Linear(config.hidden_size, config.hidden_size)
 
     def forward(self, hidden_states):
         first_token = hidden_states[:, 0]  # [B, L or 1, H] -> [B, H], the [CLS] position
@@ -264,12 +264,13 @@ def attention_bias_from_mask(attention_mask, dtype):
 class BertModel(PreTrainedModel):
     """The encoder without a task head: ids -> one vector per token and a pooled vector per sentence."""
 
-    def __init__(self, config: BertConfig):
+    def __init__(self, config: BertConfig, initialize=True):
         super().__init__(config)
         self.embeddings = BertEmbeddings(config)
         self.encoder = BertEncoder(config)
         self.pooler = BertPooler(config)
-        self.init_weights()
+        if initialize:  # from_pretrained passes False and fills the tensors itself
+            self.init_weights()
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None,
                 first_token_only=False) -> BertModelOutput:
@@ -292,13 +293,14 @@ class BertForSequenceClassification(PreTrainedModel):
     starts from the init rule; that is expected, not an error.
     """
 
-    def __init__(self, config: BertConfig):
+    def __init__(self, config: BertConfig, initialize=True):
         super().__init__(config)
         self.num_labels = config.num_labels
-        self.bert = BertModel(config)
+        self.bert = BertModel(config, initialize=False)  # initialized below, together with the head
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.init_weights()
+        self.classifier = Linear(config.hidden_size, config.num_labels)
+        if initialize:
+            self.init_weights()
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None) -> SequenceClassifierOutput:
         # The head reads only the pooled [CLS] vector, so the last layer need not compute the other rows.

@@ -13,7 +13,6 @@ in the state dict and only *appends* to `unexpected_keys`; it never reads that l
 are removed from the state dict itself before `load()` runs, and re-initialized afterwards.
 See `tests/test_reinit.py::test_article_line_does_not_reinit` for the executable version of this paragraph.
 """
-import contextlib
 import difflib
 import fnmatch
 import logging
@@ -81,6 +80,26 @@ def init_parameter(module, name, std, generator=None):
             raise TypeError(f"no init rule for parameter {name!r} of {type(module).__name__}")
 
 
+class Linear(nn.Linear):
+    """`nn.Linear` whose constructor leaves its tensors uninitialized.
+
+    PyTorch's layers initialize themselves when built (Kaiming-uniform for Linear, N(0, 1) for Embedding).
+    BERT has its own rule, applied by `PreTrainedModel.init_weights`, and `from_pretrained` is about to fill
+    most tensors from the checkpoint anyway. So our layers skip PyTorch's draw: every value a model holds
+    comes either from a checkpoint or from `init_weights`, the one place that initializes.
+    """
+
+    def reset_parameters(self):
+        pass
+
+
+class Embedding(nn.Embedding):
+    """`nn.Embedding` whose constructor leaves its table uninitialized (see `Linear`)."""
+
+    def reset_parameters(self):
+        pass
+
+
 class PreTrainedModel(nn.Module):
     """Base of every model here: holds the config, the init rule, saving and `from_pretrained`."""
 
@@ -96,8 +115,6 @@ class PreTrainedModel(nn.Module):
 
     def init_weights(self, names=None, std=None, generator=None):
         """Apply the init rule to the named parameters (all of them by default)."""
-        if _skipping_init and names is None:
-            return
         std = self.config.initializer_range if std is None else std
         modules = dict(self.named_modules())
         for full_name in (names if names is not None else [n for n, _ in self.named_parameters()]):
@@ -157,8 +174,8 @@ class PreTrainedModel(nn.Module):
 
         # 3. Build the model with its tensors allocated but not initialized: a full random init of tensors
         #    the checkpoint is about to overwrite would be wasted work (for BERT-base, ~110M normal draws).
-        with _without_init():
-            model = cls(config)
+        #    `initialize=False` skips our init rule, and our Linear and Embedding layers draw nothing when built.
+        model = cls(config, initialize=False)
 
         # 4. Read the state dict, in the model's naming.
         if state_dict is None:
@@ -242,29 +259,6 @@ def _find_files(path, config, state_dict, cache_dir):
             if not os.path.isfile(config_file):
                 raise FileNotFoundError(f"{path}: no {CONFIG_NAME} beside the weights file; pass config=")
     return config_file, weights
-
-
-_skipping_init = False
-
-
-@contextlib.contextmanager
-def _without_init():
-    """Build modules without drawing random numbers: neither PyTorch's per-module defaults nor our init rule.
-
-    Step 7 initializes exactly the tensors that the checkpoint does not fill.
-    """
-    global _skipping_init
-    kinds = (nn.Linear, nn.Embedding, nn.LayerNorm)
-    saved = {kind: kind.reset_parameters for kind in kinds}
-    _skipping_init = True
-    try:
-        for kind in kinds:
-            kind.reset_parameters = lambda self: None
-        yield
-    finally:
-        _skipping_init = False
-        for kind, method in saved.items():
-            kind.reset_parameters = method
 
 
 # ---- step 4: read the state dict -------------------------------------------------------------------------
