@@ -607,9 +607,9 @@ def main(argv=None):
     verify.add_argument("--cache_dir")
     verify.add_argument("--delete", action="store_true", help="remove damaged entries, so the next use fetches them")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
 
     if args.command == "fetch":
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
         for name in args.names:
             path = cached_path(name, cache_dir=args.cache_dir, force_download=args.force_download)
             print(f"{redact_url(name)}\n  -> {path} ({os.path.getsize(path)} bytes)")
