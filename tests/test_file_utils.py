@@ -7,11 +7,14 @@ a 404, a response that promises more bytes than it sends, and it counts every HE
 import hashlib
 import io
 import json
+import logging
 import os
 import socket
 import subprocess
 import sys
 import threading
+import time
+import traceback
 import uuid
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,14 +27,20 @@ from moto.server import ThreadedMotoServer
 
 from transformers.file_utils import (
     CACHE_ENV_VAR,
+    OFFLINE_ENV_VAR,
+    ORPHAN_MAX_AGE_S,
     DownloadError,
+    RemoteFileNotFound,
+    ServerUnavailable,
     _copy_chunks,
     cache_entry_name,
     cached_path,
     is_remote_url,
     join_path_or_url,
+    redact_url,
     resolve_cache_dir,
 )
+from transformers.file_utils import main as file_utils_main
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,6 +69,11 @@ class ModelHost:
                       so a second process is known to ask while the first is still downloading; then
                       it holds the rest back a moment longer (or until a second GET shows up), so
                       that second process gets as far as it can before the first one finishes.
+
+    `framing[path]` changes how a body is delimited: "close" (no Content-Length, the body ends when the
+    connection closes), "close-cut" (the same, closing after half), "chunked", "chunked-cut" (half, then
+    the connection closes before the last chunk). `status[path]` answers every request with that HTTP
+    status instead; `head_status[path]` does so for HEAD alone (a presigned URL refusing HEAD).
     """
 
     def __init__(self):
@@ -72,6 +86,10 @@ class ModelHost:
         self.second_head_arrived = threading.Event()
         self.second_get_arrived = threading.Event()
         self.gate_opened_by_second_head = None
+        self.framing = {}
+        self.status = {}
+        self.head_status = {}
+        self.server = None
 
 
 def make_handler(host):
@@ -95,10 +113,19 @@ def make_handler(host):
                 if path == "/gated.bin" and host.gets[path] >= 2:
                     host.second_get_arrived.set()
                 found = host.files.get(path)
+                status = host.status.get(path) or (None if send_body else host.head_status.get(path))
+                framing = host.framing.get(path)
+            if status is not None:
+                self.send_error(status)
+                return
             if found is None:
                 self.send_error(404)
                 return
             body, etag = found
+            half = len(body) // 2
+            if framing is not None:
+                self.respond_framed(body, etag, framing, send_body)
+                return
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             if etag is not None:
@@ -106,7 +133,6 @@ def make_handler(host):
             self.end_headers()
             if not send_body:
                 return
-            half = len(body) // 2
             if path == "/truncated.bin":
                 self.wfile.write(body[:half])
                 self.close_connection = True
@@ -120,6 +146,30 @@ def make_handler(host):
                 return
             self.wfile.write(body)
 
+        def respond_framed(self, body, etag, framing, send_body):
+            half = len(body) // 2
+            self.close_connection = True
+            if framing.startswith("chunked"):
+                self.protocol_version = "HTTP/1.1"  # chunked encoding is an HTTP/1.1 feature
+            self.send_response(200)
+            if framing.startswith("chunked"):
+                self.send_header("Transfer-Encoding", "chunked")
+            if etag is not None:
+                self.send_header("ETag", etag)
+            self.end_headers()
+            if not send_body:
+                return
+            if framing == "close":
+                self.wfile.write(body)
+            elif framing == "close-cut":
+                self.wfile.write(body[:half])
+            else:
+                for start in range(0, half if framing == "chunked-cut" else len(body), 65536):
+                    piece = body[start:min(start + 65536, len(body) if framing == "chunked" else half)]
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                if framing == "chunked":
+                    self.wfile.write(b"0\r\n\r\n")
+
     return Handler
 
 
@@ -131,6 +181,7 @@ def http_host():
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     host.url = f"http://127.0.0.1:{server.server_port}"
+    host.server = server
     yield host
     host.second_head_arrived.set()  # release a gated handler, if a failed test left one waiting
     host.second_get_arrived.set()
@@ -146,6 +197,7 @@ def isolated_env(monkeypatch, tmp_path):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
     monkeypatch.setenv(CACHE_ENV_VAR, str(tmp_path / "env-cache"))
+    monkeypatch.delenv(OFFLINE_ENV_VAR, raising=False)
 
 
 # ----- local paths and names -----
@@ -185,6 +237,17 @@ def test_join_path_or_url():
     assert join_path_or_url("https://host/bert/", "vocab.txt") == "https://host/bert/vocab.txt"
     assert join_path_or_url("s3://bucket/bert", "model.safetensors") == "s3://bucket/bert/model.safetensors"
     assert join_path_or_url("s3://bucket/bert/", "model.safetensors") == "s3://bucket/bert/model.safetensors"
+    # The query (a presigned folder's credential) stays at the end of the joined URL.
+    assert join_path_or_url("https://host/folder/?sig=x", "config.json") == "https://host/folder/config.json?sig=x"
+    assert join_path_or_url("https://host/folder?sig=x&e=1", "vocab.txt") == "https://host/folder/vocab.txt?sig=x&e=1"
+
+
+def test_redact_url_hides_query_fragment_and_password():
+    assert redact_url("https://host/bert/config.json?X-Amz-Signature=abc&X-Amz-Credential=k") == \
+        "https://host/bert/config.json?<redacted>"
+    assert redact_url("https://user:pw@host:8080/bert/vocab.txt#token=t") == \
+        "https://<redacted>@host:8080/bert/vocab.txt#<redacted>"
+    assert redact_url("s3://bucket/bert/model.safetensors") == "s3://bucket/bert/model.safetensors"
 
 
 def test_cache_dir_argument_beats_env_var_beats_default(tmp_path, monkeypatch):
@@ -207,7 +270,8 @@ def test_http_file_is_downloaded_and_cached(http_host, tmp_path):
     assert Path(path).parent == tmp_path / "cache"
     assert Path(path).name == sha256(url) + "." + sha256('"v1"')
     sidecar = json.loads(Path(path + ".json").read_text(encoding="utf-8"))
-    assert sidecar == {"url": url, "etag": '"v1"'}
+    assert sidecar == {"url": url, "etag": '"v1"', "size": len(BODY_V1),
+                       "sha256": hashlib.sha256(BODY_V1).hexdigest()}
     assert http_host.gets["/bert/config.json"] == 1
 
 
@@ -360,6 +424,229 @@ def test_two_processes_at_once_download_once(http_host, tmp_path):
     assert files_in(tmp_path / "cache") == [entry, entry + ".json", entry + ".lock"]
 
 
+# ----- what the cache can be trusted for -----
+
+def entry_for(url, etag, cache):
+    return Path(cache) / cache_entry_name(url, etag)
+
+
+@pytest.mark.parametrize("framing", ["close-cut", "close"])
+def test_no_content_length_and_no_chunking_is_refused_never_cached(http_host, tmp_path, framing):
+    # Without Content-Length or chunked encoding a body ends when the connection closes, so a server
+    # that dies halfway ("close-cut") looks exactly like one that sent it all ("close").
+    http_host.files["/model.bin"] = (BODY_V1, '"v1"')
+    http_host.framing["/model.bin"] = framing
+    url = http_host.url + "/model.bin"
+
+    for attempt in range(2):  # and the second call does not find a half file either
+        with pytest.raises(DownloadError, match="neither Content-Length nor chunked"):
+            cached_path(url, cache_dir=tmp_path / "cache")
+    assert http_host.gets["/model.bin"] == 2
+    assert files_in(tmp_path / "cache") == [entry_for(url, '"v1"', tmp_path / "cache").name + ".lock"]
+
+
+def test_chunked_body_is_accepted_whole_and_refused_cut(http_host, tmp_path):
+    http_host.files["/whole.bin"] = (BODY_V1, '"v1"')
+    http_host.framing["/whole.bin"] = "chunked"
+    assert Path(cached_path(http_host.url + "/whole.bin", cache_dir=tmp_path / "cache")).read_bytes() == BODY_V1
+
+    http_host.files["/cut.bin"] = (BODY_V1, '"v1"')
+    http_host.framing["/cut.bin"] = "chunked-cut"
+    with pytest.raises(DownloadError, match="cut.bin failed"):
+        cached_path(http_host.url + "/cut.bin", cache_dir=tmp_path / "cache")
+    assert not entry_for(http_host.url + "/cut.bin", '"v1"', tmp_path / "cache").exists()
+
+
+def test_damaged_cached_file_is_fetched_again_with_a_warning(http_host, tmp_path, caplog):
+    http_host.files["/model.bin"] = (BODY_V1, '"v1"')
+    url = http_host.url + "/model.bin"
+    path = cached_path(url, cache_dir=tmp_path / "cache")
+    with open(path, "r+b") as f:  # cut by hand, as a full disk or a killed copy would
+        f.truncate(1000)
+
+    with caplog.at_level(logging.WARNING, logger="transformers.file_utils"):
+        again = cached_path(url, cache_dir=tmp_path / "cache")
+
+    assert again == path
+    assert Path(again).read_bytes() == BODY_V1
+    assert http_host.gets["/model.bin"] == 2
+    assert f"is 1000 bytes on disk but {len(BODY_V1)} bytes were downloaded" in caplog.text
+    assert url in caplog.text
+
+
+def test_verify_command_finds_a_damaged_file_of_the_right_size(http_host, tmp_path, capsys):
+    http_host.files["/good.bin"] = (BODY_V1, '"v1"')
+    http_host.files["/bad.bin"] = (BODY_V2, '"v2"')
+    cache = tmp_path / "cache"
+    good = cached_path(http_host.url + "/good.bin", cache_dir=cache)
+    bad = cached_path(http_host.url + "/bad.bin", cache_dir=cache)
+    with open(bad, "r+b") as f:  # one flipped byte: the size check cannot see it, the hash can
+        f.seek(5000)
+        f.write(bytes([BODY_V2[5000] ^ 0xFF]))
+
+    command = [sys.executable, "-m", "transformers.file_utils", "verify", "--cache_dir", str(cache)]
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert f"ok  {http_host.url}/good.bin  {good}" in result.stdout
+    assert f"BAD {http_host.url}/bad.bin  {bad}" in result.stdout
+    assert "has sha256" in result.stdout and "2 cached files" in result.stdout and "1 damaged" in result.stdout
+
+    # The same command in this process (one subprocess above shows `python -m` works; more would be slow).
+    assert file_utils_main(command[3:] + ["--delete"]) == 1
+    assert not Path(bad).exists() and Path(good).exists()
+    assert Path(cached_path(http_host.url + "/bad.bin", cache_dir=cache)).read_bytes() == BODY_V2
+    capsys.readouterr()
+    assert file_utils_main(command[3:]) == 0, capsys.readouterr().out
+
+
+def stop(host):
+    host.server.shutdown()
+    host.server.server_close()
+
+
+def test_unreachable_server_with_a_warm_cache_uses_it_with_a_warning(http_host, tmp_path, caplog):
+    http_host.files["/bert/config.json"] = (BODY_V1, '"v1"')
+    url = http_host.url + "/bert/config.json?token=SECRET"
+    path = cached_path(url, cache_dir=tmp_path / "cache")
+    os.utime(path, (time.time() - 3 * 3600, time.time() - 3 * 3600))  # downloaded three hours ago
+
+    http_host.status["/bert/config.json"] = 503
+    with caplog.at_level(logging.WARNING, logger="transformers.file_utils"):
+        assert cached_path(url, cache_dir=tmp_path / "cache") == path
+    assert "HTTP 503" in caplog.text and "cached 3 h ago" in caplog.text
+
+    stop(http_host)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="transformers.file_utils"):
+        assert cached_path(url, cache_dir=tmp_path / "cache") == path
+    assert f"could not reach {http_host.url}/bert/config.json?<redacted>" in caplog.text
+    assert "cached 3 h ago" in caplog.text
+    assert "SECRET" not in caplog.text
+
+    # force_download means "not the cached copy": with no server that is an error.
+    with pytest.raises(ServerUnavailable, match="could not reach"):
+        cached_path(url, cache_dir=tmp_path / "cache", force_download=True)
+
+
+def test_local_files_only_and_the_offline_env_var_never_touch_the_network(http_host, tmp_path, monkeypatch):
+    http_host.files["/old.bin"] = (BODY_V1, '"v1"')
+    url = http_host.url + "/old.bin"
+    old = cached_path(url, cache_dir=tmp_path / "cache")
+    os.utime(old, (time.time() - 60, time.time() - 60))
+    http_host.files["/old.bin"] = (BODY_V2, '"v2"')
+    new = cached_path(url, cache_dir=tmp_path / "cache")
+    requests_seen = len(http_host.targets)
+
+    # The newest whole version, whatever its ETag; no request at all.
+    assert cached_path(url, cache_dir=tmp_path / "cache", local_files_only=True) == new
+    monkeypatch.setenv(OFFLINE_ENV_VAR, "1")
+    assert cached_path(url, cache_dir=tmp_path / "cache") == new
+    with pytest.raises(DownloadError, match=rf"{http_host.url}/never.bin is not in the cache .*{OFFLINE_ENV_VAR}=1"):
+        cached_path(http_host.url + "/never.bin", cache_dir=tmp_path / "cache")
+    with pytest.raises(ValueError, match="force_download=True"):
+        cached_path(url, cache_dir=tmp_path / "cache", force_download=True)
+    # A damaged copy is not served offline either: the older whole one is.
+    with open(new, "r+b") as f:
+        f.truncate(10)
+    assert cached_path(url, cache_dir=tmp_path / "cache") == old
+    assert len(http_host.targets) == requests_seen
+
+    monkeypatch.setenv(OFFLINE_ENV_VAR, "maybe")
+    with pytest.raises(ValueError, match=f"{OFFLINE_ENV_VAR}='maybe'"):
+        cached_path(url, cache_dir=tmp_path / "cache")
+
+
+def test_a_404_is_remembered_for_offline_use(http_host, tmp_path):
+    # So an optional file (tokenizer_config.json) that a server does not have is still "not there"
+    # offline, rather than "not cached".
+    url = http_host.url + "/bert/tokenizer_config.json"
+    with pytest.raises(RemoteFileNotFound):
+        cached_path(url, cache_dir=tmp_path / "cache")
+    with pytest.raises(RemoteFileNotFound, match="HTTP 404 when last asked"):
+        cached_path(url, cache_dir=tmp_path / "cache", local_files_only=True)
+    http_host.files["/bert/tokenizer_config.json"] = (BODY_V1, '"v1"')
+    cached_path(url, cache_dir=tmp_path / "cache")
+    assert Path(cached_path(url, cache_dir=tmp_path / "cache", local_files_only=True)).read_bytes() == BODY_V1
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True  # so tqdm draws its bar here, as it would for a person
+
+
+def messages_a_traceback_shows(error):
+    """The message lines of `error` and of every exception a traceback would print with it (the chain);
+    not the source lines, which here are the test's own."""
+    text = ""
+    while error is not None:
+        text += "".join(traceback.format_exception_only(type(error), error))
+        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+    return text
+
+
+def test_query_string_is_never_printed_or_stored(http_host, tmp_path, caplog, monkeypatch):
+    http_host.files["/bert/config.json"] = (BODY_V1, '"v1"')
+    url = http_host.url + "/bert/config.json?token=SECRET"
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+
+    with caplog.at_level(logging.INFO, logger="transformers.file_utils"):
+        path = cached_path(url, cache_dir=tmp_path / "cache")
+    assert Path(path).read_bytes() == BODY_V1
+    assert http_host.targets[-1] == "/bert/config.json?token=SECRET"  # the server did get the token
+    assert f"downloading {http_host.url}/bert/config.json?<redacted>" in caplog.text
+    assert "config.json" in terminal.getvalue()  # the progress bar was drawn, labelled by file name
+    sidecar = json.loads(Path(path + ".json").read_text(encoding="utf-8"))
+    assert sidecar["url"] == http_host.url + "/bert/config.json?<redacted>"
+
+    errors = []
+    for missing in ("/bert/missing.json?token=SECRET", "/bert/config.json?token=SECRET&x=1"):
+        http_host.status["/bert/config.json"] = 403
+        with pytest.raises(DownloadError) as caught:
+            cached_path(http_host.url + missing, cache_dir=tmp_path / "cache")
+        errors.append(caught.value)
+    stop(http_host)
+    with pytest.raises(DownloadError) as caught:
+        cached_path(http_host.url + "/other.json?token=SECRET", cache_dir=tmp_path / "cache")
+    errors.append(caught.value)
+    assert "404" in str(errors[0]) and "403" in str(errors[1]) and "could not reach" in str(errors[2])
+
+    printed = caplog.text + terminal.getvalue() + "".join(map(messages_a_traceback_shows, errors))
+    assert "SECRET" not in printed
+    assert all("SECRET" not in p.read_text(errors="replace") for p in (tmp_path / "cache").glob("*.json"))
+
+
+@pytest.mark.parametrize("refusal", [403, 405])
+def test_head_refused_falls_back_to_get(http_host, tmp_path, refusal):
+    http_host.files["/presigned.bin"] = (BODY_V1, '"v1"')
+    http_host.head_status["/presigned.bin"] = refusal
+    url = http_host.url + "/presigned.bin"
+
+    path = cached_path(url, cache_dir=tmp_path / "cache")
+    assert Path(path).read_bytes() == BODY_V1
+    assert Path(path).name == cache_entry_name(url, '"v1"')  # the ETag came from GET's headers
+    assert cached_path(url, cache_dir=tmp_path / "cache") == path
+    # Each call: one refused HEAD, one GET for the headers; the first call one more GET for the body.
+    assert http_host.heads["/presigned.bin"] == 2 and http_host.gets["/presigned.bin"] == 3
+
+
+def test_orphaned_incomplete_files_are_removed_by_the_next_download(http_host, tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    orphan = cache / ("a" * 64 + ".tmp123.incomplete")  # a download killed two days ago
+    orphan.write_bytes(b"half")
+    two_days_ago = time.time() - 2 * ORPHAN_MAX_AGE_S
+    os.utime(orphan, (two_days_ago, two_days_ago))
+    live = cache / ("b" * 64 + ".tmp456.incomplete")  # another process's download, still going
+    live.write_bytes(b"growing")
+
+    http_host.files["/vocab.txt"] = (BODY_V1, '"v1"')
+    cached_path(http_host.url + "/vocab.txt", cache_dir=cache)
+
+    assert not orphan.exists()
+    assert live.exists()
+
+
 # ----- s3:// against moto's server -----
 
 @pytest.fixture(scope="module")
@@ -428,4 +715,25 @@ def test_s3_missing_key_names_the_url(s3_bucket, tmp_path):
         cached_path(url, cache_dir=tmp_path / "cache")
     assert url in str(caught.value)
     assert "404" in str(caught.value)
-    assert files_in(tmp_path / "cache") == []
+    assert isinstance(caught.value, RemoteFileNotFound)
+    assert files_in(tmp_path / "cache") == [sha256(url) + ".404"]  # no entry; only "it was missing"
+
+
+def test_s3_sidecar_offline_and_unreachable(s3_bucket, tmp_path, monkeypatch, caplog):
+    client, bucket = s3_bucket
+    client.put_object(Bucket=bucket, Key="bert/vocab.txt", Body=BODY_V1)
+    url = f"s3://{bucket}/bert/vocab.txt"
+    path = cached_path(url, cache_dir=tmp_path / "cache")
+    sidecar = json.loads(Path(path + ".json").read_text(encoding="utf-8"))
+    assert sidecar["size"] == len(BODY_V1) and sidecar["sha256"] == hashlib.sha256(BODY_V1).hexdigest()
+
+    assert cached_path(url, cache_dir=tmp_path / "cache", local_files_only=True) == path
+
+    with socket.socket() as s:  # nothing listens here any more
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    with caplog.at_level(logging.WARNING, logger="transformers.file_utils"):
+        assert cached_path(url, cache_dir=tmp_path / "cache") == path
+    assert f"could not reach {url}" in caplog.text and "cached" in caplog.text

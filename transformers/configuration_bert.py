@@ -15,7 +15,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Optional
 
-from .file_utils import CONFIG_NAME, cached_path, is_remote_url, join_path_or_url
+from .file_utils import CONFIG_NAME, cached_path, is_remote_url, join_path_or_url, url_file_name
 
 # Old configs name a field differently; we read the old name and write the new one.
 RENAMED_KEYS = {"num_classes": "num_labels"}
@@ -94,16 +94,20 @@ class BertConfig:
         return cls.from_dict(values, **overrides)
 
     @classmethod
-    def from_pretrained(cls, path_or_url, cache_dir=None, **overrides):
-        """`path_or_url` is a model directory, a config.json file, or the URL of either."""
+    def from_pretrained(cls, path_or_url, cache_dir=None, force_download=False, local_files_only=False, **overrides):
+        """`path_or_url` is a model directory, a config.json file, or the URL of either.
+
+        cache_dir / force_download / local_files_only: how a URL is fetched (see `file_utils.cached_path`).
+        """
+        fetch_options = dict(cache_dir=cache_dir, force_download=force_download, local_files_only=local_files_only)
         if os.path.isdir(path_or_url):
             path = os.path.join(path_or_url, CONFIG_NAME)
             if not os.path.isfile(path):
                 raise FileNotFoundError(f"{path_or_url}: directory has no {CONFIG_NAME}")
-        elif is_remote_url(path_or_url) and not path_or_url.endswith(".json"):
-            path = cached_path(join_path_or_url(path_or_url, CONFIG_NAME), cache_dir=cache_dir)
+        elif is_remote_url(path_or_url) and not url_file_name(path_or_url).endswith(".json"):
+            path = cached_path(join_path_or_url(path_or_url, CONFIG_NAME), **fetch_options)
         else:
-            path = cached_path(path_or_url, cache_dir=cache_dir)
+            path = cached_path(path_or_url, **fetch_options)
         return cls.from_json_file(path, **overrides)
 
     # ---- writing ---------------------------------------------------------------------------------------

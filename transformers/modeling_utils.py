@@ -14,6 +14,7 @@ are removed from the state dict itself before `load()` runs, and re-initialized 
 See `tests/test_reinit.py::test_article_line_does_not_reinit` for the executable version of this paragraph.
 """
 import difflib
+import functools
 import fnmatch
 import logging
 import os
@@ -28,8 +29,8 @@ import torch
 from torch import nn
 
 from .configuration_bert import BertConfig
-from .file_utils import (CONFIG_NAME, SAFE_WEIGHTS_NAME, WEIGHTS_NAME, cached_path, is_remote_url,
-                         join_path_or_url)
+from .file_utils import (CONFIG_NAME, SAFE_WEIGHTS_NAME, WEIGHTS_NAME, RemoteFileNotFound, cached_path,
+                         is_remote_url, join_path_or_url, redact_url, sibling_url, url_file_name)
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +146,8 @@ class PreTrainedModel(nn.Module):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, config=None, state_dict=None,
                         output_loading_info=False, reinit_keys=None, reinit_std=None, reinit_seed=None,
-                        ignore_mismatched_sizes=False, cache_dir=None, **config_overrides):
+                        ignore_mismatched_sizes=False, cache_dir=None, force_download=False, local_files_only=False,
+                        **config_overrides):
         """Build a model and fill it from a checkpoint.
 
         pretrained_model_name_or_path: a directory with config.json and model.safetensors (preferred) or
@@ -155,11 +157,14 @@ class PreTrainedModel(nn.Module):
             or a glob (`bert.encoder.layer.1[01].*`); with or without the `bert.` prefix.
         reinit_std / reinit_seed: the std of the normal draw (default: config.initializer_range) and the
             seed of the dedicated generator it draws from.
+        cache_dir / force_download / local_files_only: how remote files are fetched (see `cached_path`).
         Returns the model, or (model, LoadingInfo) with output_loading_info=True. The info is also kept as
         `model.loading_info`.
         """
         # 1. Find files.
-        config_file, weights_file = _find_files(pretrained_model_name_or_path, config, state_dict, cache_dir)
+        fetch = functools.partial(cached_path, cache_dir=cache_dir, force_download=force_download,
+                                  local_files_only=local_files_only)
+        config_file, weights_file = _find_files(pretrained_model_name_or_path, config, state_dict, fetch)
 
         # 2. Read the config.
         if config is None:
@@ -221,8 +226,11 @@ class PreTrainedModel(nn.Module):
 
 # ---- step 1: find files ------------------------------------------------------------------------------------
 
-def _find_files(path, config, state_dict, cache_dir):
-    """Return (config_file_or_dir, weights_file); either may be None when the caller passed the object."""
+def _find_files(path, config, state_dict, fetch):
+    """Return (config_file_or_dir, weights_file); either may be None when the caller passed the object.
+
+    fetch: `cached_path` with this call's cache options bound.
+    """
     if path is None:
         if config is None or state_dict is None:
             raise ValueError("from_pretrained(None, ...) needs both config= and state_dict=")
@@ -238,22 +246,23 @@ def _find_files(path, config, state_dict, cache_dir):
                 raise FileNotFoundError(f"{path}: no weights file; expected {SAFE_WEIGHTS_NAME} or {WEIGHTS_NAME}")
             weights = None
         return path, weights
-    if is_remote_url(path) and not path.endswith((".safetensors", ".bin")):
+    if is_remote_url(path) and not url_file_name(path).endswith((".safetensors", ".bin")):
         # A URL of a model directory: fetch its config, then the first weights file the server has.
-        config_file = cached_path(join_path_or_url(path, CONFIG_NAME), cache_dir=cache_dir) if config is None else None
+        # Only "not there" (404) moves on to the next name; a server error or a cut download is an error.
+        config_file = fetch(join_path_or_url(path, CONFIG_NAME)) if config is None else None
         errors = []
         for name in (SAFE_WEIGHTS_NAME, WEIGHTS_NAME):
             try:
-                return config_file, cached_path(join_path_or_url(path, name), cache_dir=cache_dir)
-            except OSError as error:
+                return config_file, fetch(join_path_or_url(path, name))
+            except RemoteFileNotFound as error:
                 errors.append(str(error))
-        raise FileNotFoundError(f"{path}: no weights file could be fetched:\n  " + "\n  ".join(errors))
+        raise FileNotFoundError(f"{redact_url(path)}: no weights file could be fetched:\n  " + "\n  ".join(errors))
     # A weights file (local or URL): its config.json lies beside it.
-    weights = cached_path(path, cache_dir=cache_dir) if state_dict is None else None
+    weights = fetch(path) if state_dict is None else None
     config_file = None
     if config is None:
         if is_remote_url(path):
-            config_file = cached_path(path.rsplit("/", 1)[0] + "/" + CONFIG_NAME, cache_dir=cache_dir)
+            config_file = fetch(sibling_url(path, CONFIG_NAME))
         else:
             config_file = os.path.join(os.path.dirname(os.path.abspath(path)), CONFIG_NAME)
             if not os.path.isfile(config_file):

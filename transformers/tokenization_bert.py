@@ -404,14 +404,18 @@ class BertTokenizer:
     # ---- loading and saving ----
 
     @classmethod
-    def from_pretrained(cls, path, do_lower_case=None, cache_dir=None):
+    def from_pretrained(cls, path, do_lower_case=None, cache_dir=None, force_download=False, local_files_only=False):
         """From a directory (vocab.txt, optionally tokenizer_config.json), a vocab file, or a URL.
 
         do_lower_case=None reads it from tokenizer_config.json, and is True when there is none: most
         BERT checkpoints are uncased. Reading a cased checkpoint as uncased raises no error, it only
         costs accuracy, which is why save_pretrained always writes the choice down.
+        cache_dir / force_download / local_files_only: how a URL is fetched (see `file_utils.cached_path`).
         """
-        vocab_file, config = cls._find_files(path, cache_dir)
+        from .file_utils import cached_path
+        fetch = functools.partial(cached_path, cache_dir=cache_dir, force_download=force_download,
+                                  local_files_only=local_files_only)
+        vocab_file, config = cls._find_files(path, fetch)
         if do_lower_case is None:
             do_lower_case = config.get("do_lower_case", True)
         return cls(vocab_file, do_lower_case=do_lower_case,
@@ -419,8 +423,8 @@ class BertTokenizer:
                    strip_accents=config.get("strip_accents"))
 
     @staticmethod
-    def _find_files(path, cache_dir):
-        """(local vocab file, contents of tokenizer_config.json or {})."""
+    def _find_files(path, fetch):
+        """(local vocab file, contents of tokenizer_config.json or {}). fetch: `cached_path` with options bound."""
         path = str(path)
         if os.path.isdir(path):
             vocab_file = os.path.join(path, VOCAB_NAME)
@@ -432,16 +436,18 @@ class BertTokenizer:
         elif os.path.isfile(path):
             vocab_file, config_file = path, None
         else:
-            from .file_utils import DownloadError, cached_path, is_remote_url, join_path_or_url
+            from .file_utils import RemoteFileNotFound, is_remote_url, join_path_or_url, url_file_name
             if not is_remote_url(path):
                 raise FileNotFoundError(f"vocabulary not found: {path} is neither a directory, a file nor a URL")
             # A URL is either the vocab file itself or a folder-like prefix holding vocab.txt.
-            if path.endswith(".txt"):
-                return cached_path(path, cache_dir=cache_dir), {}
-            vocab_file = cached_path(join_path_or_url(path, VOCAB_NAME), cache_dir=cache_dir)
+            if url_file_name(path).endswith(".txt"):
+                return fetch(path), {}
+            vocab_file = fetch(join_path_or_url(path, VOCAB_NAME))
             try:
-                config_file = cached_path(join_path_or_url(path, TOKENIZER_CONFIG_NAME), cache_dir=cache_dir)
-            except DownloadError:  # older uploads have no tokenizer_config.json: use the defaults
+                config_file = fetch(join_path_or_url(path, TOKENIZER_CONFIG_NAME))
+            except RemoteFileNotFound:
+                # Older uploads have no tokenizer_config.json: use the defaults. Only a 404 means that; a
+                # server error must not quietly turn a cased model into an uncased one.
                 config_file = None
         if config_file is None:
             return vocab_file, {}
