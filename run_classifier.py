@@ -222,19 +222,32 @@ def reinit_selectors(args, config):
     return list(args.reinit_keys) + top_layer_selectors(config, args.reinit_layers, args.reinit_pooler)
 
 
-def load_model(args, config):
-    """The article's step: build the model and fill it from the checkpoint, re-initializing what was chosen."""
+def load_model(args, config, labels):
+    """The article's step: build the model and fill it from the checkpoint, re-initializing what was chosen.
+
+    labels: the task's label names (None for regression). The head gets one row per name, and a head trained
+    elsewhere has its rows put in this order by its own id2label (see `match_head_to_labels`); saving writes
+    the names into config.json.
+    """
     _, model_class, _ = MODEL_CLASSES[args.model_type]
     model, info = model_class.from_pretrained(
         args.model_name_or_path, config=config, output_loading_info=True,
         reinit_keys=reinit_selectors(args, config), reinit_std=args.reinit_std, reinit_seed=args.seed,
-        cache_dir=args.cache_dir or None)
+        cache_dir=args.cache_dir or None, labels=labels)
     return model, info
 
 
-def list_keys(args, config):
+def check_vocab_fits(tokenizer, config, config_source):
+    """A token id past the embedding table would crash with IndexError only when that token shows up."""
+    if len(tokenizer.ids_to_tokens) > config.vocab_size:
+        raise SystemExit(f"{tokenizer.vocab_file}: the vocabulary has {len(tokenizer.ids_to_tokens)} tokens, but "
+                         f"the model's embedding table has vocab_size {config.vocab_size} rows ({config_source}); "
+                         "use the tokenizer the model was trained with (--tokenizer_name)")
+
+
+def list_keys(args, config, labels):
     """Print every parameter with its shape and where it would come from under the given flags."""
-    model, info = load_model(args, config)
+    model, info = load_model(args, config, labels)
     reinit, missing = set(info.reinit_keys), set(info.missing_keys) | set(info.mismatched_keys)
     print(f"{'parameter':60s} {'shape':>14s}  source")
     for name, tensor in model.named_parameters():
@@ -615,26 +628,30 @@ def main(argv=None):
     setup_logging(args)
     set_seed(args.seed)
 
-    # Processor and labels: what the task's files hold and how many outputs the classifier needs.
+    # Processor and labels: what the task's files hold and what the classifier's outputs are called.
+    # A classification head gets one row per label name; regression has one output and no names.
     spec = get_task(args.task_name, **generic_options(args))
     label_list = get_labels(spec, args.data_dir)
-    num_labels = 1 if spec.output_mode == "regression" else len(label_list)
+    head_labels = label_list if spec.output_mode == "classification" else None
+    head_size = {"num_labels": 1} if head_labels is None else {}
 
-    # Config, tokenizer, model.
+    # Config, tokenizer, model. The config keeps the checkpoint's own label names: loading the model
+    # compares them with the task's.
     config_class, _, tokenizer_class = MODEL_CLASSES[args.model_type]
-    config = config_class.from_pretrained(args.config_name or args.model_name_or_path,
-                                          cache_dir=args.cache_dir or None, num_labels=num_labels,
-                                          finetuning_task=spec.name)
+    config_source = args.config_name or args.model_name_or_path
+    config = config_class.from_pretrained(config_source, cache_dir=args.cache_dir or None,
+                                          finetuning_task=spec.name, **head_size)
     if args.max_seq_length > config.max_position_embeddings:
         raise SystemExit(f"--max_seq_length {args.max_seq_length} exceeds the model's max_position_embeddings "
                          f"({config.max_position_embeddings})")
     args.config = config
     if args.list_keys:
-        list_keys(args, config)
+        list_keys(args, config, head_labels)
         return None
     tokenizer_path = args.tokenizer_name or args.model_name_or_path
     tokenizer = tokenizer_class.from_pretrained(tokenizer_path, do_lower_case=lower_case_choice(args, tokenizer_path),
                                                 cache_dir=args.cache_dir or None)
+    check_vocab_fits(tokenizer, config, config_source)
 
     # Data: every split this run uses is read and converted now, so that a bad line in dev.tsv stops the run
     # here rather than after hours of training. Only rank 0 evaluates and predicts.
@@ -644,7 +661,7 @@ def main(argv=None):
     test_dataset = load_features(args, tokenizer, "test") if args.do_predict and is_main_process(args) else None
 
     barrier(args)  # every rank reads the same checkpoint; nothing is written yet
-    model, info = load_model(args, config)
+    model, info = load_model(args, config, head_labels)
     if is_main_process(args):
         write_run_record(args, info)
 

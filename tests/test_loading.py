@@ -172,20 +172,38 @@ def test_config_keeps_unknown_keys_and_round_trips(tmp_path):
     assert BertConfig.from_pretrained(str(tmp_path)) == config
 
 
+# The architecture fields every writer (Google's bert_config.json, transformers 2.x to 5.x) puts in config.json.
+TINY_ARCHITECTURE = {"vocab_size": 99, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 4,
+                     "intermediate_size": 37, "hidden_act": "gelu", "max_position_embeddings": 64,
+                     "type_vocab_size": 2}
+
+
 @pytest.mark.parametrize("values, num_labels", [
-    ({"vocab_size": 99, "hidden_size": 32, "num_attention_heads": 4, "num_hidden_layers": 1,
-      "intermediate_size": 37}, 2),  # 2.x: no num_labels written
-    ({"hidden_size": 32, "num_attention_heads": 4, "num_labels": 5, "output_attentions": False,
-      "torchscript": False}, 5),  # 3.x style with flags we do not use
-    ({"hidden_size": 32, "num_attention_heads": 4, "id2label": {"0": "neg", "1": "neu", "2": "pos"},
-      "label2id": {"neg": 0, "neu": 1, "pos": 2}, "transformers_version": "5.23.0", "dtype": "float32"}, 3),
+    ({}, 2),  # 2.x: no num_labels written
+    ({"num_labels": 5, "output_attentions": False, "torchscript": False}, 5),  # 3.x style with flags we do not use
+    ({"id2label": {"0": "neg", "1": "neu", "2": "pos"}, "label2id": {"neg": 0, "neu": 1, "pos": 2},
+      "transformers_version": "5.23.0", "dtype": "float32"}, 3),
 ])
 def test_configs_of_other_versions(tmp_path, values, num_labels):
     path = tmp_path / "config.json"
-    path.write_text(json.dumps(values))
+    path.write_text(json.dumps({**TINY_ARCHITECTURE, **values}))
     config = BertConfig.from_pretrained(str(path))
     assert config.num_labels == num_labels
     assert config.hidden_size == 32
+
+
+@pytest.mark.parametrize("left_out", [["num_hidden_layers"], ["vocab_size", "intermediate_size"]])
+def test_config_without_an_architecture_field_is_refused(tmp_path, minilm_tensors, left_out):
+    """A config.json without num_hidden_layers used to build 12 layers on the 6-layer MiniLM checkpoint and
+    load 103 of 201 tensors, leaving the rest random."""
+    config = json.loads((minilm_dir() / "config.json").read_text())
+    model_dir = make_model_dir(tmp_path / "partial", minilm_tensors,
+                               {k: v for k, v in config.items() if k not in left_out})
+    with pytest.raises(LoadingError) as caught:
+        BertForSequenceClassification.from_pretrained(str(model_dir), num_labels=2)
+    message = str(caught.value)
+    assert str(model_dir / "config.json") in message
+    assert all(name in message for name in left_out)
 
 
 def test_config_errors_name_the_file(tmp_path):

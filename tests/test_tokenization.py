@@ -354,7 +354,7 @@ def test_bad_ids_and_tokens_are_loud(tiny_vocab_file):
 
 def test_save_and_load_round_trip(tmp_path, tiny_vocab_file):
     tok = BertTokenizer(str(tiny_vocab_file), do_lower_case=False)
-    vocab_path, config_path = tok.save_pretrained(tmp_path / "saved")
+    vocab_path, config_path, _ = tok.save_pretrained(tmp_path / "saved")
     assert open(vocab_path, "rb").read() == tiny_vocab_file.read_bytes()
     assert json.load(open(config_path))["do_lower_case"] is False
 

@@ -6,19 +6,37 @@ hands on a `BertConfig`: a flat set of named fields that fixes every shape in `m
 Reading `config.json` is forgiving about keys and strict about syntax:
 - keys we do not use (`architectures`, `transformers_version`, `model_type`, `use_cache`, ...) are kept
   in `config.extra`, written back out by `to_json_file`, and never fatal;
-- a file that is not JSON (or was cut off mid-write) is an error that names the file and the line.
+- a file that is not JSON (or was cut off mid-write) is an error that names the file and the line;
+- a file that leaves out a field fixing the network's shape (`REQUIRED_FIELDS`) is an error naming the
+  file and the fields: filling it from a default (12 layers on a 6-layer checkpoint) would load part of the
+  weights and leave the rest random.
+
+Label names travel with the config: `id2label` says which class each row of the classifier head scores
+(`{0: "positive", 1: "negative", 2: "neutral"}`); `label2id` is written beside it for transformers.
 
 Run `python -m transformers.configuration_bert PATH` to print a config as we read it.
 """
 import json
+import logging
 import os
-from dataclasses import asdict, dataclass, field, fields
-from typing import Optional
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Dict, List, Optional
 
 from .file_utils import CONFIG_NAME, cached_path, is_remote_url, join_path_or_url, url_file_name
 
+logger = logging.getLogger(__name__)
+
 # Old configs name a field differently; we read the old name and write the new one.
 RENAMED_KEYS = {"num_classes": "num_labels"}
+
+# The fields a config.json must hold: each fixes the shape of some weights (or, for hidden_act, what every
+# layer computes). Google's bert_config.json, transformers 2.x to 5.x and our save_pretrained all write them.
+REQUIRED_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                   "hidden_act", "max_position_embeddings", "type_vocab_size")
+
+
+class LoadingError(ValueError):
+    """A checkpoint or its config could not be used: the message names the file and the key."""
 
 
 @dataclass
@@ -39,6 +57,8 @@ class BertConfig:
     # The classification head's width. 1 means regression (STS-B): the head predicts one real number.
     num_labels: int = 2
     finetuning_task: Optional[str] = None
+    # Row i of the classifier head scores class id2label[i]. None: no names known (rows are just 0..C-1).
+    id2label: Optional[Dict[int, str]] = None
     # Every key of config.json that is not a field above, kept as read so that saving does not lose it.
     extra: dict = field(default_factory=dict)
 
@@ -49,6 +69,27 @@ class BertConfig:
                 f"({self.num_attention_heads}): each head gets hidden_size / num_attention_heads dimensions")
         if self.num_labels < 1:
             raise ValueError(f"num_labels must be at least 1, got {self.num_labels}")
+        if self.id2label is not None and sorted(self.id2label) != list(range(self.num_labels)):
+            raise ValueError(f"id2label must name the rows 0..{self.num_labels - 1} (num_labels={self.num_labels}), "
+                             f"got ids {sorted(self.id2label)}")
+
+    # ---- labels ----------------------------------------------------------------------------------------
+
+    @property
+    def label_names(self) -> Optional[List[str]]:
+        """The class names in row order, or None when the config names none.
+
+        transformers writes `LABEL_0, LABEL_1, ...` into every config that was given no names; those are
+        placeholders, not names, so they count as none.
+        """
+        if self.id2label is None:
+            return None
+        names = [self.id2label[index] for index in range(self.num_labels)]
+        return None if names == [f"LABEL_{index}" for index in range(self.num_labels)] else names
+
+    def with_labels(self, labels):
+        """A copy whose head has one row per name of `labels`, in that order."""
+        return replace(self, num_labels=len(labels), id2label=dict(enumerate(labels)), extra=dict(self.extra))
 
     # ---- reading ---------------------------------------------------------------------------------------
 
@@ -63,17 +104,18 @@ class BertConfig:
                 kwargs[key] = value
             elif key != "extra":
                 extra[key] = value
-        # HF writes label names instead of a count; the count is what shapes the classifier.
-        if "num_labels" not in kwargs and isinstance(extra.get("id2label"), dict):
-            kwargs["num_labels"] = len(extra["id2label"])
+        if kwargs.get("id2label") is not None:
+            kwargs["id2label"] = _read_id2label(kwargs["id2label"], extra.pop("label2id", None))
+            # HF writes label names instead of a count; the count is what shapes the classifier.
+            kwargs.setdefault("num_labels", len(kwargs["id2label"]))
+        extra.pop("label2id", None)  # written again from id2label
         for key, value in overrides.items():
             if key not in known:
                 raise TypeError(f"BertConfig has no field {key!r}; fields are: {', '.join(sorted(known))}")
             kwargs[key] = value
-        if "num_labels" in overrides:
+        if "num_labels" in overrides and "id2label" not in overrides:
             # A new head size makes the checkpoint's label names meaningless.
-            extra.pop("id2label", None)
-            extra.pop("label2id", None)
+            kwargs.pop("id2label", None)
         return cls(extra=extra, **kwargs)
 
     @classmethod
@@ -91,7 +133,15 @@ class BertConfig:
                 f"the file may be truncated or not a config.json at all") from None
         if not isinstance(values, dict):
             raise ValueError(f"{path}: a config.json must hold a JSON object, found {type(values).__name__}")
-        return cls.from_dict(values, **overrides)
+        missing = [name for name in REQUIRED_FIELDS if name not in values]
+        if missing:
+            raise LoadingError(f"{path}: config.json lacks {', '.join(missing)}; these fix the shapes of the "
+                               "weights, and a default in their place would build a model the checkpoint only "
+                               "partly fills. Copy them from the checkpoint's original config.json")
+        try:
+            return cls.from_dict(values, **overrides)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
 
     @classmethod
     def from_pretrained(cls, path_or_url, cache_dir=None, force_download=False, local_files_only=False, **overrides):
@@ -118,6 +168,12 @@ class BertConfig:
         # Our own fields win over stale copies in `extra`; HF reads the result like any of its configs.
         out = {**extra, **values}
         out.setdefault("model_type", "bert")
+        if self.id2label is None:
+            del out["id2label"]
+        else:
+            # JSON object keys are strings: {"0": "positive", ...}, as transformers writes them.
+            out["id2label"] = {str(index): name for index, name in sorted(self.id2label.items())}
+            out["label2id"] = {name: index for index, name in sorted(self.id2label.items())}
         return out
 
     def to_json_string(self):
@@ -130,6 +186,21 @@ class BertConfig:
     def save_pretrained(self, directory):
         os.makedirs(directory, exist_ok=True)
         self.to_json_file(os.path.join(directory, CONFIG_NAME))
+
+
+def _read_id2label(id2label, label2id):
+    """{"0": "positive", ...} as read from JSON -> {0: "positive", ...}; label2id, when given, must agree."""
+    if not isinstance(id2label, dict):
+        raise ValueError(f"id2label must be an object {{\"0\": name, ...}}, got {id2label!r}")
+    try:
+        by_id = {int(index): str(name) for index, name in id2label.items()}
+    except ValueError:
+        raise ValueError(f"id2label keys must be row numbers, got {sorted(id2label)}") from None
+    if label2id is not None and label2id != {name: index for index, name in by_id.items()}:
+        # Common in the wild: someone set id2label by hand and left label2id at its LABEL_0.. default.
+        # transformers' pipelines name predictions by id2label, so that is what a row means.
+        logger.warning("config id2label %s and label2id %s disagree; using id2label", by_id, label2id)
+    return by_id
 
 
 if __name__ == "__main__":

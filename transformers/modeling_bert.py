@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .configuration_bert import BertConfig
-from .modeling_utils import Embedding, Linear, PreTrainedModel
+from .modeling_utils import Embedding, Linear, ModelOutput, PreTrainedModel
 
 # "gelu" is the exact erf form (as in the original BERT code); "gelu_new" is the tanh approximation.
 ACTIVATIONS = {
@@ -47,14 +47,15 @@ def get_activation(name):
     return ACTIVATIONS[name]
 
 
-@dataclass
-class BertModelOutput:
+# The outputs are dataclasses that also answer to outputs[0] and outputs["logits"] (see ModelOutput).
+@dataclass(eq=False)
+class BertModelOutput(ModelOutput):
     last_hidden_state: torch.Tensor  # [B, L, H] one vector per token ([B, 1, H] with first_token_only)
     pooler_output: torch.Tensor  # [B, H] one vector per sentence, from [CLS]
 
 
-@dataclass
-class SequenceClassifierOutput:
+@dataclass(eq=False)
+class SequenceClassifierOutput(ModelOutput):
     loss: Optional[torch.Tensor]  # scalar; None when no labels were given
     logits: torch.Tensor  # [B, C]
 

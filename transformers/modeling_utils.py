@@ -7,6 +7,10 @@ Takes a model directory (or a weights file, or a URL) and hands on a ready `Bert
     find files -> read config -> build model -> read state dict -> choose what to load and what to reinit
     -> load -> initialize what was not loaded -> report
 
+A trained classification head comes with its label names (config `id2label`). Given the task's labels
+(`labels=`), step 5 reorders the head's rows into the task's order, so that row i scores task label i
+however the checkpoint numbered them; `match_head_to_labels` is the one place this happens.
+
 The article this code is read with puts names into `unexpected_keys` before `_load_from_state_dict`, expecting
 those tensors to stay un-loaded. They do not: PyTorch's `_load_from_state_dict` copies every tensor it finds
 in the state dict and only *appends* to `unexpected_keys`; it never reads that list. Here the chosen keys
@@ -22,13 +26,14 @@ import pickle
 import re
 import tempfile
 import zipfile
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from typing import Dict, List
 
 import torch
 from torch import nn
 
-from .configuration_bert import BertConfig
+from .configuration_bert import BertConfig, LoadingError
 from .file_utils import (CONFIG_NAME, SAFE_WEIGHTS_NAME, WEIGHTS_NAME, RemoteFileNotFound, cached_path,
                          is_remote_url, join_path_or_url, redact_url, sibling_url, url_file_name)
 
@@ -42,21 +47,60 @@ IGNORED_CHECKPOINT_KEYS = re.compile(r"(^|\.)position_ids$")
 BERT_ARCHITECTURE_TYPES = {"bert", "roberta"}
 
 
-@dataclass
-class LoadingInfo:
-    """Where each tensor came from. All lists hold parameter names in the model's naming."""
+# Keys of the classification head: the only weights whose rows stand for label names.
+HEAD_KEYS = ("classifier.weight", "classifier.bias")
+
+
+class ModelOutput(Mapping):
+    """Base of the output dataclasses: read them by attribute, by name or by position.
+
+    Code written for transformers 2.x got a tuple from the model; today's transformers returns an object that
+    is also a dict. Both styles work here, with the fields that are None left out of the numbering:
+        outputs.logits == outputs["logits"] == outputs[0]        (no labels given: loss is None)
+        outputs.loss   == outputs["loss"]   == outputs[0]        (labels given: outputs[1] is the logits)
+        loss, logits = outputs.to_tuple()
+    """
+
+    def to_tuple(self):
+        return tuple(self[name] for name in self)
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            if key not in tuple(iter(self)):
+                raise KeyError(f"{type(self).__name__} has no {key!r} here; it has {list(self)}")
+            return getattr(self, key)
+        return self.to_tuple()[key]  # an int or a slice, as on 2.x's tuple
+
+    def __iter__(self):
+        return (f.name for f in fields(self) if getattr(self, f.name) is not None)
+
+    def __len__(self):
+        return sum(1 for _ in self)
+
+
+@dataclass(eq=False)
+class LoadingInfo(Mapping):
+    """Where each tensor came from. All lists hold parameter names in the model's naming.
+
+    It is also the dict that transformers returns (`info["missing_keys"]`, `dict(info)`), with one more key,
+    `reinit_keys`.
+    """
     missing_keys: List[str] = field(default_factory=list)  # the model has them, the checkpoint did not
     unexpected_keys: List[str] = field(default_factory=list)  # the checkpoint had them, we did not use them
     mismatched_keys: List[str] = field(default_factory=list)  # same name, other shape (ignore_mismatched_sizes)
     error_msgs: List[str] = field(default_factory=list)  # what PyTorch's loader reported
     reinit_keys: List[str] = field(default_factory=list)  # re-initialized on purpose (reinit_keys)
 
-    def as_dict(self):
-        return {name: list(getattr(self, name)) for name in self.__dataclass_fields__}
+    def __getitem__(self, name):
+        if name not in self.__dataclass_fields__:
+            raise KeyError(f"LoadingInfo has no {name!r}; it has {list(self.__dataclass_fields__)}")
+        return getattr(self, name)
 
+    def __iter__(self):
+        return iter(self.__dataclass_fields__)
 
-class LoadingError(ValueError):
-    """A checkpoint could not be used: the message names the file and the key."""
+    def __len__(self):
+        return len(self.__dataclass_fields__)
 
 
 # ---- the init rule ---------------------------------------------------------------------------------------
@@ -147,7 +191,7 @@ class PreTrainedModel(nn.Module):
     def from_pretrained(cls, pretrained_model_name_or_path, config=None, state_dict=None,
                         output_loading_info=False, reinit_keys=None, reinit_std=None, reinit_seed=None,
                         ignore_mismatched_sizes=False, cache_dir=None, force_download=False, local_files_only=False,
-                        **config_overrides):
+                        labels=None, **config_overrides):
         """Build a model and fill it from a checkpoint.
 
         pretrained_model_name_or_path: a directory with config.json and model.safetensors (preferred) or
@@ -158,6 +202,8 @@ class PreTrainedModel(nn.Module):
         reinit_std / reinit_seed: the std of the normal draw (default: config.initializer_range) and the
             seed of the dedicated generator it draws from.
         cache_dir / force_download / local_files_only: how remote files are fetched (see `cached_path`).
+        labels: the task's label names, in the order its data numbers them. The head gets one row per name,
+            and a head loaded from the checkpoint is reordered to match (see `match_head_to_labels`).
         Returns the model, or (model, LoadingInfo) with output_loading_info=True. The info is also kept as
         `model.loading_info`.
         """
@@ -176,6 +222,9 @@ class PreTrainedModel(nn.Module):
         if model_type is not None and model_type not in BERT_ARCHITECTURE_TYPES:
             raise LoadingError(f"{config_file}: model_type {model_type!r} is not a BERT architecture "
                                f"(expected one of {sorted(BERT_ARCHITECTURE_TYPES)})")
+        checkpoint_labels = config.label_names  # what the checkpoint's head rows mean, if it says
+        if labels is not None:
+            config = config.with_labels(labels)
 
         # 3. Build the model with its tensors allocated but not initialized: a full random init of tensors
         #    the checkpoint is about to overwrite would be wasted work (for BERT-base, ~110M normal draws).
@@ -195,6 +244,9 @@ class PreTrainedModel(nn.Module):
             if state_dict.pop(key, None) is not None:
                 # The checkpoint had it and we chose not to use it: that is what `unexpected_keys` means.
                 info.unexpected_keys.append(key)
+        if labels is not None:
+            match_head_to_labels(state_dict, labels, checkpoint_labels, _config_path(config_file) or "the config",
+                                 ignore_mismatched_sizes)
         info.mismatched_keys = _drop_mismatched(model, state_dict, ignore_mismatched_sizes, source)
 
         # 6. Load: walk the modules and let each copy its own tensors out of the state dict.
@@ -268,6 +320,13 @@ def _find_files(path, config, state_dict, fetch):
             if not os.path.isfile(config_file):
                 raise FileNotFoundError(f"{path}: no {CONFIG_NAME} beside the weights file; pass config=")
     return config_file, weights
+
+
+def _config_path(config_file):
+    """config.json's path for messages: _find_files gives a model directory where it found one."""
+    if config_file is not None and os.path.isdir(config_file):
+        return os.path.join(config_file, CONFIG_NAME)
+    return config_file
 
 
 # ---- step 4: read the state dict -------------------------------------------------------------------------
@@ -384,6 +443,37 @@ def _no_match_message(selector, names, model, checkpoint_keys):
     close = difflib.get_close_matches(selector, sorted(set(names) | modules), n=3, cutoff=0.5)
     hint = f"; closest names: {', '.join(close)}" if close else "; run with --list_keys to see all names"
     return f"reinit selector {selector!r} matches no parameter of {type(model).__name__}: {reason}{hint}"
+
+
+def match_head_to_labels(state_dict, labels, checkpoint_labels, config_source, ignore_mismatched_sizes=False):
+    """Reorder a loaded head's rows (in place) so that row i scores `labels[i]`.
+
+    A checkpoint saved by transformers may number its classes in any order, e.g. id2label
+    {0: "positive", 1: "negative", 2: "neutral"}, while the task numbers them alphabetically
+    (negative=0, neutral=1, positive=2). Each task label takes the row that the checkpoint's label2id gives
+    it: rows [1, 2, 0] here. Without this, every prediction would carry the wrong name.
+
+    Nothing to do when the head is not in `state_dict` (new, or chosen for re-init) or when the checkpoint
+    names no labels (LABEL_0, LABEL_1, ...: its rows are taken in order, as always). A checkpoint whose names
+    differ from the task's is an error: its head was trained for other classes.
+    """
+    if HEAD_KEYS[0] not in state_dict or checkpoint_labels is None:
+        return
+    if sorted(checkpoint_labels) == sorted(labels):
+        label2id = {name: row for row, name in enumerate(checkpoint_labels)}
+        rows = [label2id[name] for name in labels]
+        if rows != list(range(len(labels))):
+            logger.info("classifier rows reordered to the task's labels: %s",
+                        ", ".join(f"{name} <- row {row}" for name, row in zip(labels, rows)))
+            for key in HEAD_KEYS:
+                if key in state_dict:
+                    state_dict[key] = state_dict[key][rows]  # [C, H] rows picked -> [C, H] in task order
+        return
+    if ignore_mismatched_sizes and len(checkpoint_labels) != len(labels):
+        return  # the head is dropped as mismatched and starts anew
+    raise LoadingError(f"{config_source}: the checkpoint's classifier was trained for the labels "
+                       f"{checkpoint_labels}, but the task has the labels {list(labels)}; to train a new "
+                       "head for this task, re-initialize it (--reinit_keys classifier)")
 
 
 def _drop_mismatched(model, state_dict, ignore_mismatched_sizes, source):

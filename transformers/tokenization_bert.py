@@ -1,12 +1,12 @@
 """Step 2 of preparing data: text -> token ids.
 
 Takes raw text (a sentence, or a pair such as question + passage) and a WordPiece vocabulary (`vocab.txt`,
-one token per line, the line number is the id) and hands on the three lists a BERT model reads:
-`input_ids`, `token_type_ids` and `attention_mask`.
+one token per line, the line number is the id; or the `tokenizer.json` that transformers 5 saves instead)
+and hands on the three lists a BERT model reads: `input_ids`, `token_type_ids` and `attention_mask`.
 
 Text flows through the pieces of this file in the order they are defined:
 
-    load_vocab           vocab.txt -> {token: id}
+    load_vocab           vocab.txt (or tokenizer.json) -> {token: id}
     BasicTokenizer       "Héllo,股票!"  -> ["hello", ",", "股", "票", "!"]       (clean, split, lower-case)
     WordpieceTokenizer   "unaffable"    -> ["un", "##aff", "##able"]            (split words into vocab pieces)
     BertTokenizer        adds [CLS]/[SEP], truncates, maps tokens to ids, loads and saves itself
@@ -27,18 +27,97 @@ import unicodedata
 
 VOCAB_NAME = "vocab.txt"
 TOKENIZER_CONFIG_NAME = "tokenizer_config.json"
+# transformers 5 saves a tokenizer as this one file (plus tokenizer_config.json), without vocab.txt.
+TOKENIZER_JSON_NAME = "tokenizer.json"
+# The special tokens every BERT vocabulary has, as tokenizer_config.json names their roles.
+SPECIAL_TOKEN_ROLES = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 
 
 def read_vocab_tokens(vocab_file):
-    """The tokens of a vocabulary file, in order: line N (counting from 0) holds the token with id N."""
+    """The tokens of a vocabulary file, in order: line N (counting from 0) holds the token with id N.
+
+    A `tokenizer.json` is read too: its WordPiece model holds the same list as {token: id}.
+    """
     if not os.path.isfile(vocab_file):
         raise FileNotFoundError(f"vocabulary file not found: {vocab_file}")
+    if str(vocab_file).endswith(".json"):
+        return _tokens_of_tokenizer_json(vocab_file)
     with open(vocab_file, encoding="utf-8") as reader:
         # Only the newline is cut: a token may itself be a space-like or odd character.
         tokens = [line.rstrip("\n") for line in reader]
     if not tokens:
         raise ValueError(f"vocabulary file is empty: {vocab_file}")
     return tokens
+
+
+def read_tokenizer_json(path):
+    """The parts of a `tokenizer.json` (the `tokenizers` library's format) that BERT's tokenizer uses:
+        "model":      {"type": "WordPiece", "vocab": {"[PAD]": 0, ...}, "unk_token": "[UNK]", ...}
+        "normalizer": {"type": "BertNormalizer", "lowercase": true, "strip_accents": null,
+                       "handle_chinese_chars": true, ...}
+    """
+    try:
+        with open(path, encoding="utf-8") as reader:
+            data = json.load(reader)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON (line {error.lineno}: {error.msg})") from None
+    model = data.get("model") if isinstance(data, dict) else None
+    if not isinstance(model, dict) or model.get("type") != "WordPiece" or not isinstance(model.get("vocab"), dict):
+        found = model.get("type") if isinstance(model, dict) else None
+        raise ValueError(f"{path}: not a WordPiece tokenizer (model type {found!r}); BERT needs WordPiece")
+    return data
+
+
+def _tokens_of_tokenizer_json(path):
+    """{token: id} of tokenizer.json's WordPiece model -> the token list, position = id."""
+    data = read_tokenizer_json(path)
+    by_id = {index: token for token, index in data["model"]["vocab"].items()}
+    for added in data.get("added_tokens") or []:
+        by_id.setdefault(added["id"], added["content"])
+    if sorted(by_id) != list(range(len(by_id))):
+        gaps = sorted(set(range(max(by_id) + 1)) - set(by_id))[:5]
+        raise ValueError(f"{path}: vocabulary ids have gaps (no token for id {gaps}); ids must run 0..N-1")
+    return [by_id[index] for index in range(len(by_id))]
+
+
+def tokenizer_settings(directory):
+    """How a saved tokenizer wants text treated: do_lower_case, strip_accents, tokenize_chinese_chars and the
+    special tokens, read from the files of `directory`.
+
+    tokenizer_config.json wins over tokenizer.json's normalizer where both say something; transformers 5
+    does the same (with "do_lower_case": false in the config it does not lower-case, whatever the
+    normalizer says).
+    """
+    settings = {}
+    json_file = os.path.join(directory, TOKENIZER_JSON_NAME)
+    if os.path.isfile(json_file):
+        normalizer = read_tokenizer_json(json_file).get("normalizer") or {}
+        if normalizer.get("type") == "BertNormalizer":
+            settings.update(do_lower_case=normalizer.get("lowercase", True),
+                            strip_accents=normalizer.get("strip_accents"),
+                            tokenize_chinese_chars=normalizer.get("handle_chinese_chars", True))
+    config_file = os.path.join(directory, TOKENIZER_CONFIG_NAME)
+    if os.path.isfile(config_file):
+        settings.update(read_tokenizer_config(config_file))
+    return settings
+
+
+def read_tokenizer_config(config_file):
+    """The settings of a tokenizer_config.json that we use. Special tokens may be written as strings or,
+    by older versions, as {"content": "[UNK]", ...} objects."""
+    try:
+        with open(config_file, encoding="utf-8") as reader:
+            config = json.load(reader)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{config_file}: not valid JSON (line {error.lineno}: {error.msg})") from None
+    settings = {key: config[key] for key in ("do_lower_case", "strip_accents", "tokenize_chinese_chars")
+                if key in config}
+    for role in SPECIAL_TOKEN_ROLES:
+        token = config.get(role)
+        token = token.get("content") if isinstance(token, dict) else token
+        if isinstance(token, str):
+            settings[role] = token
+    return settings
 
 
 def load_vocab(vocab_file):
@@ -405,34 +484,35 @@ class BertTokenizer:
 
     @classmethod
     def from_pretrained(cls, path, do_lower_case=None, cache_dir=None, force_download=False, local_files_only=False):
-        """From a directory (vocab.txt, optionally tokenizer_config.json), a vocab file, or a URL.
+        """From a directory (vocab.txt or tokenizer.json, optionally tokenizer_config.json), a vocab file,
+        or a URL.
 
-        do_lower_case=None reads it from tokenizer_config.json, and is True when there is none: most
-        BERT checkpoints are uncased. Reading a cased checkpoint as uncased raises no error, it only
-        costs accuracy, which is why save_pretrained always writes the choice down.
+        do_lower_case=None reads it from the saved settings (see `tokenizer_settings`), and is True when
+        there are none: most BERT checkpoints are uncased. Reading a cased checkpoint as uncased raises no
+        error, it only costs accuracy, which is why save_pretrained always writes the choice down.
         cache_dir / force_download / local_files_only: how a URL is fetched (see `file_utils.cached_path`).
         """
         from .file_utils import cached_path
         fetch = functools.partial(cached_path, cache_dir=cache_dir, force_download=force_download,
                                   local_files_only=local_files_only)
-        vocab_file, config = cls._find_files(path, fetch)
-        if do_lower_case is None:
-            do_lower_case = config.get("do_lower_case", True)
-        return cls(vocab_file, do_lower_case=do_lower_case,
-                   tokenize_chinese_chars=config.get("tokenize_chinese_chars", True),
-                   strip_accents=config.get("strip_accents"))
+        vocab_file, settings = cls._find_files(path, fetch)
+        if do_lower_case is not None:
+            settings["do_lower_case"] = do_lower_case
+        return cls(vocab_file, **settings)
 
     @staticmethod
     def _find_files(path, fetch):
-        """(local vocab file, contents of tokenizer_config.json or {}). fetch: `cached_path` with options bound."""
+        """(local vocab file, saved settings as keyword arguments of BertTokenizer, or {}).
+        fetch: `cached_path` with the download options bound."""
         path = str(path)
         if os.path.isdir(path):
-            vocab_file = os.path.join(path, VOCAB_NAME)
-            if not os.path.isfile(vocab_file):
-                raise FileNotFoundError(f"vocabulary file not found: {vocab_file} (the directory {path} "
-                                        f"has no {VOCAB_NAME})")
-            config_file = os.path.join(path, TOKENIZER_CONFIG_NAME)
-            config_file = config_file if os.path.isfile(config_file) else None
+            # vocab.txt when there is one (every version writes it but transformers 5), else tokenizer.json.
+            for name in (VOCAB_NAME, TOKENIZER_JSON_NAME):
+                vocab_file = os.path.join(path, name)
+                if os.path.isfile(vocab_file):
+                    return vocab_file, tokenizer_settings(path)
+            raise FileNotFoundError(f"vocabulary file not found: neither {os.path.join(path, VOCAB_NAME)} nor "
+                                    f"{os.path.join(path, TOKENIZER_JSON_NAME)} exists")
         elif os.path.isfile(path):
             vocab_file, config_file = path, None
         else:
@@ -451,26 +531,73 @@ class BertTokenizer:
                 config_file = None
         if config_file is None:
             return vocab_file, {}
-        with open(config_file, encoding="utf-8") as reader:
-            return vocab_file, json.load(reader)
+        return vocab_file, read_tokenizer_config(config_file)
 
     def save_pretrained(self, save_directory):
-        """Writes vocab.txt and tokenizer_config.json; returns their paths."""
+        """Writes vocab.txt, tokenizer_config.json and tokenizer.json; returns their paths.
+
+        vocab.txt is what transformers 2.x to 4.x and the original BERT read; tokenizer.json is what
+        transformers 5 reads. Both hold the same vocabulary, and both configs the same settings.
+        """
         os.makedirs(save_directory, exist_ok=True)
         vocab_file = os.path.join(save_directory, VOCAB_NAME)
         with open(vocab_file, "w", encoding="utf-8") as writer:
             writer.writelines(token + "\n" for token in self.ids_to_tokens)
-        config_file = os.path.join(save_directory, TOKENIZER_CONFIG_NAME)
-        config = {
-            "tokenizer_class": "BertTokenizer",
+        settings = {
             "do_lower_case": self.basic_tokenizer.do_lower_case,
             "strip_accents": self.basic_tokenizer.strip_accents,
             "tokenize_chinese_chars": self.basic_tokenizer.tokenize_chinese_chars,
         }
-        with open(config_file, "w", encoding="utf-8") as writer:
-            json.dump(config, writer, indent=2)
-            writer.write("\n")
-        return vocab_file, config_file
+        special = dict(zip(SPECIAL_TOKEN_ROLES, (self.unk_token, self.sep_token, self.pad_token, self.cls_token,
+                                                 self.mask_token)))
+        config_file = os.path.join(save_directory, TOKENIZER_CONFIG_NAME)
+        _write_json(config_file, {"tokenizer_class": "BertTokenizer", **settings, **special})
+        json_file = os.path.join(save_directory, TOKENIZER_JSON_NAME)
+        _write_json(json_file, self._tokenizer_json(settings))
+        return vocab_file, config_file, json_file
+
+    def _tokenizer_json(self, settings):
+        """This tokenizer in the `tokenizers` library's format: the same steps as this file, by name.
+
+        normalizer = BasicTokenizer's cleaning and case folding, pre_tokenizer = its split into words and
+        punctuation, model = WordpieceTokenizer, post_processor = encode_plus's [CLS] a [SEP] b [SEP] layout.
+        """
+        def special(token, type_id):
+            return {"SpecialToken": {"id": token, "type_id": type_id}}
+
+        def text(sequence, type_id):
+            return {"Sequence": {"id": sequence, "type_id": type_id}}
+
+        cls, sep = self.cls_token, self.sep_token
+        return {
+            "version": "1.0",
+            "truncation": None,
+            "padding": None,
+            "added_tokens": [{"id": self.vocab[token], "content": token, "single_word": False, "lstrip": False,
+                              "rstrip": False, "normalized": False, "special": True}
+                             for token in sorted(set(self.special_tokens), key=self.vocab.get)],
+            "normalizer": {"type": "BertNormalizer", "clean_text": True,
+                           "handle_chinese_chars": settings["tokenize_chinese_chars"],
+                           "strip_accents": settings["strip_accents"], "lowercase": settings["do_lower_case"]},
+            "pre_tokenizer": {"type": "BertPreTokenizer"},
+            "post_processor": {
+                "type": "TemplateProcessing",
+                "single": [special(cls, 0), text("A", 0), special(sep, 0)],
+                "pair": [special(cls, 0), text("A", 0), special(sep, 0), text("B", 1), special(sep, 1)],
+                "special_tokens": {token: {"id": token, "ids": [self.vocab[token]], "tokens": [token]}
+                                   for token in (cls, sep)},
+            },
+            "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": True},
+            "model": {"type": "WordPiece", "unk_token": self.unk_token, "continuing_subword_prefix": "##",
+                      "max_input_chars_per_word": self.wordpiece_tokenizer.max_input_chars_per_word,
+                      "vocab": self.vocab},
+        }
+
+
+def _write_json(path, value):
+    with open(path, "w", encoding="utf-8") as writer:
+        json.dump(value, writer, indent=2, ensure_ascii=False)
+        writer.write("\n")
 
 
 def truncate_longest_first(ids_a, ids_b, room):
