@@ -17,7 +17,7 @@ import run_classifier
 from _classifier_runs import (assert_same_weights, balanced_tweets, run_main, saved_weights, write_generic_task)
 from _classifier_runs import one_torch_thread  # noqa: F401 (an autouse fixture: torch on one thread here)
 from _support import minilm_dir
-from bert_read_step_to_step import precision
+from bert_read_step_to_step import precision, reinit_sweep
 from bert_read_step_to_step.precision import Bf16Support, bf16_support, choose_precision
 from transformers import BertConfig, BertModel
 
@@ -172,3 +172,36 @@ def test_resume_in_bf16_is_bit_identical(tiny_model, data, tmp_path):
                        "--resume_from_checkpoint", tmp_path / "resumed_fp32" / "checkpoint-2"))
     fp32, bf16 = saved_weights(tmp_path / "resumed_fp32"), saved_weights(tmp_path / "whole")
     assert any(not torch.equal(fp32[name], bf16[name]) for name in bf16)
+
+
+# ---- the re-init sweep's --precision -----------------------------------------------------------------------
+
+def sweep_args(tiny_model, data, out, *flags):
+    return reinit_sweep.parse_args(["--data_dir", str(data), "--output_dir", str(out), "--model_name_or_path",
+                                    str(tiny_model), *flags])
+
+
+@pytest.mark.parametrize("native, requested, expected", [(False, [], "fp32"), (True, [], "bf16"),
+                                                         (True, ["--precision", "fp32"], "fp32"),
+                                                         (False, ["--precision", "bf16"], "bf16")])
+def test_sweep_precision_reaches_every_run(tiny_model, data, tmp_path, monkeypatch, capsys, native, requested,
+                                           expected):
+    fake_cpu(monkeypatch, native, False)
+    args = sweep_args(tiny_model, data, tmp_path / "sweep", *requested)
+    config = reinit_sweep.sweep_config(args, str(data), str(tiny_model))
+    assert config["precision"] == expected
+    assert capsys.readouterr().out.startswith(f"Precision: {expected} (")
+    setting = reinit_sweep.Setting(0, False)
+    argv = reinit_sweep.run_argv(config, str(data), setting, 1, str(tmp_path / "run"))
+    parsed = reinit_sweep.check_run_argv(argv, config, str(data), setting, 1, str(tmp_path / "run"))
+    assert parsed.bf16 == ("on" if expected == "bf16" else "off")
+
+
+def test_sweep_refuses_bf16_after_the_double_dash(tiny_model, data, tmp_path, monkeypatch):
+    fake_cpu(monkeypatch, False, False)
+    args = sweep_args(tiny_model, data, tmp_path / "sweep", "--", "--bf16")
+    config = reinit_sweep.sweep_config(args, str(data), str(tiny_model))
+    setting = reinit_sweep.Setting(0, False)
+    argv = reinit_sweep.run_argv(config, str(data), setting, 1, str(tmp_path / "run"))
+    with pytest.raises(reinit_sweep.SweepError, match="--bf16 .* through --precision"):
+        reinit_sweep.check_run_argv(argv, config, str(data), setting, 1, str(tmp_path / "run"))
