@@ -39,6 +39,8 @@ from tqdm.auto import tqdm
 
 from bert_read_step_to_step.features import FeatureDataset, collate_features, load_and_cache_features
 from bert_read_step_to_step.metrics import compute_metrics
+from bert_read_step_to_step.precision import (BF16_CHOICES, autocast as precision_autocast, bf16_support,
+                                              choose_precision, precision_notes)
 from bert_read_step_to_step.tasks import TASKS, get_labels, get_task, read_examples
 from transformers import BertConfig, BertForSequenceClassification, BertTokenizer, top_layer_selectors
 
@@ -120,7 +122,12 @@ def parse_args(argv=None):
     p.add_argument("--no_cuda", action="store_true")
     p.add_argument("--overwrite_output_dir", action="store_true")
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--fp16", action="store_true", help="mixed precision: fp16 on CUDA, bf16 on CPU (torch.amp)")
+    p.add_argument("--fp16", action="store_true",
+                   help="mixed precision through torch.amp: fp16 with a grad scaler on CUDA, bf16 on CPU")
+    p.add_argument("--bf16", nargs="?", const="on", default="off", choices=BF16_CHOICES,
+                   help="bf16 autocast (weights stay fp32). --bf16: always; --bf16 auto: only where the hardware "
+                        "computes bf16 natively (CPU with avx512_bf16 or AMX, GPU from Ampere on), fp32 elsewhere; "
+                        "off by default. On a CPU without native bf16 it is many times slower than fp32")
     p.add_argument("--local_rank", type=int, default=int(os.environ.get("LOCAL_RANK", -1)),
                    help="set by torchrun through LOCAL_RANK; -1 means not distributed")
     args = parser.parse_args(argv)
@@ -141,6 +148,8 @@ def check_args(args, parser):
         parser.error("--gradient_accumulation_steps must be >= 1")
     if not 0.0 < args.layerwise_lr_decay <= 1.0:
         parser.error(f"--layerwise_lr_decay must be in (0, 1], got {args.layerwise_lr_decay}")
+    if args.fp16 and args.bf16 != "off":
+        parser.error(f"--fp16 and --bf16 {args.bf16} both given: choose one (on CPU --fp16 means bf16 too)")
     if not (args.do_train or args.do_eval or args.do_predict or args.list_keys):
         parser.error("nothing to do: give --do_train, --do_eval, --do_predict or --list_keys")
     if args.resume_from_checkpoint and not os.path.isfile(os.path.join(args.resume_from_checkpoint, TRAIN_STATE_NAME)):
@@ -194,8 +203,19 @@ def setup_logging(args):
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
                         datefmt="%m/%d/%Y %H:%M:%S",
                         level=logging.INFO if is_main_process(args) else logging.WARNING)
-    logger.warning("rank %d of %d, device %s, n_gpu %d, fp16 %s", args.rank, args.world_size, args.device,
-                   args.n_gpu, args.fp16)
+    logger.warning("rank %d of %d, device %s, n_gpu %d, fp16 %s, bf16 %s", args.rank, args.world_size,
+                   args.device, args.n_gpu, args.fp16, args.bf16)
+
+
+def setup_precision(args):
+    """Sets args.precision ("fp32", "bf16" or "fp16") from --fp16/--bf16 and what the device can do, and
+    logs that next to the thread count: bf16 is a speed-up only on hardware that computes it natively."""
+    support = bf16_support(args.device.type)
+    args.precision = choose_precision(args.fp16, args.bf16, support)
+    logger.info("torch threads %d; %s; training and evaluating in %s", torch.get_num_threads(),
+                support.description, args.precision)
+    for level, message in precision_notes(args.precision, args.bf16, support):
+        logger.log(level, message)
 
 
 # ==== processor and labels, config, tokenizer, model ======================================================
@@ -367,11 +387,9 @@ def linear_warmup_then_decay(warmup_steps, total_steps):
 
 
 def autocast(args):
-    """--fp16: fp16 autocast on CUDA (with a grad scaler), bf16 on CPU (no scaler needed: bf16 has fp32's
-    exponent range, so small gradients do not underflow)."""
-    return torch.autocast(device_type=args.device.type,
-                          dtype=torch.float16 if args.device.type == "cuda" else torch.bfloat16,
-                          enabled=args.fp16)
+    """The run's precision as an autocast context: fp16 or bf16 matmuls over fp32 weights, or plain fp32.
+    Only fp16 needs a grad scaler (below); bf16 has fp32's exponent range, so small gradients do not underflow."""
+    return precision_autocast(args.precision, args.device.type)
 
 
 def train(args, train_dataset, model, tokenizer, dev_dataset):
@@ -408,7 +426,7 @@ def train(args, train_dataset, model, tokenizer, dev_dataset):
                                   fused=True)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, linear_warmup_then_decay(int(total_steps * args.warmup_proportion), total_steps))
-    scaler = torch.amp.GradScaler("cuda") if args.fp16 and args.device.type == "cuda" else None
+    scaler = torch.amp.GradScaler("cuda") if args.precision == "fp16" else None
     state = TrainState(model, optimizer, scheduler, scaler)
     if args.resume_from_checkpoint:
         load_train_state(state, args.resume_from_checkpoint, args)
@@ -626,6 +644,7 @@ def main(argv=None):
     args = parse_args(argv)
     setup_device(args)
     setup_logging(args)
+    setup_precision(args)
     set_seed(args.seed)
 
     # Processor and labels: what the task's files hold and what the classifier's outputs are called.

@@ -26,6 +26,7 @@ Two ways to run:
     python benchmarks/worker.py once rss --side reference --params params.json --out result.json
 """
 import argparse
+import contextlib
 import functools
 import gc
 import json
@@ -97,10 +98,14 @@ def random_batch(batch_size, seq_length, vocab_size, num_labels, seed):
     }
 
 
-def train_step(model, optimizer, batch):
-    """One optimizer step: forward with labels (the loss is computed inside the model), backward, AdamW."""
+def train_step(model, optimizer, batch, autocast=None):
+    """One optimizer step: forward with labels (the loss is computed inside the model), backward, AdamW.
+
+    With an autocast context, the forward runs under it (backward then follows the forward's dtypes), as in
+    run_classifier's training loop."""
     optimizer.zero_grad(set_to_none=True)
-    loss = model(**batch).loss
+    with autocast if autocast is not None else contextlib.nullcontext():
+        loss = model(**batch).loss
     loss.backward()
     optimizer.step()
     return loss
@@ -187,8 +192,11 @@ class StepSession:
 
     mode "train": model.train() (dropout on), forward with labels + backward + AdamW step.
     mode "infer": model.eval() under torch.no_grad(), forward only.
-    Also times one fp32 [n, n] @ [n, n] torch.mm per "matmul" command, in this same process and on the
-    same threads, as the machine's reachable peak for the FLOP/s fraction.
+    precision "fp32", or "bf16": the forward pass (and so its backward) under bf16 autocast on CPU, the
+    weights and AdamW's state staying fp32, as run_classifier --bf16 trains; the same on both sides.
+    Also times one [n, n] @ [n, n] torch.mm per "matmul" command, in the step's precision (fp32 or bf16
+    tensors), in this same process and on the same threads, as the machine's reachable peak for the
+    FLOP/s fraction.
     """
 
     def __init__(self, side, p):
@@ -197,6 +205,7 @@ class StepSession:
         transformers = import_library(side)
         self.threads = set_threads(p["threads"])
         self.mode = p["mode"]
+        self.bf16 = p["precision"] == "bf16"
         torch.manual_seed(p["seed"])
         self.model = load_classifier(transformers, side, p["model_dir"], p["num_labels"])
         self.model.train(self.mode == "train")
@@ -205,22 +214,27 @@ class StepSession:
                                      p["num_labels"], p["seed"] + i) for i in range(4)]
         self.steps_done = 0
         generator = torch.Generator().manual_seed(0)
-        n = p["matmul_n"]
-        self.a, self.b = torch.randn(n, n, generator=generator), torch.randn(n, n, generator=generator)
-        self.c = torch.empty(n, n)
+        n, dtype = p["matmul_n"], torch.bfloat16 if self.bf16 else torch.float32
+        self.a = torch.randn(n, n, generator=generator).to(dtype)
+        self.b = torch.randn(n, n, generator=generator).to(dtype)
+        self.c = torch.empty(n, n, dtype=dtype)
 
     def facts(self):
-        return {"threads": self.threads, "model": model_facts(self.model)}
+        return {"threads": self.threads, "model": dict(model_facts(self.model), bf16_autocast=self.bf16)}
+
+    def autocast(self):
+        """bf16 autocast for the bf16 rows, a disabled one (plain fp32) otherwise."""
+        return self.torch.autocast("cpu", dtype=self.torch.bfloat16, enabled=self.bf16)
 
     def step(self):
         batch = self.batches[self.steps_done % len(self.batches)]
         self.steps_done += 1
         cpu_start = time.process_time()
         if self.mode == "train":
-            seconds, _ = timed(lambda: train_step(self.model, self.optimizer, batch))
+            seconds, _ = timed(lambda: train_step(self.model, self.optimizer, batch, self.autocast()))
         else:
             inputs = {k: v for k, v in batch.items() if k != "labels"}
-            with self.torch.no_grad():
+            with self.torch.no_grad(), self.autocast():
                 seconds, _ = timed(lambda: self.model(**inputs))
         # CPU seconds of all threads: less sensitive than wall time to other jobs taking the cores away.
         return {"seconds": seconds, "cpu_seconds": time.process_time() - cpu_start}

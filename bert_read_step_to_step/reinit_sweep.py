@@ -16,7 +16,9 @@ This module repeats that experiment on your own task and model, small enough to 
 
 In:  a task (any row of tasks.TASKS, or `generic`), its data folder, a model, the settings and seeds to try.
      A setting is `N` (re-initialize the top N encoder layers) or `N+pooler` (those and the pooler); `0` is
-     plain fine-tuning. Arguments after `--` go to every run_classifier run unchanged.
+     plain fine-tuning. Arguments after `--` go to every run_classifier run unchanged. --precision auto (the
+     default) trains in bf16 autocast where the hardware computes bf16 natively and in fp32 elsewhere, and
+     says which at the start (bert_read_step_to_step/precision.py); results.json records the choice.
 Out: in --output_dir,
      data_train<size>_seed<data_seed>/   the downsampled training file (same layout as the task's own, a
                                          generic-task train.tsv for the demo) and a copy of the dev file
@@ -71,9 +73,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import torch
+
 import run_classifier
 from bert_read_step_to_step import prepare_demo_data
 from bert_read_step_to_step.metrics import primary_metric
+from bert_read_step_to_step.precision import bf16_support, choose_precision
 from bert_read_step_to_step.tasks import get_task, read_examples
 from transformers import BertConfig
 from transformers.file_utils import SAFE_WEIGHTS_NAME, WEIGHTS_NAME
@@ -183,6 +188,9 @@ def parse_args(argv=None):
     p.add_argument("--max_seq_length", type=int, default=DEFAULT_MAX_SEQ_LENGTH)
     p.add_argument("--batch_size", type=int, default=DEFAULT_BATCH_SIZE, help="training batch size")
     p.add_argument("--learning_rate", type=float, default=DEFAULT_LEARNING_RATE)
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                   help="auto (default): bf16 autocast where the hardware computes bf16 natively, else fp32 "
+                        "(run_classifier's --bf16 auto); fp32 or bf16 to choose. Weights stay fp32")
 
     p = parser.add_argument_group("output")
     p.add_argument("--output_dir", default=str(REPO_ROOT / "outputs" / "reinit_sweep"))
@@ -217,6 +225,24 @@ def resolve_data_dir(args):
     return str(DEMO_DATA_DIR)
 
 
+def sweep_precision(args):
+    """The precision every run trains in, "fp32" or "bf16", decided once here so results.json records it.
+
+    --precision auto asks the same probe as run_classifier's --bf16 auto, for the device run_classifier will
+    pick (CUDA when there is one and --no_cuda is not among the pass-through arguments, else the CPU).
+    """
+    device_type = "cuda" if torch.cuda.is_available() and "--no_cuda" not in args.extra_args else "cpu"
+    support = bf16_support(device_type)
+    bf16 = {"auto": "auto", "fp32": "off", "bf16": "on"}[args.precision]
+    chosen = choose_precision(False, bf16, support)
+    reason = "chosen by --precision" if args.precision != "auto" else \
+        "auto: native bf16 here" if support.native else "auto: no native bf16 here, so fp32"
+    print(f"Precision: {chosen} ({reason}; {support.description})")
+    if chosen == "bf16" and not support.native:
+        print("WARNING: bf16 without native hardware support is emulated and many times slower than fp32")
+    return chosen
+
+
 def sweep_config(args, data_dir, model_path):
     """What every run shares. A resumed sweep must match it field by field (see check_same_sweep)."""
     return {
@@ -229,6 +255,7 @@ def sweep_config(args, data_dir, model_path):
         "max_seq_length": args.max_seq_length,
         "batch_size": args.batch_size,
         "learning_rate": args.learning_rate,
+        "precision": sweep_precision(args),
         "extra_args": list(args.extra_args),
     }
 
@@ -360,6 +387,7 @@ CONTROLLED_BY_SWEEP = {
     "reinit_keys": "--settings", "num_train_epochs": "--epochs", "max_seq_length": "--max_seq_length",
     "per_gpu_train_batch_size": "--batch_size", "learning_rate": "--learning_rate", "do_train": "(always on)",
     "do_eval": "(always on)", "list_keys": "(always off)", "resume_from_checkpoint": "(a new run each time)",
+    "bf16": "--precision",
 }
 
 
@@ -377,6 +405,8 @@ def run_argv(config, data_dir, setting, seed, run_dir):
             "--save_steps", "0"]  # no checkpoints: only the final model is scored
     if setting.pooler:
         argv.append("--reinit_pooler")
+    if config["precision"] == "bf16":
+        argv.append("--bf16")
     return argv + list(config["extra_args"])
 
 
@@ -394,6 +424,7 @@ def check_run_argv(argv, config, data_dir, setting, seed, run_dir):
         "num_train_epochs": config["epochs"], "max_seq_length": config["max_seq_length"],
         "per_gpu_train_batch_size": config["batch_size"], "learning_rate": config["learning_rate"],
         "do_train": True, "do_eval": True, "list_keys": False, "resume_from_checkpoint": None,
+        "bf16": "on" if config["precision"] == "bf16" else "off",
     }
     for name, value in expected.items():
         if getattr(parsed, name) != value:
@@ -574,7 +605,7 @@ def describe_sweep(document):
             f"({config['data_dir']}): training examples {data.get('train_examples', config['train_size'])} "
             f"(drawn with seed {config['data_seed']}), epochs {config['epochs']:g}, batch size "
             f"{config['batch_size']}, learning rate {config['learning_rate']:g}, max_seq_length "
-            f"{config['max_seq_length']}{extra}.")
+            f"{config['max_seq_length']}, precision {config.get('precision', 'fp32')}{extra}.")
 
 
 def write_markdown(path, document, summaries, metric):
@@ -707,6 +738,8 @@ def main(argv=None):
     config = sweep_config(args, data_dir, model_path)
     document = load_results(results_path)
     if document is not None:
+        # Sweeps from before --precision existed ran in fp32 (a -- --fp16 among them is kept in extra_args).
+        document["sweep"].setdefault("precision", "fp32")
         check_same_sweep(document["sweep"], config, results_path)
     probe_dir = os.path.join(output_dir, "runs", settings[0].label, f"seed-{seeds[0]}")
     parsed = check_run_argv(run_argv(config, data_dir, settings[0], seeds[0], probe_dir), config, data_dir,
