@@ -15,7 +15,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Optional
 
-from .file_utils import CONFIG_NAME, cached_path, is_remote_url, join_path_or_url
+from .file_utils import CONFIG_NAME, BadValueError, cached_path, is_remote_url, join_path_or_url
 
 # Old configs name a field differently; we read the old name and write the new one.
 RENAMED_KEYS = {"num_classes": "num_labels"}
@@ -82,15 +82,15 @@ class BertConfig:
             with open(path, encoding="utf-8") as reader:
                 text = reader.read()
         except UnicodeDecodeError as error:
-            raise ValueError(f"{path}: config file is not UTF-8 text ({error})") from None
+            raise BadValueError(f"{path}: config file is not UTF-8 text ({error})") from None
         try:
             values = json.loads(text)
         except json.JSONDecodeError as error:
-            raise ValueError(
+            raise BadValueError(
                 f"{path}: not a valid JSON config (line {error.lineno}, column {error.colno}: {error.msg}); "
                 f"the file may be truncated or not a config.json at all") from None
         if not isinstance(values, dict):
-            raise ValueError(f"{path}: a config.json must hold a JSON object, found {type(values).__name__}")
+            raise BadValueError(f"{path}: a config.json must hold a JSON object, found {type(values).__name__}")
         return cls.from_dict(values, **overrides)
 
     @classmethod
