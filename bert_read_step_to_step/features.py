@@ -129,7 +129,7 @@ def tokenizer_fingerprint(tokenizer):
     }
 
 
-def _file_fingerprint(path):
+def file_fingerprint(path):
     """The file's name and a hash of its bytes. Size and modification time are not enough: an edited label
     keeps the size, and a copy (cp -p, rsync, git checkout) can set any mtime."""
     digest = hashlib.sha256()
@@ -143,9 +143,9 @@ def cache_file_name(spec, split, max_seq_length, tokenizer, data_dir, label_list
     """cached_<task>_<split>_<max_seq_length>_<key>.pt, where key is a short hash of everything else
     the features depend on: the tokenizer (vocabulary, lower-casing), the task's row (columns, labels),
     and the bytes of the data files."""
-    files = [_file_fingerprint(find_data_file(spec, data_dir, split))]
+    files = [file_fingerprint(find_data_file(spec, data_dir, split))]
     if spec.labels == LABELS_FROM_TRAIN_FILE and split != "train":
-        files.append(_file_fingerprint(find_data_file(spec, data_dir, "train")))
+        files.append(file_fingerprint(find_data_file(spec, data_dir, "train")))
     key_source = {
         "tokenizer": tokenizer_fingerprint(tokenizer),
         "task": repr(spec),

