@@ -15,7 +15,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Optional
 
-from .file_utils import CONFIG_NAME, BadValueError, cached_path, is_remote_url, join_path_or_url
+from .file_utils import CONFIG_NAME, BadValueError, cached_path, is_remote_url, join_path_or_url, write_atomically
 
 # Old configs name a field differently; we read the old name and write the new one.
 RENAMED_KEYS = {"num_classes": "num_labels"}
@@ -120,8 +120,12 @@ class BertConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
     def to_json_file(self, path):
-        with open(path, "w", encoding="utf-8") as writer:
-            writer.write(self.to_json_string())
+        text = self.to_json_string()
+
+        def write(temp):
+            with open(temp, "w", encoding="utf-8") as writer:
+                writer.write(text)
+        write_atomically(path, write)
 
     def save_pretrained(self, directory):
         os.makedirs(directory, exist_ok=True)
