@@ -190,6 +190,8 @@ def parse_args(argv=None):
                    help="run nothing: rewrite summary.md/.csv/.png from output_dir/results.json")
     p.add_argument("--verbose", action="store_true",
                    help="show each run's log and progress bars here (they always go to the run's run.log)")
+    p.add_argument("--debug", action="store_true",
+                   help="show the traceback of user errors too (or set BERT_READ_DEBUG=1)")
     args = parser.parse_args(ours)
     args.extra_args = extra
     if args.train_size < 0:
