@@ -19,16 +19,16 @@ Training state (model, optimizer, scheduler, grad scaler, RNG states, position i
 `TrainState`; a checkpoint is that state on disk, so `--resume_from_checkpoint` continues exactly.
 """
 import argparse
+import contextlib
+import fcntl
 import glob
 import hashlib
-import json
 import logging
 import math
 import os
 import random
-import shutil
-import sys
-import tempfile
+import socket
+import time
 from dataclasses import dataclass
 from typing import Optional
 
@@ -37,12 +37,14 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from bert_read_step_to_step.features import FeatureDataset, collate_features, load_and_cache_features
+from bert_read_step_to_step.features import FeatureDataset, collate_features, file_fingerprint, load_and_cache_features
 from bert_read_step_to_step.metrics import compute_metrics
 from bert_read_step_to_step.precision import (BF16_CHOICES, autocast as precision_autocast, bf16_support,
                                               choose_precision, precision_notes)
-from bert_read_step_to_step.tasks import TASKS, get_labels, get_task, read_examples
+from bert_read_step_to_step.tasks import TASKS, find_data_file, get_labels, get_task, read_examples
 from transformers import BertConfig, BertForSequenceClassification, BertTokenizer, top_layer_selectors
+from transformers.file_utils import (UserError, is_remote_url, run_entry_point, write_atomically,
+                                     write_folder_atomically, write_json_atomically)
 
 logger = logging.getLogger("run_classifier")
 
@@ -54,6 +56,7 @@ MODEL_CLASSES = {
 TRAIN_STATE_NAME = "training_state.pt"
 ARGS_NAME = "training_args.json"
 REINIT_RECORD_NAME = "reinit_keys.json"
+LOCK_NAME = "run.lock"
 
 
 # ==== arguments ============================================================================================
@@ -77,6 +80,9 @@ def parse_args(argv=None):
                    help="lower-case the input (uncased models); without it the tokenizer's saved setting is "
                         "used, or no lower-casing when it has none")
     p.add_argument("--overwrite_cache", action="store_true", help="rebuild the cached features")
+    p.add_argument("--features_cache_dir", default=None, metavar="DIR",
+                   help="where the feature cache files go (default: data_dir when writable, else a "
+                        "'features' folder in the per-user cache)")
     p.add_argument("--label_column", default="label", help="generic task: label column (name or index)")
     p.add_argument("--text_a_column", default="text", help="generic task: first text column")
     p.add_argument("--text_b_column", default=None, help="generic task: second text column, for pairs")
@@ -130,6 +136,8 @@ def parse_args(argv=None):
                         "off by default. On a CPU without native bf16 it is many times slower than fp32")
     p.add_argument("--local_rank", type=int, default=int(os.environ.get("LOCAL_RANK", -1)),
                    help="set by torchrun through LOCAL_RANK; -1 means not distributed")
+    p.add_argument("--debug", action="store_true",
+                   help="show the traceback of user errors too (or set BERT_READ_DEBUG=1)")
     args = parser.parse_args(argv)
     check_args(args, parser)
     return args
@@ -146,6 +154,30 @@ def check_args(args, parser):
         parser.error(f"--reinit_layers must be >= 0, got {args.reinit_layers}")
     if args.gradient_accumulation_steps < 1:
         parser.error("--gradient_accumulation_steps must be >= 1")
+    # Every number is checked here, before any file is created: a bad one found later (after the model has
+    # loaded) would leave a half-made output_dir that the rerun then refuses. `not x > 0` also refuses NaN.
+    for flag in ("per_gpu_train_batch_size", "per_gpu_eval_batch_size"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag} must be >= 1, got {getattr(args, flag)}")
+    for flag in ("learning_rate", "num_train_epochs", "adam_epsilon", "max_grad_norm"):
+        if not (getattr(args, flag) > 0 and math.isfinite(getattr(args, flag))):
+            parser.error(f"--{flag} must be a number > 0, got {getattr(args, flag)}")
+    if args.reinit_std is not None and not (args.reinit_std > 0 and math.isfinite(args.reinit_std)):
+        parser.error(f"--reinit_std must be a number > 0, got {args.reinit_std}")
+    if not 0.0 <= args.weight_decay < math.inf:
+        parser.error(f"--weight_decay must be >= 0, got {args.weight_decay}")
+    if not 0.0 <= args.warmup_proportion <= 1.0:
+        parser.error(f"--warmup_proportion must be in [0, 1], got {args.warmup_proportion}")
+    if args.max_steps == 0 or args.max_steps < -1:
+        parser.error(f"--max_steps must be >= 1, or -1 to train --num_train_epochs epochs; got {args.max_steps}")
+    for flag in ("logging_steps", "save_steps"):
+        if getattr(args, flag) < 0:
+            parser.error(f"--{flag} must be >= 0 (0 = never), got {getattr(args, flag)}")
+    if not 0 <= args.seed < 2 ** 32:
+        parser.error(f"--seed must be in [0, 2**32), got {args.seed}")  # numpy's seed range
+    if args.features_cache_dir and os.path.exists(args.features_cache_dir) and \
+            not os.path.isdir(args.features_cache_dir):
+        parser.error(f"--features_cache_dir {args.features_cache_dir} is a file, not a folder")
     if not 0.0 < args.layerwise_lr_decay <= 1.0:
         parser.error(f"--layerwise_lr_decay must be in (0, 1], got {args.layerwise_lr_decay}")
     if args.fp16 and args.bf16 != "off":
@@ -157,7 +189,8 @@ def check_args(args, parser):
                      "pass a checkpoint-N folder written by --save_steps")
     if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
         parser.error(f"--output_dir {args.output_dir} is a file, not a folder")
-    existing = os.path.isdir(args.output_dir) and os.listdir(args.output_dir)
+    # The lock file of an earlier run does not make a folder "not empty": it holds no result.
+    existing = os.path.isdir(args.output_dir) and set(os.listdir(args.output_dir)) - {LOCK_NAME}
     if args.do_train and existing and not args.overwrite_output_dir and not args.resume_from_checkpoint:
         parser.error(f"--output_dir {args.output_dir} exists and is not empty; use --overwrite_output_dir "
                      "to write into it, or --resume_from_checkpoint to continue a run")
@@ -277,20 +310,77 @@ def list_keys(args, config, labels):
           f"{len(info.unexpected_keys) - len(reinit & set(info.unexpected_keys))} checkpoint keys unused")
 
 
-def write_run_record(args, info):
-    """The resolved reinit list and every argument, so a result can be traced back to its settings."""
+# ==== output_dir: one run owns it, and records what it did ===============================================
+
+@contextlib.contextmanager
+def output_dir_lock(args):
+    """Hold output_dir/run.lock for the whole run, so that a second run into the same folder stops at once
+    instead of mixing its model, checkpoints and arguments with ours.
+
+    The lock is an flock, which the kernel drops when the process dies, so a killed run never blocks the
+    next. Its file says who holds it (pid, host, start time); a run that finds that text there after
+    taking the lock knows the previous holder died without cleaning up, says so, and takes over. Under
+    torchrun rank 0 holds it for all ranks.
+    """
+    if not is_main_process(args):
+        yield
+        return
     os.makedirs(args.output_dir, exist_ok=True)
+    path = os.path.join(args.output_dir, LOCK_NAME)
+    with open(path, "a+", encoding="utf-8") as lock_file:
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock_file.seek(0)
+            holder = lock_file.read().strip() or "a run that has not written its details yet"
+            raise UserError(f"--output_dir {args.output_dir} is in use by another run ({holder}, see {path}); "
+                            "wait for it to end, or choose another --output_dir") from None
+        lock_file.seek(0)
+        previous = lock_file.read().strip()
+        if previous:
+            logger.warning("%s: the run that held it (%s) ended without releasing it; taking it over", path,
+                           previous)
+        lock_file.seek(0)
+        lock_file.truncate()
+        lock_file.write(f"pid {os.getpid()} on {socket.gethostname()}, started "
+                        f"{time.strftime('%Y-%m-%d %H:%M:%S %z')}\n")
+        lock_file.flush()
+        try:
+            yield
+        finally:
+            # Emptied, not removed: removing it would let a run that opened the old file lock that one
+            # while a third run creates and locks a new one.
+            lock_file.truncate(0)
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def write_run_record(args, info):
+    """Every argument (and for training, the resolved reinit list), so a result can be traced to its settings.
+
+    A training run writes training_args.json and reinit_keys.json. An evaluation- or prediction-only run
+    writes eval_args.json / predict_args.json instead, so that evaluating a trained folder in place leaves
+    the record of how it was trained as it was.
+    """
+    loading = {"missing_keys": info.missing_keys, "unexpected_keys": info.unexpected_keys}
+    if not args.do_train:
+        for name in (["eval_args.json"] if args.do_eval else []) + (["predict_args.json"] if args.do_predict else []):
+            write_json_atomically(os.path.join(args.output_dir, name), {**args_to_dict(args), "loading": loading},
+                                  sort_keys=True)
+        return
     record = {"selectors": reinit_selectors(args, args.config), "reinit_std": args.reinit_std,
-              "reinit_seed": args.seed, "resolved_keys": info.reinit_keys,
-              "missing_keys": info.missing_keys, "unexpected_keys": info.unexpected_keys}
-    with open(os.path.join(args.output_dir, REINIT_RECORD_NAME), "w", encoding="utf-8") as writer:
-        json.dump(record, writer, indent=2)
-    with open(os.path.join(args.output_dir, ARGS_NAME), "w", encoding="utf-8") as writer:
-        json.dump(args_to_dict(args), writer, indent=2, sort_keys=True)
+              "reinit_seed": args.seed, "resolved_keys": info.reinit_keys, **loading}
+    write_json_atomically(os.path.join(args.output_dir, REINIT_RECORD_NAME), record)
+    write_json_atomically(os.path.join(args.output_dir, ARGS_NAME), args_to_dict(args), sort_keys=True)
 
 
 def args_to_dict(args):
     return {key: value for key, value in vars(args).items() if key not in ("device", "config")}
+
+
+def is_within(path, folder):
+    """True when `path` is `folder` or lies inside it, by path logic: /x/Rx1 is not inside /x/Rx."""
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return os.path.commonpath([path, folder]) == folder
 
 
 # ==== data ==================================================================================================
@@ -306,8 +396,8 @@ def load_features(args, tokenizer, split):
     if every_rank and args.rank != 0:
         barrier(args)
     features = load_and_cache_features(args.task_name, args.data_dir, split, tokenizer, args.max_seq_length,
-                                       overwrite_cache=args.overwrite_cache, logger=logger,
-                                       **generic_options(args))
+                                       overwrite_cache=args.overwrite_cache, cache_dir=args.features_cache_dir,
+                                       logger=logger, **generic_options(args))
     if every_rank and args.rank == 0:
         barrier(args)
     return FeatureDataset(features)
@@ -348,6 +438,71 @@ class TrainState:
     global_step: int = 0  # optimizer steps taken
     epoch: int = 0
     batches_done_in_epoch: int = 0  # batches of `epoch` already consumed (a multiple of accumulation steps)
+
+
+@dataclass
+class TrainingPlan:
+    """How long training runs, worked out from the data size before anything is written."""
+    batch_size: int  # per process (with DataParallel, over all of its GPUs)
+    steps_per_epoch: int
+    total_steps: int
+    num_epochs: int
+
+
+def training_plan(args, num_examples):
+    """Steps per epoch and in all; a UserError when the flags give no optimizer step at all."""
+    # With several GPUs in one process, DataParallel splits each batch over them: the batch is per GPU.
+    batch_size = args.per_gpu_train_batch_size * max(1, args.n_gpu)
+    batches_per_epoch = len(epoch_batches(num_examples, batch_size, 0, args.seed, args.rank, args.world_size))
+    steps_per_epoch = batches_per_epoch // args.gradient_accumulation_steps
+    if steps_per_epoch == 0:
+        raise UserError(f"{num_examples} training examples give no full optimizer step with batch size "
+                        f"{batch_size} x accumulation {args.gradient_accumulation_steps}"
+                        + (f" x {args.world_size} processes" if args.world_size > 1 else ""))
+    if args.max_steps > 0:
+        return TrainingPlan(batch_size, steps_per_epoch, args.max_steps, math.ceil(args.max_steps / steps_per_epoch))
+    total_steps = int(steps_per_epoch * args.num_train_epochs)
+    if total_steps == 0:
+        raise UserError(f"--num_train_epochs {args.num_train_epochs} of {steps_per_epoch} steps each is less "
+                        "than one optimizer step")
+    return TrainingPlan(batch_size, steps_per_epoch, total_steps, math.ceil(args.num_train_epochs))
+
+
+# The arguments that decide where training goes. A checkpoint records them; a resume that changes one
+# would not continue that training but start another from the middle of it, so it is refused.
+TRAJECTORY_ARGS = ("learning_rate", "per_gpu_train_batch_size", "gradient_accumulation_steps", "num_train_epochs",
+                   "max_steps", "warmup_proportion", "weight_decay", "layerwise_lr_decay", "adam_epsilon",
+                   "max_grad_norm", "seed", "max_seq_length", "reinit_std", "fp16", "task_name")
+
+
+def training_trajectory(args, config):
+    """{name: value} of everything that shapes training, the training data's hash and the reinit list included."""
+    record = {f"--{name}": getattr(args, name) for name in TRAJECTORY_ARGS}
+    if args.max_steps > 0:
+        record["--num_train_epochs"] = None  # not used: --max_steps decides the length
+    record["re-initialized"] = reinit_selectors(args, config)
+    record["processes x GPUs"] = args.world_size * max(1, args.n_gpu)
+    spec = get_task(args.task_name, **generic_options(args))
+    record["training data"] = file_fingerprint(find_data_file(spec, args.data_dir, "train"))
+    if spec.name == "generic":
+        record["generic columns"] = generic_options(args)
+    return record
+
+
+def check_same_trajectory(args, trajectory):
+    """Refuse --resume_from_checkpoint when this run's trajectory differs from the checkpoint's."""
+    path = os.path.join(args.resume_from_checkpoint, TRAIN_STATE_NAME)
+    saved = torch.load(path, map_location="cpu", weights_only=True).get("trajectory")
+    if saved is None:
+        logger.warning("%s records no training arguments (written by an older version): cannot check that "
+                       "this run continues the same training", path)
+        return
+    differences = [f"{name} {saved.get(name)!r} there, {value!r} now" for name, value in trajectory.items()
+                   if saved.get(name) != value]
+    if differences:
+        raise UserError(f"--resume_from_checkpoint {args.resume_from_checkpoint}: this run would not continue "
+                        f"that training: {'; '.join(differences)}. Give the checkpoint's values, or start a "
+                        "new run without --resume_from_checkpoint")
 
 
 def parameter_groups(model, args):
@@ -392,26 +547,14 @@ def autocast(args):
     return precision_autocast(args.precision, args.device.type)
 
 
-def train(args, train_dataset, model, tokenizer, dev_dataset):
+def train(args, train_dataset, model, tokenizer, dev_dataset, plan, trajectory):
     """The training loop: accumulate, clip, step, schedule; log, evaluate and checkpoint as asked.
 
-    dev_dataset is only used with --evaluate_during_training (None otherwise).
+    dev_dataset is only used with --evaluate_during_training (None otherwise); `trajectory` goes into
+    every checkpoint, so that a resume can be checked against it.
     """
-    # With several GPUs in one process, DataParallel splits each batch over them: the batch is per GPU.
-    batch_size = args.per_gpu_train_batch_size * max(1, args.n_gpu)
-    batches_per_epoch = len(epoch_batches(len(train_dataset), batch_size, 0, args.seed, args.rank,
-                                          args.world_size))
-    steps_per_epoch = batches_per_epoch // args.gradient_accumulation_steps
-    if steps_per_epoch == 0:
-        raise ValueError(f"{len(train_dataset)} training examples give no full optimizer step with batch size "
-                         f"{batch_size} x accumulation {args.gradient_accumulation_steps}"
-                         + (f" x {args.world_size} processes" if args.world_size > 1 else ""))
-    if args.max_steps > 0:
-        total_steps = args.max_steps
-        num_epochs = math.ceil(total_steps / steps_per_epoch)
-    else:
-        total_steps = int(steps_per_epoch * args.num_train_epochs)
-        num_epochs = math.ceil(args.num_train_epochs)
+    batch_size, steps_per_epoch = plan.batch_size, plan.steps_per_epoch
+    total_steps, num_epochs = plan.total_steps, plan.num_epochs
 
     model.to(args.device)
     if args.n_gpu > 1:
@@ -486,11 +629,14 @@ def train(args, train_dataset, model, tokenizer, dev_dataset):
                 logger.info("step %d: lr %.3g, loss %.4f", state.global_step, scheduler.get_last_lr()[0],
                             (running_loss - logged_loss) / (state.global_step - logged_step))
                 logged_loss, logged_step = running_loss, state.global_step
-                if args.evaluate_during_training and args.local_rank == -1:
-                    evaluate(args, core, dev_dataset, prefix=f"step-{state.global_step}")
-                    model.train()
+                if args.evaluate_during_training:
+                    # Rank 0 scores the whole dev set with the weights every rank holds; the others wait.
+                    if is_main_process(args):
+                        evaluate(args, core, dev_dataset, prefix=f"step-{state.global_step}")
+                        model.train()
+                    barrier(args)
             if args.save_steps > 0 and state.global_step % args.save_steps == 0:
-                save_checkpoint(state, tokenizer, args)
+                save_checkpoint(state, tokenizer, args, trajectory)
         bar.close()
         if state.global_step < total_steps:
             state.epoch += 1
@@ -500,46 +646,40 @@ def train(args, train_dataset, model, tokenizer, dev_dataset):
 
 # ---- checkpoints ------------------------------------------------------------------------------------------
 
-def save_checkpoint(state, tokenizer, args):
+def save_checkpoint(state, tokenizer, args, trajectory):
     """Write output_dir/checkpoint-{step} so that a crash at any moment leaves the last one whole.
 
     Everything goes into a temporary folder first, which is renamed into place when complete; a rename
-    within one file system is atomic, so a checkpoint folder is either whole or absent.
+    within one file system is atomic, so a checkpoint folder is either whole or absent. A SIGKILL while
+    writing leaves `.checkpoint-{step}-*` behind, which nothing reads (it does not match checkpoint-*).
     """
     barrier(args)
+    # Every rank's random state: their dropout masks have drawn different amounts (batches of other
+    # lengths), so a resumed rank 1 needs rank 1's state, not rank 0's.
+    rng_states = [None] * args.world_size
+    if args.local_rank != -1:
+        dist.all_gather_object(rng_states, rng_state())
+    else:
+        rng_states = [rng_state()]
     if is_main_process(args):
         final = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
-        temp = tempfile.mkdtemp(dir=args.output_dir, prefix=f".checkpoint-{state.global_step}-")
-        try:
+
+        def write(temp):
             core = state.model.module if hasattr(state.model, "module") else state.model
             core.save_pretrained(temp)
             tokenizer.save_pretrained(temp)
-            torch.save(train_state_dict(state), os.path.join(temp, TRAIN_STATE_NAME))
-            with open(os.path.join(temp, ARGS_NAME), "w", encoding="utf-8") as writer:
-                json.dump(args_to_dict(args), writer, indent=2, sort_keys=True)
-        except BaseException:
-            # A failed write (disk full, Ctrl-C) removes its half-written folder. A SIGKILL cannot be caught:
-            # it leaves `.checkpoint-{step}-*` behind, which nothing reads (it does not match checkpoint-*).
-            shutil.rmtree(temp, ignore_errors=True)
-            raise
-        # mkdtemp made the folder private (0700); give it the permissions of any folder the user creates.
-        os.chmod(temp, 0o777 & ~current_umask())
-        if os.path.exists(final):  # saved before by a run that was later resumed from an earlier step
-            shutil.rmtree(final)
-        os.replace(temp, final)
+            torch.save({**train_state_dict(state), "rng": rng_states, "trajectory": trajectory},
+                       os.path.join(temp, TRAIN_STATE_NAME))
+            write_json_atomically(os.path.join(temp, ARGS_NAME), args_to_dict(args), sort_keys=True)
+
+        write_folder_atomically(final, write)
         logger.info("Saved checkpoint to %s", final)
     barrier(args)
 
 
-def current_umask():
-    umask = os.umask(0)  # reading the umask means setting it: put it straight back
-    os.umask(umask)
-    return umask
-
-
 def train_state_dict(state):
-    """Plain tensors, numbers and containers only, so that loading needs no unpickling of code."""
-    numpy_state = np.random.get_state()
+    """Plain tensors, numbers and containers only, so that loading needs no unpickling of code.
+    The random states ("rng", one per process) are added by save_checkpoint."""
     return {
         "optimizer": state.optimizer.state_dict(),
         "scheduler": state.scheduler.state_dict(),
@@ -547,13 +687,18 @@ def train_state_dict(state):
         "global_step": state.global_step,
         "epoch": state.epoch,
         "batches_done_in_epoch": state.batches_done_in_epoch,
-        "rng": {
-            "python": random.getstate(),
-            "numpy": {"name": numpy_state[0], "keys": torch.from_numpy(numpy_state[1].astype(np.int64)),
-                      "pos": numpy_state[2], "has_gauss": numpy_state[3], "cached_gaussian": numpy_state[4]},
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        },
+    }
+
+
+def rng_state():
+    """This process's random generators: python, numpy, torch (CPU) and CUDA."""
+    numpy_state = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": {"name": numpy_state[0], "keys": torch.from_numpy(numpy_state[1].astype(np.int64)),
+                  "pos": numpy_state[2], "has_gauss": numpy_state[3], "cached_gaussian": numpy_state[4]},
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
 
 
@@ -569,7 +714,7 @@ def load_train_state(state, checkpoint_dir, args):
         state.scaler.load_state_dict(saved["scaler"])
     state.global_step, state.epoch = saved["global_step"], saved["epoch"]
     state.batches_done_in_epoch = saved["batches_done_in_epoch"]
-    rng = saved["rng"]
+    rng = saved["rng"][args.rank]  # this process's own (the world size is checked to be the checkpoint's)
     random.setstate(rng["python"])
     numpy_rng = rng["numpy"]
     np.random.set_state((numpy_rng["name"], numpy_rng["keys"].numpy().astype(np.uint32), numpy_rng["pos"],
@@ -609,11 +754,10 @@ def evaluate(args, model, dataset, prefix="", results_dir=None):
     results = compute_metrics(spec.metric, to_predictions(logits, spec.output_mode).numpy(), labels.numpy())
     results_dir = results_dir or args.output_dir
     os.makedirs(results_dir, exist_ok=True)
-    with open(os.path.join(results_dir, "eval_results.json"), "w", encoding="utf-8") as writer:
-        json.dump({"prefix": prefix, "examples": len(dataset), **results}, writer, indent=2)
-    with open(os.path.join(results_dir, "eval_results.txt"), "w", encoding="utf-8") as writer:
-        for key in sorted(results):
-            writer.write(f"{key} = {results[key]}\n")
+    write_json_atomically(os.path.join(results_dir, "eval_results.json"),
+                          {"prefix": prefix, "examples": len(dataset), **results})
+    write_atomically(os.path.join(results_dir, "eval_results.txt"), lambda temp: write_lines(
+        temp, [f"{key} = {results[key]}" for key in sorted(results)]))
     logger.info("***** Eval results %s (%d examples) *****", prefix, len(dataset))
     for key in sorted(results):
         logger.info("  %s = %.4f", key, results[key])
@@ -630,12 +774,16 @@ def predict(args, model, dataset):
     examples = read_examples(spec, args.data_dir, "test")  # for their guids
     predictions = to_predictions(predict_logits(args, model, dataset, desc="Predicting"), spec.output_mode)
     path = os.path.join(args.output_dir, "test_predictions.tsv")
-    with open(path, "w", encoding="utf-8") as writer:
-        writer.write("guid\tprediction\n")
-        for example, value in zip(examples, predictions.tolist()):
-            writer.write(f"{example.guid}\t{value if spec.output_mode == 'regression' else label_list[value]}\n")
+    rows = [f"{example.guid}\t{value if spec.output_mode == 'regression' else label_list[value]}"
+            for example, value in zip(examples, predictions.tolist())]
+    write_atomically(path, lambda temp: write_lines(temp, ["guid\tprediction"] + rows))
     logger.info("Wrote %d predictions to %s", len(examples), path)
     return path
+
+
+def write_lines(path, lines):
+    with open(path, "w", encoding="utf-8") as writer:
+        writer.writelines(line + "\n" for line in lines)
 
 
 # ==== main =================================================================================================
@@ -661,8 +809,8 @@ def main(argv=None):
     config = config_class.from_pretrained(config_source, cache_dir=args.cache_dir or None,
                                           finetuning_task=spec.name, **head_size)
     if args.max_seq_length > config.max_position_embeddings:
-        raise SystemExit(f"--max_seq_length {args.max_seq_length} exceeds the model's max_position_embeddings "
-                         f"({config.max_position_embeddings})")
+        raise UserError(f"--max_seq_length {args.max_seq_length} exceeds the model's max_position_embeddings "
+                        f"({config.max_position_embeddings})")
     args.config = config
     if args.list_keys:
         list_keys(args, config, head_labels)
@@ -679,14 +827,30 @@ def main(argv=None):
     dev_dataset = load_features(args, tokenizer, "dev") if wants_dev else None
     test_dataset = load_features(args, tokenizer, "test") if args.do_predict and is_main_process(args) else None
 
+    # Still nothing written in output_dir: check that training can run at all, and that a resume continues
+    # the checkpoint's training rather than starting another one from its middle.
+    plan, trajectory = None, None
+    if args.do_train:
+        plan, trajectory = training_plan(args, len(train_dataset)), training_trajectory(args, config)
+        if args.resume_from_checkpoint:
+            check_same_trajectory(args, trajectory)
+
     barrier(args)  # every rank reads the same checkpoint; nothing is written yet
     model, info = load_model(args, config, head_labels)
+    with output_dir_lock(args):
+        return train_evaluate_predict(args, model, info, tokenizer, train_dataset, dev_dataset, test_dataset,
+                                      plan, trajectory)
+
+
+def train_evaluate_predict(args, model, info, tokenizer, train_dataset, dev_dataset, test_dataset, plan,
+                           trajectory):
+    """The part of the run that writes into output_dir, under its lock: train, evaluate, predict."""
     if is_main_process(args):
         write_run_record(args, info)
 
     results = {}
     if args.do_train:
-        global_step, mean_loss = train(args, train_dataset, model, tokenizer, dev_dataset)
+        global_step, mean_loss = train(args, train_dataset, model, tokenizer, dev_dataset, plan, trajectory)
         logger.info("global_step = %d, average loss = %.4f", global_step, mean_loss)
         if args.local_rank != -1:
             # Every rank ends with the same weights (DDP averages gradients); the log line lets a reader check.
@@ -709,7 +873,8 @@ def main(argv=None):
             evaluated = model if model_dir == args.model_name_or_path else \
                 BertForSequenceClassification.from_pretrained(model_dir)
             prefix = os.path.basename(model_dir.rstrip("/")) if model_dir != args.output_dir else "final"
-            results_dir = model_dir if model_dir.startswith(args.output_dir) else args.output_dir
+            inside = not is_remote_url(model_dir) and is_within(model_dir, args.output_dir)
+            results_dir = model_dir if inside else args.output_dir
             results[prefix] = evaluate(args, evaluated, dev_dataset, prefix=prefix, results_dir=results_dir)
 
     if args.do_predict and is_main_process(args):
@@ -728,4 +893,4 @@ def weights_digest(model):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_entry_point(main, "run_classifier.py")

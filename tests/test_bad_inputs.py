@@ -16,6 +16,7 @@ from _support import minilm_dir
 from bert_read_step_to_step.features import collate_features, convert_examples_to_features
 from bert_read_step_to_step.tasks import DataError, InputExample, read_examples
 from transformers import BertForSequenceClassification, BertTokenizer, LoadingError
+from transformers.file_utils import UserError
 
 MAX_LEN = 32
 
@@ -192,7 +193,7 @@ def test_max_seq_length_below_3(small_task, tmp_path, capsys):
 
 
 def test_max_seq_length_above_the_model_positions(small_task, tmp_path):
-    with pytest.raises(SystemExit, match=r"--max_seq_length 513 exceeds the model's max_position_embeddings \(512\)"):
+    with pytest.raises(UserError, match=r"--max_seq_length 513 exceeds the model's max_position_embeddings \(512\)"):
         run_classifier.main(common_args(small_task, tmp_path / "out", max_seq_length=513) + ["--do_train"])
     assert not (tmp_path / "out").exists()
 

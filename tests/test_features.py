@@ -223,6 +223,38 @@ def test_regenerated_data_file_is_not_served_from_a_stale_cache(tmp_path):
     assert len(features) == 4 and tokenizer.calls == 3 + 4
 
 
+def test_an_edit_that_keeps_size_and_mtime_is_not_served_from_a_stale_cache(tmp_path):
+    # Dev labels edited in place: same length, and the modification time put back (as cp -p or rsync do).
+    write_tweets_task(tmp_path, TRAIN_ROWS, dev_rows=[("pos", "good car"), ("neg", "bad car")])
+    tokenizer = WordTokenizer()
+    dev = tmp_path / "dev.tsv"
+    before = load_and_cache_features("generic", tmp_path, "dev", tokenizer, 8)
+    stat = dev.stat()
+    dev.write_text(dev.read_text().replace("pos\tgood", "neg\tgood"), encoding="utf-8")
+    os.utime(dev, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert (dev.stat().st_size, dev.stat().st_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+    after = load_and_cache_features("generic", tmp_path, "dev", tokenizer, 8)
+    assert [f.label for f in before] == [1, 0] and [f.label for f in after] == [0, 0]
+    assert len(cache_files(tmp_path)) == 2
+
+
+def test_a_read_only_data_folder_caches_in_the_user_cache(tmp_path, monkeypatch):
+    data, user_cache = tmp_path / "data", tmp_path / "user-cache"
+    data.mkdir()
+    write_tweets_task(data, TRAIN_ROWS)
+    data.chmod(0o555)
+    # Root may write anywhere, so the check that decides is made to see what a normal user sees.
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: False if str(path) == str(data) else real_access(path, mode))
+    monkeypatch.setenv("BERT_READ_CACHE", str(user_cache))
+    try:
+        features = load_and_cache_features("generic", data, "train", WordTokenizer(), 8)
+    finally:
+        data.chmod(0o755)
+    assert len(features) == 3 and cache_files(data) == []
+    assert len(cache_files(user_cache / "features")) == 1
+
+
 def test_cache_dir_and_a_corrupt_cache_file(tmp_path, caplog):
     data, cache = tmp_path / "data", tmp_path / "cache"
     data.mkdir()

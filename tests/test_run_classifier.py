@@ -22,6 +22,7 @@ from _classifier_runs import one_torch_thread  # noqa: F401 (an autouse fixture:
 from _support import REPO_ROOT, minilm_dir
 from bert_read_step_to_step.tasks import DataError
 from transformers import BertConfig, BertForSequenceClassification
+from transformers.file_utils import current_umask
 
 LABELS = ["negative", "neutral", "positive"]
 RUN_FILES = {"model.safetensors", "config.json", "vocab.txt", "tokenizer_config.json", "eval_results.json",
@@ -107,7 +108,7 @@ def test_saved_files_get_the_usual_permissions(tweets_run):
     """What a run saves is readable like any file the user creates (0o666 minus the umask, e.g. 0644), so a
     colleague's account or a serving process can load it. model.safetensors is first written to a file made
     by tempfile.mkstemp, which is private (0600); renamed as it is, the model would stay private."""
-    umask = run_classifier.current_umask()
+    umask = current_umask()
     modes = {name: oct(stat.S_IMODE((tweets_run.out / name).stat().st_mode)) for name in sorted(RUN_FILES)}
     assert modes == {name: oct(0o666 & ~umask) for name in sorted(RUN_FILES)}
 

@@ -302,6 +302,40 @@ def test_too_few_columns(tmp_path):
     assert f"{path}:3" in message and "at least 5 fields" in message and "found 4" in message
 
 
+def test_a_tab_inside_a_generic_text_is_an_extra_field_not_a_cut_text(tmp_path):
+    # The label column last: the tweet's tail would otherwise become a label of its own.
+    path = write(tmp_path, "train.tsv", ["text" + T + "label", "good car" + T + "pos",
+                                         "bad" + T + "car" + T + "neg", "so so" + T + "neu"])
+    with pytest.raises(DataError) as err:
+        read_examples("generic", tmp_path, "train", label_column="label")
+    message = str(err.value)
+    assert message.startswith(f"{path}:3: expected 2 fields separated by '\\t'") and "found 3" in message
+    assert "--file_format csv" in message and "double quotes" in message
+
+
+def test_a_comma_inside_a_generic_csv_text_says_how_to_quote_it(tmp_path):
+    write(tmp_path, "train.csv", ["label,text", 'pos,"good, really"', "neg,bad, really"])
+    with pytest.raises(DataError) as err:
+        read_examples("generic", tmp_path, "train", file_format="csv")
+    assert f"{tmp_path / 'train.csv'}:3: expected 2 fields" in str(err.value)
+    assert "must be in double quotes" in str(err.value)
+
+
+def test_a_separator_inside_a_tnews_title_is_an_extra_field(tmp_path):
+    good = "6552277613866385923_!_104_!_news_finance_!_股票中的突破形态_!_股票"
+    bad = "6552277613866385924_!_102_!_news_entertainment_!_标题_!_里有分隔符_!_关键词"
+    path = write(tmp_path, "toutiao_category_train.txt", [good, bad])
+    with pytest.raises(DataError, match=rf"{path}:2: expected 5 fields separated by '_!_' .*found 6"):
+        read_examples("tnews", tmp_path, "train")
+
+
+def test_a_headerless_generic_file_keeps_the_count_of_its_first_line(tmp_path):
+    write(tmp_path, "train.tsv", ["pos" + T + "good car", "neg" + T + "bad" + T + "car"])
+    task = make_generic_task(label_column=0, text_a_column=1, has_header=False)
+    with pytest.raises(DataError, match=r"train.tsv:2: expected 2 fields"):
+        read_examples(task, tmp_path, "train")
+
+
 def test_mnli_label_column_must_not_be_a_sentence_column(tmp_path):
     # 10 fields: -1 would be sentence2 itself. At least 11 are needed.
     header = T.join(["index", "promptID", "pairID", "genre", "b1", "b2", "p1", "p2", "sentence1",

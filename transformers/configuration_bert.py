@@ -22,7 +22,8 @@ import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Dict, List, Optional
 
-from .file_utils import CONFIG_NAME, cached_path, is_remote_url, join_path_or_url, url_file_name
+from .file_utils import (CONFIG_NAME, BadValueError, cached_path, is_remote_url, join_path_or_url, url_file_name,
+                         write_atomically)
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ REQUIRED_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attent
                    "hidden_act", "max_position_embeddings", "type_vocab_size")
 
 
-class LoadingError(ValueError):
+class LoadingError(BadValueError):
     """A checkpoint or its config could not be used: the message names the file and the key."""
 
 
@@ -124,15 +125,15 @@ class BertConfig:
             with open(path, encoding="utf-8") as reader:
                 text = reader.read()
         except UnicodeDecodeError as error:
-            raise ValueError(f"{path}: config file is not UTF-8 text ({error})") from None
+            raise BadValueError(f"{path}: config file is not UTF-8 text ({error})") from None
         try:
             values = json.loads(text)
         except json.JSONDecodeError as error:
-            raise ValueError(
+            raise BadValueError(
                 f"{path}: not a valid JSON config (line {error.lineno}, column {error.colno}: {error.msg}); "
                 f"the file may be truncated or not a config.json at all") from None
         if not isinstance(values, dict):
-            raise ValueError(f"{path}: a config.json must hold a JSON object, found {type(values).__name__}")
+            raise BadValueError(f"{path}: a config.json must hold a JSON object, found {type(values).__name__}")
         missing = [name for name in REQUIRED_FIELDS if name not in values]
         if missing:
             raise LoadingError(f"{path}: config.json lacks {', '.join(missing)}; these fix the shapes of the "
@@ -141,7 +142,7 @@ class BertConfig:
         try:
             return cls.from_dict(values, **overrides)
         except ValueError as error:
-            raise ValueError(f"{path}: {error}") from None
+            raise BadValueError(f"{path}: {error}") from None
 
     @classmethod
     def from_pretrained(cls, path_or_url, cache_dir=None, force_download=False, local_files_only=False, **overrides):
@@ -180,8 +181,12 @@ class BertConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
     def to_json_file(self, path):
-        with open(path, "w", encoding="utf-8") as writer:
-            writer.write(self.to_json_string())
+        text = self.to_json_string()
+
+        def write(temp):
+            with open(temp, "w", encoding="utf-8") as writer:
+                writer.write(text)
+        write_atomically(path, write)
 
     def save_pretrained(self, directory):
         os.makedirs(directory, exist_ok=True)

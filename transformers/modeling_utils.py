@@ -24,7 +24,6 @@ import logging
 import os
 import pickle
 import re
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -34,8 +33,9 @@ import torch
 from torch import nn
 
 from .configuration_bert import BertConfig, LoadingError
-from .file_utils import (CONFIG_NAME, SAFE_WEIGHTS_NAME, WEIGHTS_NAME, RemoteFileNotFound, cached_path,
-                         is_remote_url, join_path_or_url, redact_url, sibling_url, url_file_name)
+from .file_utils import (CONFIG_NAME, SAFE_WEIGHTS_NAME, WEIGHTS_NAME, BadValueError, RemoteFileNotFound,
+                         cached_path, is_remote_url, join_path_or_url, redact_url, sibling_url, url_file_name,
+                         write_atomically)
 
 logger = logging.getLogger(__name__)
 
@@ -180,10 +180,10 @@ class PreTrainedModel(nn.Module):
         state = {name: tensor.detach().contiguous() for name, tensor in self.state_dict().items()}
         if safe_serialization:
             from safetensors.torch import save_file
-            _write_atomically(os.path.join(directory, SAFE_WEIGHTS_NAME),
+            write_atomically(os.path.join(directory, SAFE_WEIGHTS_NAME),
                               lambda path: save_file(state, path, metadata={"format": "pt"}))
         else:
-            _write_atomically(os.path.join(directory, WEIGHTS_NAME), lambda path: torch.save(state, path))
+            write_atomically(os.path.join(directory, WEIGHTS_NAME), lambda path: torch.save(state, path))
 
     # ---- from_pretrained -------------------------------------------------------------------------------
 
@@ -414,7 +414,7 @@ def resolve_reinit_keys(model, selectors, checkpoint_keys=None):
     for selector in selectors:
         matched = _match_selector(selector, names, model.base_model_prefix + ".")
         if not matched:
-            raise ValueError(_no_match_message(selector, names, model, checkpoint_keys))
+            raise BadValueError(_no_match_message(selector, names, model, checkpoint_keys))
         chosen.update(matched)
     return [name for name in names if name in chosen]
 
@@ -568,26 +568,9 @@ def top_layer_selectors(config, num_layers, pooler=False):
     """Selectors for the top `num_layers` encoder layers (and the pooler), e.g. 2 of 6 -> layers 4 and 5."""
     total = config.num_hidden_layers
     if not 0 <= num_layers <= total:
-        raise ValueError(f"cannot re-initialize the top {num_layers} layers: the model has {total} "
+        raise BadValueError(f"cannot re-initialize the top {num_layers} layers: the model has {total} "
                          f"encoder layers (choose 0..{total})")
     selectors = [f"bert.encoder.layer.{index}" for index in range(total - num_layers, total)]
     if pooler:
         selectors.append("bert.pooler")
     return selectors
-
-
-def _write_atomically(path, write):
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    os.close(handle)
-    try:
-        write(temp)
-        # mkstemp makes the file private (0600); give it the permissions a plain open() would have.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
