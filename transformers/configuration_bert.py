@@ -15,7 +15,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Optional
 
-from .file_utils import CONFIG_NAME, cached_path, is_remote_url, join_path_or_url
+from .file_utils import CONFIG_NAME, TF_CONFIG_NAME, cached_path, is_remote_url, join_path_or_url
 
 # Old configs name a field differently; we read the old name and write the new one.
 RENAMED_KEYS = {"num_classes": "num_labels"}
@@ -95,11 +95,17 @@ class BertConfig:
 
     @classmethod
     def from_pretrained(cls, path_or_url, cache_dir=None, **overrides):
-        """`path_or_url` is a model directory, a config.json file, or the URL of either."""
+        """`path_or_url` is a model directory, a config.json file, or the URL of either.
+
+        A directory of Google's original release has bert_config.json instead of config.json; its keys are the
+        same as ours (the extra pooler_* and directionality keys are kept in `extra`).
+        """
         if os.path.isdir(path_or_url):
             path = os.path.join(path_or_url, CONFIG_NAME)
+            if not os.path.isfile(path) and os.path.isfile(os.path.join(path_or_url, TF_CONFIG_NAME)):
+                path = os.path.join(path_or_url, TF_CONFIG_NAME)
             if not os.path.isfile(path):
-                raise FileNotFoundError(f"{path_or_url}: directory has no {CONFIG_NAME}")
+                raise FileNotFoundError(f"{path_or_url}: directory has no {CONFIG_NAME} (nor {TF_CONFIG_NAME})")
         elif is_remote_url(path_or_url) and not path_or_url.endswith(".json"):
             path = cached_path(join_path_or_url(path_or_url, CONFIG_NAME), cache_dir=cache_dir)
         else:
