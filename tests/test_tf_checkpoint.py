@@ -111,6 +111,15 @@ def test_string_and_sliced_variables_are_listed_and_refused():
         checkpoint.read("vocab_words")
 
 
+def test_a_checkpoint_in_two_shards_reads_each_variable_from_its_own_file():
+    checkpoint = TFCheckpoint(FIXTURES / "tf_odd" / "sharded.ckpt.index")
+    assert checkpoint.num_shards == 2
+    assert [checkpoint.entries[name].shard_id for name in ("first", "second")] == [0, 1]
+    assert checkpoint.shard_path(1).endswith("sharded.ckpt.data-00001-of-00002")
+    assert torch.equal(checkpoint.read("first"), torch.arange(3, dtype=torch.float32))
+    assert torch.equal(checkpoint.read("second"), torch.arange(4, dtype=torch.int32))
+
+
 # ---- corrupt bytes -----------------------------------------------------------------------------------------
 
 def test_flipped_byte_in_the_data_file_names_the_file_and_the_variable(tmp_path):
