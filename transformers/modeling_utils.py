@@ -227,8 +227,8 @@ def _find_files(path, config, state_dict, cache_dir):
             # Google's original releases: bert_model.ckpt.index and bert_model.ckpt.data-00000-of-00001.
             weights = find_checkpoint_index(path)
             if weights is None and state_dict is None:
-                raise FileNotFoundError(f"{path}: no weights file; expected {SAFE_WEIGHTS_NAME}, {WEIGHTS_NAME} "
-                                        "or a TensorFlow checkpoint (*.ckpt.index with its .data-* files)")
+                raise FileNotFoundError(f"{path}: no weights file; expected {SAFE_WEIGHTS_NAME} or {WEIGHTS_NAME}, "
+                                        "or a TensorFlow checkpoint (*.index with its .data-* files)")
         return path, weights
     if is_remote_url(path) and not path.endswith((".safetensors", ".bin")):
         # A URL of a model directory: fetch its config, then the first weights file the server has.
