@@ -17,8 +17,7 @@ from safetensors.torch import load_file
 from _classifier_runs import balanced_tweets, run_main, write_generic_task
 from transformers import BertConfig, BertForSequenceClassification, BertModel
 from transformers.convert_tf_checkpoint import convert_tf_checkpoint, main as convert_main
-from transformers.tf_checkpoint import (CheckpointError, TFCheckpoint, bert_state_dict, crc32c, _crc_register,
-                                        google_bert_name)
+from transformers.tf_checkpoint import CheckpointError, TFCheckpoint, _crc_register, crc32c, google_bert_name
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TINY = FIXTURES / "tf_bert_tiny"

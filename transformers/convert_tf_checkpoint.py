@@ -21,8 +21,6 @@ from .modeling_bert import BertForSequenceClassification, BertModel
 from .modeling_utils import LoadingError
 from .tf_checkpoint import TFCheckpoint, find_checkpoint_index
 
-logger = logging.getLogger(__name__)
-
 
 def convert_tf_checkpoint(src, dst):
     """Write config.json, model.safetensors and vocab.txt of the checkpoint in `src` into `dst`.

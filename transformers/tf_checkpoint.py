@@ -23,22 +23,23 @@ Inside a block, each key shares a prefix with the key before it, so it is stored
 the rest). Every 16th entry is a "restart point" that shares nothing; a list of their offsets ends the block.
 A worked example, a block holding two entries:
 
-    varint 0, varint 22, varint 14, "bert/pooler/dense/bias", <14-byte value>       shared 0: the whole key
-    varint 18, varint 6, varint 16, "kernel", <16-byte value>                       "bert/pooler/dense/" + "kernel"
+    varint 0, varint 22, varint 19, "bert/pooler/dense/bias", <19-byte value>       shared 0: the whole key
+    varint 18, varint 6, varint 24, "kernel", <24-byte value>                       "bert/pooler/dense/" + "kernel"
     uint32 0                                                                        restart point: offset 0
     uint32 1                                                                        one restart point
 
 Each value is a small protobuf message, decoded by hand below (`_read_fields`). The entry under the empty key is
-the BundleHeaderProto (number of shards, byte order); every other is a BundleEntryProto:
+the BundleHeaderProto (number of shards, byte order); every other is a BundleEntryProto. The 19 bytes of
+`bert/pooler/dense/bias` in tests/fixtures/tf_bert_tiny:
 
     08 01                field 1 (dtype), varint:  1 = DT_FLOAT
     12 04 12 02 08 10    field 2 (shape), 4 bytes: TensorShapeProto { dim { size: 16 } }
-    20 c0 02             field 4 (offset), varint: 320 (field 3, shard_id, is 0 and therefore not written)
+    20 80 96 04          field 4 (offset), varint: 68352 (field 3, shard_id, is 0 and therefore not written)
     28 40                field 5 (size), varint:   64 bytes
-    35 xx xx xx xx       field 6 (crc32c), fixed32: masked crc32c of those 64 bytes
+    35 4b 71 00 f2       field 6 (crc32c), fixed32: masked crc32c of those 64 bytes
 
-So `bert/pooler/dense/bias` is 16 float32 in `.data-00000-of-00001` at bytes 320..384, and we check those bytes
-against the crc32c before handing them on.
+So that bias is 16 float32 in `.data-00000-of-00001` at bytes 68352..68416, and we check those bytes against the
+crc32c before handing them on.
 
 Run `python -m transformers.tf_checkpoint PREFIX` to list a checkpoint's variables and our name for each.
 """
@@ -49,7 +50,7 @@ import re
 import struct
 import sys
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
 import torch
@@ -107,9 +108,9 @@ def _crc_register(data, register=0):
 def crc32c(data):
     """CRC-32C of `data` (bytes or a uint8 numpy array). crc32c(b"123456789") == 0xe3069283.
 
-    Byte by byte in Python costs about a tenth of a second per megabyte: most of a minute for BERT-base. Large inputs are
-    therefore cut into K rows of equal length C and numpy advances all K registers at once, one column per step;
-    the K row checksums are then joined in order. Two properties of the register make that exact:
+    Byte by byte in Python costs about a tenth of a second per megabyte: most of a minute for BERT-base. Large
+    inputs are therefore cut into K rows of equal length C and numpy advances all K registers at once, one column
+    per step; the K row checksums are then joined in order. Two properties of the register make that exact:
       - It is linear: the register after A+B equals shift(register after A, len(B)) ^ (register after B alone,
         started from 0), where shift(r, n) is r fed n zero bytes. `_shift_tables` precomputes shift for a row.
       - Zero bytes fed to a zero register leave it zero, so padding the *front* with zeros changes nothing; that
@@ -209,16 +210,21 @@ class TensorEntry:
 
     @property
     def dtype_name(self):
-        return (TF_DTYPES.get(self.dtype) or (TF_UNSUPPORTED_DTYPES.get(self.dtype, f"DataType {self.dtype}"),))[0]
+        if self.dtype in TF_DTYPES:
+            return TF_DTYPES[self.dtype][0]
+        return TF_UNSUPPORTED_DTYPES.get(self.dtype, f"DataType {self.dtype}")
 
 
 def _parse_entry(name, value, where):
     fields = _read_fields(value, where)
     shape = ()
-    for shape_message in fields.get(2, []):  # TensorShapeProto: repeated Dim dim = 2; Dim: int64 size = 1
-        shape = tuple(_read_fields(dim, where).get(1, [0])[0] for dim in _read_fields(shape_message, where)
-                      .get(2, []))
-    first = lambda number: fields.get(number, [0])[0]  # a field left out holds its default, 0
+    if 2 in fields:  # TensorShapeProto { repeated Dim dim = 2 }, Dim { int64 size = 1 }; a scalar has no dims
+        dims = _read_fields(fields[2][0], where).get(2, [])
+        shape = tuple(_read_fields(dim, where).get(1, [0])[0] for dim in dims)
+
+    def first(number):  # a field left out holds its default, 0
+        return fields.get(number, [0])[0]
+
     return TensorEntry(name=name, dtype=first(1), shape=shape, shard_id=first(3), offset=first(4),
                        size=first(5), masked_crc32c=first(6), sliced=7 in fields)
 
