@@ -2,7 +2,8 @@
 re-initializes what you select.
 
 Reading order: configuration_bert.py -> tokenization_bert.py -> modeling_bert.py -> modeling_utils.py
-(`from_pretrained`), with file_utils.py turning names and URLs into local files.
+(`from_pretrained`), with file_utils.py turning names and URLs into local files, and tf_checkpoint.py reading
+Google's original TensorFlow checkpoints.
 
 The public names are imported on first use rather than here. Importing every module up front would make
 `python -m transformers.tokenization_bert ...` (each module's demo) import that module twice, which Python
@@ -28,6 +29,7 @@ _PUBLIC_NAMES = {
     "resolve_reinit_keys": "modeling_utils",
     "top_layer_selectors": "modeling_utils",
     "cached_path": "file_utils",
+    "TFCheckpoint": "tf_checkpoint",
 }
 __all__ = sorted(_PUBLIC_NAMES)
 

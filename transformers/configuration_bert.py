@@ -22,8 +22,8 @@ import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Dict, List, Optional
 
-from .file_utils import (CONFIG_NAME, BadValueError, cached_path, is_remote_url, join_path_or_url, url_file_name,
-                         write_atomically)
+from .file_utils import (CONFIG_NAME, TF_CONFIG_NAME, BadValueError, cached_path, is_remote_url, join_path_or_url,
+                         url_file_name, write_atomically)
 
 logger = logging.getLogger(__name__)
 
@@ -148,13 +148,17 @@ class BertConfig:
     def from_pretrained(cls, path_or_url, cache_dir=None, force_download=False, local_files_only=False, **overrides):
         """`path_or_url` is a model directory, a config.json file, or the URL of either.
 
+        A directory of Google's original release has bert_config.json instead of config.json; its keys are the
+        same as ours (the extra pooler_* and directionality keys are kept in `extra`).
         cache_dir / force_download / local_files_only: how a URL is fetched (see `file_utils.cached_path`).
         """
         fetch_options = dict(cache_dir=cache_dir, force_download=force_download, local_files_only=local_files_only)
         if os.path.isdir(path_or_url):
             path = os.path.join(path_or_url, CONFIG_NAME)
+            if not os.path.isfile(path) and os.path.isfile(os.path.join(path_or_url, TF_CONFIG_NAME)):
+                path = os.path.join(path_or_url, TF_CONFIG_NAME)
             if not os.path.isfile(path):
-                raise FileNotFoundError(f"{path_or_url}: directory has no {CONFIG_NAME}")
+                raise FileNotFoundError(f"{path_or_url}: directory has no {CONFIG_NAME} (nor {TF_CONFIG_NAME})")
         elif is_remote_url(path_or_url) and not url_file_name(path_or_url).endswith(".json"):
             path = cached_path(join_path_or_url(path_or_url, CONFIG_NAME), **fetch_options)
         else:

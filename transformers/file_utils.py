@@ -74,6 +74,8 @@ logger = logging.getLogger(__name__)
 WEIGHTS_NAME = "pytorch_model.bin"
 SAFE_WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
+# Google's original TensorFlow releases name their config differently (see tf_checkpoint.py).
+TF_CONFIG_NAME = "bert_config.json"
 VOCAB_NAME = "vocab.txt"
 
 CACHE_ENV_VAR = "BERT_READ_CACHE"

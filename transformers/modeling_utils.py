@@ -36,6 +36,7 @@ from .configuration_bert import BertConfig, LoadingError
 from .file_utils import (CONFIG_NAME, SAFE_WEIGHTS_NAME, WEIGHTS_NAME, BadValueError, RemoteFileNotFound,
                          cached_path, is_remote_url, join_path_or_url, redact_url, sibling_url, url_file_name,
                          write_atomically)
+from .tf_checkpoint import bert_state_dict, find_checkpoint_index
 
 logger = logging.getLogger(__name__)
 
@@ -195,7 +196,8 @@ class PreTrainedModel(nn.Module):
         """Build a model and fill it from a checkpoint.
 
         pretrained_model_name_or_path: a directory with config.json and model.safetensors (preferred) or
-            pytorch_model.bin, a weights file, or the URL of a directory or file.
+            pytorch_model.bin, a weights file, or the URL of a directory or file. A directory of Google's original
+            TensorFlow release (bert_config.json, bert_model.ckpt.index, ...) is converted in memory.
         reinit_keys: selectors of parameters to re-initialize instead of loading: an exact name
             (`bert.encoder.layer.0.attention.self.query.weight`), a module prefix (`bert.encoder.layer.11`),
             or a glob (`bert.encoder.layer.1[01].*`); with or without the `bert.` prefix.
@@ -231,10 +233,15 @@ class PreTrainedModel(nn.Module):
         #    `initialize=False` skips our init rule, and our Linear and Embedding layers draw nothing when built.
         model = cls(config, initialize=False)
 
-        # 4. Read the state dict, in the model's naming.
-        if state_dict is None:
+        # 4. Read the state dict, in the model's naming. A TensorFlow checkpoint is renamed from Google's names
+        #    here; what it holds that no model uses (Adam's slots, global_step, the cls/ heads) is only listed.
+        source, unused_in_checkpoint = weights_file or "the given state_dict", []
+        if state_dict is None and weights_file.endswith(".index"):
+            converted = bert_state_dict(weights_file)
+            state_dict, unused_in_checkpoint = converted.state_dict, converted.unused
+            source = f"{weights_file} (TensorFlow checkpoint, converted in memory)"
+        elif state_dict is None:
             state_dict = read_state_dict(weights_file)
-        source = weights_file or "the given state_dict"
         state_dict = _match_to_model(state_dict, model)
 
         # 5. Choose what to load and what to re-initialize.
@@ -255,7 +262,7 @@ class PreTrainedModel(nn.Module):
         if info.error_msgs:
             raise LoadingError(f"{source}: errors while loading into {cls.__name__}:\n  "
                                + "\n  ".join(info.error_msgs))
-        info.unexpected_keys += load_unexpected
+        info.unexpected_keys += load_unexpected + unused_in_checkpoint
         reinit = set(info.reinit_keys)
         info.missing_keys = [key for key in load_missing if key not in reinit and key not in info.mismatched_keys]
         _check_architecture(model, state_dict, info, source)
@@ -294,9 +301,11 @@ def _find_files(path, config, state_dict, fetch):
                 weights = os.path.join(path, name)
                 break
         else:
-            if state_dict is None:
-                raise FileNotFoundError(f"{path}: no weights file; expected {SAFE_WEIGHTS_NAME} or {WEIGHTS_NAME}")
-            weights = None
+            # Google's original releases: bert_model.ckpt.index and bert_model.ckpt.data-00000-of-00001.
+            weights = find_checkpoint_index(path)
+            if weights is None and state_dict is None:
+                raise FileNotFoundError(f"{path}: no weights file; expected {SAFE_WEIGHTS_NAME} or {WEIGHTS_NAME}, "
+                                        "or a TensorFlow checkpoint (*.index with its .data-* files)")
         return path, weights
     if is_remote_url(path) and not url_file_name(path).endswith((".safetensors", ".bin")):
         # A URL of a model directory: fetch its config, then the first weights file the server has.
@@ -313,7 +322,10 @@ def _find_files(path, config, state_dict, fetch):
     weights = fetch(path) if state_dict is None else None
     config_file = None
     if config is None:
-        if is_remote_url(path):
+        if path.endswith(".index") and not is_remote_url(path):
+            # A TensorFlow checkpoint's .index: its folder holds config.json or Google's bert_config.json.
+            config_file = os.path.dirname(os.path.abspath(path))
+        elif is_remote_url(path):
             config_file = fetch(sibling_url(path, CONFIG_NAME))
         else:
             config_file = os.path.join(os.path.dirname(os.path.abspath(path)), CONFIG_NAME)
@@ -529,8 +541,11 @@ def _check_architecture(model, state_dict, info, source):
 
 # ---- step 8: report ------------------------------------------------------------------------------------
 
-def group_by_module(names, depth_pattern=r"^(.*?\.layer\.\d+|[^.]+\.[^.]+|[^.]+)\."):
-    """{'bert.encoder.layer.4': ['attention.self.query.weight', ...], 'bert.pooler': [...], ...}."""
+def group_by_module(names, depth_pattern=r"^(.*?[./]layer[._]\d+|[^./]+[./][^./]+|[^./]+)[./]"):
+    """{'bert.encoder.layer.4': ['attention.self.query.weight', ...], 'bert.pooler': [...], ...}.
+
+    TensorFlow names group the same way: 'bert/encoder/layer_4': ['attention/self/query/kernel/adam_m', ...].
+    """
     groups: Dict[str, List[str]] = {}
     for name in names:
         match = re.match(depth_pattern, name)
