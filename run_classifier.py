@@ -41,7 +41,8 @@ from bert_read_step_to_step.features import FeatureDataset, collate_features, fi
 from bert_read_step_to_step.metrics import compute_metrics
 from bert_read_step_to_step.precision import (BF16_CHOICES, autocast as precision_autocast, bf16_support,
                                               choose_precision, precision_notes)
-from bert_read_step_to_step.tasks import TASKS, find_data_file, get_labels, get_task, read_examples
+from bert_read_step_to_step.tasks import (TASKS, add_generic_task_options, find_data_file, generic_task_options,
+                                          get_labels, get_task, read_examples)
 from transformers import BertConfig, BertForSequenceClassification, BertTokenizer, top_layer_selectors
 from transformers.file_utils import (UserError, is_remote_url, run_entry_point, write_atomically,
                                      write_folder_atomically, write_json_atomically)
@@ -83,10 +84,8 @@ def parse_args(argv=None):
     p.add_argument("--features_cache_dir", default=None, metavar="DIR",
                    help="where the feature cache files go (default: data_dir when writable, else a "
                         "'features' folder in the per-user cache)")
-    p.add_argument("--label_column", default="label", help="generic task: label column (name or index)")
-    p.add_argument("--text_a_column", default="text", help="generic task: first text column")
-    p.add_argument("--text_b_column", default=None, help="generic task: second text column, for pairs")
-    p.add_argument("--file_format", default="tsv", choices=["tsv", "csv"], help="generic task: file format")
+
+    add_generic_task_options(parser)
 
     p = parser.add_argument_group("what to do")
     p.add_argument("--do_train", action="store_true")
@@ -253,14 +252,6 @@ def setup_precision(args):
 
 # ==== processor and labels, config, tokenizer, model ======================================================
 
-def generic_options(args):
-    if args.task_name.lower() != "generic":
-        return {}
-    as_column = lambda value: int(value) if value is not None and value.lstrip("-").isdigit() else value
-    return {"label_column": as_column(args.label_column), "text_a_column": as_column(args.text_a_column),
-            "text_b_column": as_column(args.text_b_column), "file_format": args.file_format}
-
-
 def lower_case_choice(args, tokenizer_path):
     """--do_lower_case wins; else the tokenizer's saved choice; else no lower-casing (the original default)."""
     if args.do_lower_case:
@@ -397,7 +388,7 @@ def load_features(args, tokenizer, split):
         barrier(args)
     features = load_and_cache_features(args.task_name, args.data_dir, split, tokenizer, args.max_seq_length,
                                        overwrite_cache=args.overwrite_cache, cache_dir=args.features_cache_dir,
-                                       logger=logger, **generic_options(args))
+                                       logger=logger, **generic_task_options(args))
     if every_rank and args.rank == 0:
         barrier(args)
     return FeatureDataset(features)
@@ -482,10 +473,10 @@ def training_trajectory(args, config):
         record["--num_train_epochs"] = None  # not used: --max_steps decides the length
     record["re-initialized"] = reinit_selectors(args, config)
     record["processes x GPUs"] = args.world_size * max(1, args.n_gpu)
-    spec = get_task(args.task_name, **generic_options(args))
+    spec = get_task(args.task_name, **generic_task_options(args))
     record["training data"] = file_fingerprint(find_data_file(spec, args.data_dir, "train"))
     if spec.name == "generic":
-        record["generic columns"] = generic_options(args)
+        record["generic columns"] = generic_task_options(args)
     return record
 
 
@@ -748,7 +739,7 @@ def to_predictions(logits, output_mode):
 
 def evaluate(args, model, dataset, prefix="", results_dir=None):
     """Score the dev set's features; write eval_results.json and eval_results.txt into results_dir."""
-    spec = get_task(args.task_name, **generic_options(args))
+    spec = get_task(args.task_name, **generic_task_options(args))
     logits = predict_logits(args, model, dataset, desc=f"Evaluating {prefix}".strip())
     labels = torch.tensor([feature.label for feature in dataset.features])
     results = compute_metrics(spec.metric, to_predictions(logits, spec.output_mode).numpy(), labels.numpy())
@@ -769,7 +760,7 @@ def predict(args, model, dataset):
 
     dataset holds the test set's features, one per example of the test file, in the file's order.
     """
-    spec = get_task(args.task_name, **generic_options(args))
+    spec = get_task(args.task_name, **generic_task_options(args))
     label_list = get_labels(spec, args.data_dir)
     examples = read_examples(spec, args.data_dir, "test")  # for their guids
     predictions = to_predictions(predict_logits(args, model, dataset, desc="Predicting"), spec.output_mode)
@@ -797,7 +788,7 @@ def main(argv=None):
 
     # Processor and labels: what the task's files hold and what the classifier's outputs are called.
     # A classification head gets one row per label name; regression has one output and no names.
-    spec = get_task(args.task_name, **generic_options(args))
+    spec = get_task(args.task_name, **generic_task_options(args))
     label_list = get_labels(spec, args.data_dir)
     head_labels = label_list if spec.output_mode == "classification" else None
     head_size = {"num_labels": 1} if head_labels is None else {}

@@ -35,12 +35,11 @@ same, or the table would average incomparable runs: a changed value stops the sw
 does a changed training or dev file (results.json keeps their hashes). An unreadable results.json stops the
 sweep too, naming the file and line; it is never overwritten.
 
-Why the runs execute in this process (run_classifier.main(argv)) rather than as subprocesses: it saves
-starting Python and importing torch for every run, an exception arrives with its traceback, and a test can
-replace the single run with a fake. It is safe because a run carries nothing over to the next:
-run_classifier.main seeds every random generator from --seed as it starts, the batch order depends only on
-(seed, epoch), and the re-initialized weights are drawn from a generator seeded with --seed. A test checks
-it: a run gives bit-identical weights whether or not another run came before it in the same process.
+Why each run is its own process (`python run_classifier.py ...`, its output in run.log): a run is exactly
+what a user would type, so the sweep measures the script itself; nothing a run leaves in memory (RNG states,
+logging handlers, torch's thread pool) can reach the next one; and the sweep imports no top-level script, so
+every import in this repository points down (library <- task side <- scripts). Starting Python and torch costs
+a few seconds a run. A test runs the same (setting, seed) inside a sweep and alone and gets the same weights.
 
 The numbers behind the defaults, measured on 2 idle CPU cores with the demo model (MiniLM, 6 layers, H=384)
 and the demo data (tweets, about 33 word pieces each): a run trains 500 examples x 2 epochs (64 steps of 16),
@@ -53,19 +52,18 @@ within the seed spread, so it is a reasonable choice, not a tuned one. Likewise 
 spread, not a significant difference: use --seeds 1-20 for that.
 """
 import argparse
-import contextlib
 import csv
 import glob
 import hashlib
 import importlib.util
 import io
 import json
-import logging
 import os
 import random
 import re
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -74,11 +72,10 @@ from typing import Optional
 
 import torch
 
-import run_classifier
 from bert_read_step_to_step import prepare_demo_data
 from bert_read_step_to_step.metrics import primary_metric
 from bert_read_step_to_step.precision import bf16_support, choose_precision
-from bert_read_step_to_step.tasks import get_task, read_examples
+from bert_read_step_to_step.tasks import add_generic_task_options, generic_task_options, get_task, read_examples
 from transformers import BertConfig
 from transformers.file_utils import SAFE_WEIGHTS_NAME, WEIGHTS_NAME, UserError, run_entry_point, write_json_atomically
 
@@ -394,7 +391,7 @@ CONTROLLED_BY_SWEEP = {
 
 def run_argv(config, data_dir, setting, seed, run_dir):
     """The run_classifier command line of one run. The extra arguments come last, so they win over the
-    defaults before them (--model_type, --save_steps, ...) but, checked by check_run_argv, not over the rest."""
+    defaults before them (--model_type, --save_steps, ...) but, checked by check_extra_args, not over the rest."""
     argv = ["--model_type", "bert", "--model_name_or_path", config["model_name_or_path"],
             "--task_name", config["task_name"], "--data_dir", data_dir,
             "--output_dir", run_dir, "--overwrite_output_dir", "--do_train", "--do_eval",
@@ -411,62 +408,57 @@ def run_argv(config, data_dir, setting, seed, run_dir):
     return argv + list(config["extra_args"])
 
 
-def check_run_argv(argv, config, data_dir, setting, seed, run_dir):
-    """Parse a run's command line the way run_classifier will, before any run starts, and make sure the
-    extra arguments override none of the values the sweep sets. Returns run_classifier's parsed args."""
-    try:
-        parsed = run_classifier.parse_args(argv)
-    except SystemExit:
-        raise SweepError(f"run_classifier refused the command line (its message is above): {' '.join(argv)}")
-    expected = {
-        "task_name": config["task_name"], "data_dir": data_dir,
-        "model_name_or_path": config["model_name_or_path"], "output_dir": run_dir, "seed": seed,
-        "reinit_layers": setting.layers, "reinit_pooler": setting.pooler, "reinit_keys": [],
-        "num_train_epochs": config["epochs"], "max_seq_length": config["max_seq_length"],
-        "per_gpu_train_batch_size": config["batch_size"], "learning_rate": config["learning_rate"],
-        "do_train": True, "do_eval": True, "list_keys": False, "resume_from_checkpoint": None,
-        "bf16": "on" if config["precision"] == "bf16" else "off",
-    }
-    for name, value in expected.items():
-        if getattr(parsed, name) != value:
-            raise SweepError(f"the arguments after -- set --{name} ({config['extra_args']}); the sweep sets "
-                             f"it for every run, through {CONTROLLED_BY_SWEEP[name]}")
-    return parsed
+def check_extra_args(extra_args):
+    """Refuse extra arguments (after `--`) that name one of the options the sweep sets for every run.
+
+    argparse accepts any unambiguous prefix of an option (`--learning` for `--learning_rate`), so a prefix of
+    a controlled option is refused too. Everything else is run_classifier's to judge: a bad extra argument
+    stops the first run, and the sweep reports run_classifier's one-line error.
+    """
+    for token in extra_args:
+        if not token.startswith("--") or token == "--":
+            continue
+        name = token[2:].split("=", 1)[0]
+        controlled = [option for option in CONTROLLED_BY_SWEEP if option.startswith(name)]
+        if name and controlled:
+            raise SweepError(f"the arguments after -- set --{controlled[0]} ({token}); the sweep sets it for "
+                             f"every run, through {CONTROLLED_BY_SWEEP[controlled[0]]}")
 
 
-def train_and_evaluate(argv):
-    """One fine-tuning run through run_classifier, in this process: the final model's dev metrics,
-    e.g. {"acc": 0.71}. Tests replace this function with a fake to check the bookkeeping around it."""
-    results = run_classifier.main(argv)
-    if not results or "final" not in results:
-        raise SweepError(f"run_classifier returned no dev results for the final model ({results!r})")
-    return results["final"]
+def extra_generic_task_options(task_name, extra_args):
+    """The generic task's column options among the extra arguments, parsed as run_classifier parses them
+    (the same `add_generic_task_options`), so the sweep downsamples the file the runs will read."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_generic_task_options(parser)
+    known, _ = parser.parse_known_args(extra_args)
+    known.task_name = task_name
+    return generic_task_options(known)
 
 
-@contextlib.contextmanager
-def run_output(log_path, verbose):
-    """While one run lasts, send its log to log_path, and its progress bars and warnings away from the
-    console, unless verbose. The sweep's own lines are print()ed, so they show either way."""
-    root = logging.getLogger()
-    file_handler = logging.FileHandler(log_path, encoding="utf-8")
-    file_handler.setFormatter(logging.Formatter("%(asctime)s - %(levelname)s - %(name)s - %(message)s"))
-    handlers = [file_handler] + ([logging.StreamHandler(sys.stderr)] if verbose else [])
-    old_level = root.level
-    for handler in handlers:
-        root.addHandler(handler)  # with a handler in place, run_classifier's logging.basicConfig does nothing
-    root.setLevel(logging.INFO)
-    logging.captureWarnings(True)  # Python warnings become log records, so they land in run.log too
-    try:
-        with open(os.devnull, "w") as devnull, contextlib.ExitStack() as stack:
-            if not verbose:
-                stack.enter_context(contextlib.redirect_stderr(devnull))  # tqdm writes its bars to stderr
-            yield
-    finally:
-        logging.captureWarnings(False)
-        root.setLevel(old_level)
-        for handler in handlers:
-            root.removeHandler(handler)
-        file_handler.close()
+RUN_CLASSIFIER = Path(__file__).resolve().parent.parent / "run_classifier.py"
+
+
+def train_and_evaluate(argv, log_path, verbose=False):
+    """One fine-tuning run, `python run_classifier.py ARGV` in a process of its own: returns the final
+    model's dev metrics (its eval_results.json), e.g. {"acc": 0.71}. Its output goes to log_path, and to
+    this console too when verbose. Tests replace this function with a fake to check the bookkeeping."""
+    command = [sys.executable, str(RUN_CLASSIFIER), *argv]
+    with open(log_path, "w", encoding="utf-8") as log:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   encoding="utf-8", errors="replace")
+        last_line = ""
+        for line in process.stdout:
+            log.write(line)
+            if verbose:
+                sys.stderr.write(line)
+            last_line = line.strip() or last_line
+        code = process.wait()
+    if code != 0:
+        raise SweepError(f"the run failed (exit {code}): {last_line}; its whole output is in {log_path}")
+    results_path = os.path.join(argv[argv.index("--output_dir") + 1], "eval_results.json")
+    with open(results_path, encoding="utf-8") as f:
+        results = json.load(f)
+    return {name: value for name, value in results.items() if name not in ("prefix", "examples")}
 
 
 def remove_weights(run_dir):
@@ -730,13 +722,11 @@ def main(argv=None):
         # Sweeps from before --precision existed ran in fp32 (a -- --fp16 among them is kept in extra_args).
         document["sweep"].setdefault("precision", "fp32")
         check_same_sweep(document["sweep"], config, results_path)
-    probe_dir = os.path.join(output_dir, "runs", settings[0].label, f"seed-{seeds[0]}")
-    parsed = check_run_argv(run_argv(config, data_dir, settings[0], seeds[0], probe_dir), config, data_dir,
-                            settings[0], seeds[0], probe_dir)
+    check_extra_args(args.extra_args)
 
     os.makedirs(output_dir, exist_ok=True)
     subset_dir = os.path.join(output_dir, f"data_train{args.train_size}_seed{args.data_seed}")
-    generic_options = run_classifier.generic_options(parsed)
+    generic_options = extra_generic_task_options(args.task_name, args.extra_args)
     runs_data_dir, train_examples = downsample(args.task_name, data_dir, args.train_size, args.data_seed,
                                                subset_dir, generic_options)
     files = get_task(args.task_name, **generic_options).files
@@ -768,8 +758,7 @@ def main(argv=None):
         print(f"[{number}/{len(todo)}] setting {setting.label}, seed {seed}: training (log: "
               f"{os.path.join(run_dir, RUN_LOG_NAME)})", flush=True)
         run_started = time.perf_counter()
-        with run_output(os.path.join(run_dir, RUN_LOG_NAME), args.verbose):
-            metrics = train_and_evaluate(argv)
+        metrics = train_and_evaluate(argv, os.path.join(run_dir, RUN_LOG_NAME), args.verbose)
         seconds = time.perf_counter() - run_started
         if not args.keep_models:
             remove_weights(run_dir)

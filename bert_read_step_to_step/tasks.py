@@ -245,6 +245,25 @@ def make_generic_task(label_column="label", text_a_column="text", text_b_column=
 TASKS["generic"] = make_generic_task()
 
 
+def add_generic_task_options(parser):
+    """The command-line options of the generic task, shared by run_classifier.py and the re-init sweep."""
+    group = parser.add_argument_group("generic task (your own TSV or CSV files)")
+    group.add_argument("--label_column", default="label", help="label column (header name or 0-based index)")
+    group.add_argument("--text_a_column", default="text", help="first text column")
+    group.add_argument("--text_b_column", default=None, help="second text column, for sentence pairs")
+    group.add_argument("--file_format", default="tsv", choices=["tsv", "csv"], help="file format")
+
+
+def generic_task_options(args):
+    """The keyword arguments of `get_task` from parsed options (none for tasks other than `generic`).
+    A column given as digits is an index, e.g. --label_column 0 for files without a header."""
+    if args.task_name.lower() != "generic":
+        return {}
+    as_column = lambda value: int(value) if value is not None and value.lstrip("-").isdigit() else value
+    return {"label_column": as_column(args.label_column), "text_a_column": as_column(args.text_a_column),
+            "text_b_column": as_column(args.text_b_column), "file_format": args.file_format}
+
+
 def get_task(name, **generic_options):
     """The TaskSpec for `name` (case-insensitive). Options are only for the generic task."""
     if isinstance(name, TaskSpec):

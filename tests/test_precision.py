@@ -193,7 +193,7 @@ def test_sweep_precision_reaches_every_run(tiny_model, data, tmp_path, monkeypat
     assert capsys.readouterr().out.startswith(f"Precision: {expected} (")
     setting = reinit_sweep.Setting(0, False)
     argv = reinit_sweep.run_argv(config, str(data), setting, 1, str(tmp_path / "run"))
-    parsed = reinit_sweep.check_run_argv(argv, config, str(data), setting, 1, str(tmp_path / "run"))
+    parsed = run_classifier.parse_args(argv)  # as the run's own process will read its command line
     assert parsed.bf16 == ("on" if expected == "bf16" else "off")
 
 
@@ -201,7 +201,5 @@ def test_sweep_refuses_bf16_after_the_double_dash(tiny_model, data, tmp_path, mo
     fake_cpu(monkeypatch, False, False)
     args = sweep_args(tiny_model, data, tmp_path / "sweep", "--", "--bf16")
     config = reinit_sweep.sweep_config(args, str(data), str(tiny_model))
-    setting = reinit_sweep.Setting(0, False)
-    argv = reinit_sweep.run_argv(config, str(data), setting, 1, str(tmp_path / "run"))
     with pytest.raises(reinit_sweep.SweepError, match="--bf16 .* through --precision"):
-        reinit_sweep.check_run_argv(argv, config, str(data), setting, 1, str(tmp_path / "run"))
+        reinit_sweep.check_extra_args(args.extra_args)

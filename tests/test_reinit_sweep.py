@@ -62,8 +62,10 @@ class FakeRun:
         self.calls = []
         self.fail_on_call = fail_on_call
 
-    def __call__(self, argv):
+    def __call__(self, argv, log_path, verbose=False):
         self.calls.append(list(argv))
+        with open(log_path, "w", encoding="utf-8") as log:
+            log.write("fake run\n")
         run_dir = argv_value(argv, "--output_dir")
         if len(self.calls) == self.fail_on_call:
             open(os.path.join(run_dir, "half_written.txt"), "w").close()
@@ -365,9 +367,9 @@ def test_real_tiny_sweep_writes_results_table_and_plot(tiny_sweep):
         assert "matplotlib is not installed: skipping" in printed and not png.exists()
 
 
-def test_runs_in_one_process_do_not_leak_state(tiny_sweep, tmp_path):
-    """1+pooler with seed 2 ran last in the sweep above, after three other runs in the same process. Run
-    alone in a fresh sweep it must give the same weights, bit for bit: the reason the sweep may run in-process."""
+def test_a_run_gives_the_same_weights_inside_a_sweep_and_alone(tiny_sweep, tmp_path):
+    """1+pooler with seed 2 ran last in the sweep above, after three other runs. Run alone in a fresh sweep
+    it must give the same weights, bit for bit: a sweep's result does not depend on what else it ran."""
     out, _, data = tiny_sweep
     reinit_sweep.main(sweep_argv(data, tmp_path / "alone", "1+pooler", "2", "--keep_models"))
     after_others = load_file(str(out / "runs" / "1+pooler" / "seed-2" / "model.safetensors"))

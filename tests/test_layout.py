@@ -1,0 +1,44 @@
+"""The house's floors: every import points down.
+
+    transformers/             the library            imports only itself and third-party packages
+    bert_read_step_to_step/   the task side          may import the library
+    run_classifier.py, benchmarks/, tests/           may import both
+
+Read from the source with `ast`, so an import inside a function counts as much as one at the top.
+"""
+import ast
+
+import pytest
+
+from _support import REPO_ROOT
+
+FLOORS = {"transformers": 0, "bert_read_step_to_step": 1}  # anything else of ours is a top-level script
+OUR_TOP_LEVEL = {"transformers", "bert_read_step_to_step", "run_classifier", "benchmarks", "tests"}
+
+
+def imported_modules(path):
+    """Top-level names of the modules a file imports (relative imports stay in the same package)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name.split(".")[0], node.lineno
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module.split(".")[0], node.lineno
+
+
+@pytest.mark.parametrize("package", sorted(FLOORS))
+def test_every_import_points_down(package):
+    upward = []
+    for path in sorted((REPO_ROOT / package).rglob("*.py")):
+        for module, line in imported_modules(path):
+            if module in OUR_TOP_LEVEL and FLOORS.get(module, 2) > FLOORS[package]:
+                upward.append(f"{path.relative_to(REPO_ROOT)}:{line} imports {module}")
+    assert upward == []
+
+
+def test_the_check_sees_an_upward_import(tmp_path):
+    """The test above would pass on an empty list: show it finds the kind of line it forbids."""
+    sample = tmp_path / "sample.py"
+    sample.write_text("import os\n\ndef run():\n    import run_classifier\n    from transformers import x\n")
+    assert list(imported_modules(sample)) == [("os", 1), ("run_classifier", 4), ("transformers", 5)]
