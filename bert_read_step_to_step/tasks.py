@@ -26,6 +26,7 @@ Run it on its own to see what a task reads:
 """
 import argparse
 import csv
+import dataclasses
 import difflib
 import math
 import os
@@ -66,6 +67,9 @@ class Layout:
     text_b: Optional[Column] = None
     label: Optional[Column] = None   # None: this file carries no labels (e.g. GLUE test files)
     guid: Optional[Column] = None    # None: the guid is "<split>-<line number>"
+    # True: the label column may be absent; labels are read when the header line has that column. Your own
+    # test file may be labeled (then --do_predict also scores it) or not (then it only predicts).
+    label_optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -230,8 +234,10 @@ def make_generic_task(label_column="label", text_a_column="text", text_b_column=
             raise ValueError(f"column {column!r} is a name, but has_header=False: "
                              f"without a header line, give columns as 0-based indexes")
     layout = Layout(has_header=has_header, text_a=text_a_column, text_b=text_b_column, label=label_column)
-    # As in GLUE, the test file is for predictions: its text columns are read, a label column is not.
-    test_layout = Layout(has_header=has_header, text_a=text_a_column, text_b=text_b_column)
+    # The test file is for predictions; when its header has the label column too, the labels are read and
+    # the predictions are scored. Without a header line we cannot tell a label column from a text column.
+    test_layout = Layout(has_header=has_header, text_a=text_a_column, text_b=text_b_column,
+                         label=label_column if has_header else None, label_optional=has_header)
     return TaskSpec(
         name="generic", files={split: f"{split}.{file_format}" for split in SPLITS},
         delimiter="\t" if file_format == "tsv" else ",", csv_quoting=file_format == "csv",
@@ -335,6 +341,10 @@ def _resolve_column(column, header, header_line, path):
     return header.index(column)
 
 
+def _header_has(header, column):
+    return column in header if isinstance(column, str) else -len(header) <= column < len(header)
+
+
 def _columns_needed(columns):
     """How many fields a line must have so that every column index points at its own field.
 
@@ -357,6 +367,8 @@ def _read_file(spec, path, split, labels):
                             f"and then one example per line")
         header_line, header = first
         _check_header_is_not_data(spec, layout, path, header_line, header, labels)
+        if layout.label_optional and not _header_has(header, layout.label):
+            layout = dataclasses.replace(layout, label=None)
 
     names = ("text_a", "text_b", "label", "guid")
     columns = [_resolve_column(getattr(layout, name), header, header_line, path) for name in names]
