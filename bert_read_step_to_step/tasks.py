@@ -356,7 +356,8 @@ def _columns_needed(columns):
 
 
 def _read_file(spec, path, split, labels):
-    """Read one file into examples; `labels` is the list to check labels against (None: do not check)."""
+    """Read one file into examples; `labels` is the list to check labels against (None: do not check;
+    LABELS_FROM_TRAIN_FILE: the training file's labels, read only if this file turns out to have labels)."""
     layout = spec.layout_for(split)
     rows = _numbered_rows(path, spec)
     header, header_line = None, None
@@ -366,9 +367,14 @@ def _read_file(spec, path, split, labels):
             raise DataError(f"{path}: the file is empty; task {spec.name!r} expects a header line "
                             f"and then one example per line")
         header_line, header = first
-        _check_header_is_not_data(spec, layout, path, header_line, header, labels)
         if layout.label_optional and not _header_has(header, layout.label):
             layout = dataclasses.replace(layout, label=None)
+    if layout.label is None:
+        labels = None
+    elif labels == LABELS_FROM_TRAIN_FILE:
+        labels = get_labels(spec, os.path.dirname(path))
+    if header is not None:
+        _check_header_is_not_data(spec, layout, path, header_line, header, labels)
 
     names = ("text_a", "text_b", "label", "guid")
     columns = [_resolve_column(getattr(layout, name), header, header_line, path) for name in names]
@@ -473,7 +479,7 @@ def read_examples(task, data_dir, split, **generic_options):
     if spec.output_mode == "regression" or spec.layout_for(split).label is None:
         labels = None
     elif spec.labels == LABELS_FROM_TRAIN_FILE:
-        labels = None if split == "train" else get_labels(spec, data_dir)
+        labels = None if split == "train" else LABELS_FROM_TRAIN_FILE
     else:
         labels = spec.labels
     return _read_file(spec, path, split, labels)

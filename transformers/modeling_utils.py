@@ -134,8 +134,8 @@ class PreTrainedModel(nn.Module):
         pretrained_model_name_or_path: a directory with config.json and model.safetensors (preferred) or
             pytorch_model.bin, a weights file, or the URL of a directory or file.
         reinit_keys: selectors of parameters to re-initialize instead of loading: an exact name
-            (`bert.encoder.layer.0.attention.self.query.weight`), a module prefix (`bert.encoder.layer.11`),
-            or a glob (`bert.encoder.layer.1[01].*`); with or without the `bert.` prefix.
+            (`bert.encoder.layer.0.attention.self.query.weight`), a module prefix (`bert.encoder.layer.5`),
+            or a glob (`bert.encoder.layer.[45].*`); with or without the `bert.` prefix.
         reinit_std / reinit_seed: the std of the normal draw (default: config.initializer_range) and the
             seed of the dedicated generator it draws from.
         Returns the model, or (model, LoadingInfo) with output_loading_info=True. The info is also kept as
@@ -375,6 +375,8 @@ def _no_match_message(selector, names, model, checkpoint_keys):
     stripped = IGNORED_CHECKPOINT_KEYS.search(selector) or selector in buffers
     if stripped or (checkpoint_keys is not None and selector in checkpoint_keys):
         reason = "it names a buffer or a non-parameter checkpoint entry, which is not re-initialized"
+    elif any(ch in selector for ch in "*?["):
+        reason = "the glob matches no parameter name and no module name"
     else:
         reason = "no parameter has that name or starts with that module prefix"
     modules = {name.rsplit(".", 1)[0] for name in names}
