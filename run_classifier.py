@@ -38,6 +38,7 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
+from bert_read_step_to_step.cli_help import DefaultsHelpFormatter
 from bert_read_step_to_step.features import FeatureDataset, collate_features, load_and_cache_features, unk_report
 from bert_read_step_to_step.metrics import compute_metrics
 from bert_read_step_to_step.tasks import TASKS, get_labels, get_task, read_examples
@@ -59,9 +60,8 @@ REINIT_WORDS = "re-initialized on request"  # as in the loading report
 # ==== arguments ============================================================================================
 
 def parse_args(argv=None):
-    # Every --help line shows its default; flags whose default needs words say it in their help instead.
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    # Every --help line shows its default; a default of None or "" is said in words in the help text.
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=DefaultsHelpFormatter)
     required = parser.add_argument_group("required")
     required.add_argument("--data_dir", required=True, help="folder with the task's train/dev/test files")
     required.add_argument("--model_type", required=True, help=f"one of {', '.join(MODEL_CLASSES)}")

