@@ -43,6 +43,7 @@ from bert_read_step_to_step.features import FeatureDataset, collate_features, lo
 from bert_read_step_to_step.metrics import compute_metrics
 from bert_read_step_to_step.tasks import TASKS, get_labels, get_task, read_examples
 from transformers import BertConfig, BertForSequenceClassification, BertTokenizer, top_layer_selectors
+from transformers.modeling_utils import MISSING_WORDS, REINIT_WORDS, UNUSED_WORDS
 
 logger = logging.getLogger("run_classifier")
 
@@ -54,7 +55,6 @@ MODEL_CLASSES = {
 TRAIN_STATE_NAME = "training_state.pt"
 ARGS_NAME = "training_args.json"
 REINIT_RECORD_NAME = "reinit_keys.json"
-REINIT_WORDS = "re-initialized on request"  # as in the loading report
 
 
 # ==== arguments ============================================================================================
@@ -242,16 +242,15 @@ def load_model(args, config):
 def list_keys(args, config):
     """Print every parameter with its shape and where it would come from under the given flags."""
     model, info = load_model(args, config)
-    # The words are the loading report's (format_loading_report), so the two outputs can be read side by side.
+    # The loading report's words (format_loading_report), so the two outputs can be read side by side.
     reinit, missing = set(info.reinit_keys), set(info.missing_keys) | set(info.mismatched_keys)
     print(f"{'parameter':60s} {'shape':>14s}  source")
     for name, tensor in model.named_parameters():
-        source = (REINIT_WORDS if name in reinit else "missing from checkpoint, newly initialized"
-                  if name in missing else "loaded from checkpoint")
+        source = REINIT_WORDS if name in reinit else MISSING_WORDS if name in missing else "loaded from checkpoint"
         print(f"{name:60s} {str(list(tensor.shape)):>14s}  {source}")
     had = [key for key in info.unexpected_keys if key in reinit]
-    print(f"\n{len(info.reinit_keys)} {REINIT_WORDS}, {len(missing)} missing from checkpoint, newly initialized, "
-          f"{len(info.unexpected_keys) - len(had)} in checkpoint but not used")
+    print(f"\n{len(info.reinit_keys)} {REINIT_WORDS}, {len(missing)} {MISSING_WORDS}, "
+          f"{len(info.unexpected_keys) - len(had)} {UNUSED_WORDS}")
     if had:
         print(f"(the {len(had)} re-initialized keys the checkpoint had are also in unexpected_keys: "
               f"it had them, we did not use them)")

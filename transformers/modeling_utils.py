@@ -448,6 +448,12 @@ def group_by_module(names, depth_pattern=r"^(.*?\.layer\.\d+|[^.]+\.[^.]+|[^.]+)
     return groups
 
 
+# The report's words for where a parameter came from; run_classifier's --list_keys uses the same ones.
+REINIT_WORDS = "re-initialized on request"
+MISSING_WORDS = "missing from checkpoint, newly initialized"
+UNUSED_WORDS = "in checkpoint but not used"
+
+
 def format_loading_report(model_name, source, model, info, reinit_std, reinit_seed):
     total = sum(1 for _ in model.named_parameters())
     not_loaded = set(info.missing_keys) | set(info.reinit_keys) | set(info.mismatched_keys)
@@ -462,11 +468,11 @@ def format_loading_report(model_name, source, model, info, reinit_std, reinit_se
             lines.append(f"    {head}: {len(members)} ({', '.join(m for m in members if m) or head})")
 
     std = reinit_std if reinit_std is not None else model.config.initializer_range
-    section(f"re-initialized on request (std={std}, seed={reinit_seed})", info.reinit_keys)
-    section("missing from checkpoint, newly initialized", info.missing_keys)
+    section(f"{REINIT_WORDS} (std={std}, seed={reinit_seed})", info.reinit_keys)
+    section(MISSING_WORDS, info.missing_keys)
     section("shape mismatch, newly initialized", info.mismatched_keys)
     unused = [key for key in info.unexpected_keys if key not in set(info.reinit_keys)]
-    section("in checkpoint but not used", unused)
+    section(UNUSED_WORDS, unused)
     if len(unused) < len(info.unexpected_keys):
         lines.append(f"  (the {len(info.unexpected_keys) - len(unused)} re-initialized keys the checkpoint had "
                      "are also in unexpected_keys: it had them, we did not use them)")
