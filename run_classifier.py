@@ -12,7 +12,8 @@ Example (TNEWS with a Chinese BERT, the original command works verbatim):
         --learning_rate=2e-5 --num_train_epochs=4.0 --logging_steps=100 --save_steps=100 \\
         --output_dir=./outputs/tnews_output/ --overwrite_output_dir
 Re-initializing the top 2 layers and the pooler before fine-tuning (Zhang et al., ICLR 2021):
-    ... --reinit_layers 2 --reinit_pooler          (or --reinit_keys bert.encoder.layer.11 bert.pooler)
+    ... --reinit_layers 2 --reinit_pooler          (on a 12-layer model the same as
+    ... --reinit_keys bert.encoder.layer.10 bert.encoder.layer.11 bert.pooler)
 Finding names to pass: ... --list_keys
 
 Training state (model, optimizer, scheduler, grad scaler, RNG states, position in the data) lives in one
@@ -37,7 +38,9 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from bert_read_step_to_step.features import FeatureDataset, collate_features, file_fingerprint, load_and_cache_features
+from bert_read_step_to_step.cli_help import DefaultsHelpFormatter
+from bert_read_step_to_step.features import (FeatureDataset, collate_features, file_fingerprint, load_and_cache_features,
+                                             unk_report)
 from bert_read_step_to_step.metrics import compute_metrics
 from bert_read_step_to_step.precision import (BF16_CHOICES, autocast as precision_autocast, bf16_support,
                                               choose_precision, precision_notes)
@@ -46,6 +49,7 @@ from bert_read_step_to_step.tasks import (TASKS, add_generic_task_options, find_
 from transformers import BertConfig, BertForSequenceClassification, BertTokenizer, top_layer_selectors
 from transformers.file_utils import (UserError, is_remote_url, run_entry_point, write_atomically,
                                      write_folder_atomically, write_json_atomically)
+from transformers.modeling_utils import MISSING_WORDS, REINIT_WORDS, UNUSED_WORDS
 
 logger = logging.getLogger("run_classifier")
 
@@ -63,7 +67,8 @@ LOCK_NAME = "run.lock"
 # ==== arguments ============================================================================================
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    # Every --help line shows its default; a default of None or "" is said in words in the help text.
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=DefaultsHelpFormatter)
     required = parser.add_argument_group("required")
     required.add_argument("--data_dir", required=True, help="folder with the task's train/dev/test files")
     required.add_argument("--model_type", required=True, help=f"one of {', '.join(MODEL_CLASSES)}")
@@ -88,7 +93,7 @@ def parse_args(argv=None):
     add_generic_task_options(parser)
 
     p = parser.add_argument_group("what to do")
-    p.add_argument("--do_train", action="store_true")
+    p.add_argument("--do_train", action="store_true", help="fine-tune on the training set")
     p.add_argument("--do_eval", action="store_true", help="evaluate on the dev set")
     p.add_argument("--do_predict", action="store_true", help="predict labels for the test set")
     p.add_argument("--evaluate_during_training", action="store_true", help="evaluate at every logging step")
@@ -100,33 +105,36 @@ def parse_args(argv=None):
     p = parser.add_argument_group("re-initialization")
     p.add_argument("--reinit_keys", nargs="+", default=[], metavar="SEL",
                    help="parameters to re-initialize instead of loading: exact names, module prefixes "
-                        "(bert.encoder.layer.11) or globs (bert.encoder.layer.1[01].*)")
+                        "(bert.encoder.layer.5) or globs ('bert.encoder.layer.[45].*'); see --list_keys")
     p.add_argument("--reinit_layers", type=int, default=0, metavar="N", help="re-initialize the top N layers")
     p.add_argument("--reinit_pooler", action="store_true", help="re-initialize the pooler")
-    p.add_argument("--reinit_std", type=float, default=None, help="std of re-init (default initializer_range)")
+    p.add_argument("--reinit_std", type=float, default=None,
+                   help="std of the re-init's normal draw; None: the config's initializer_range")
 
     p = parser.add_argument_group("optimization")
-    p.add_argument("--per_gpu_train_batch_size", default=8, type=int)
-    p.add_argument("--per_gpu_eval_batch_size", default=8, type=int)
+    p.add_argument("--per_gpu_train_batch_size", default=8, type=int, help="training examples per batch per GPU")
+    p.add_argument("--per_gpu_eval_batch_size", default=8, type=int, help="examples per batch in eval/predict")
     p.add_argument("--gradient_accumulation_steps", type=int, default=1,
                    help="batches whose gradients are summed before one optimizer step")
-    p.add_argument("--learning_rate", default=5e-5, type=float)
+    p.add_argument("--learning_rate", default=5e-5, type=float, help="peak AdamW learning rate")
     p.add_argument("--layerwise_lr_decay", default=1.0, type=float, metavar="FACTOR",
                    help="each layer below the top learns FACTOR times slower than the one above (1 = off)")
-    p.add_argument("--weight_decay", default=0.0, type=float)
-    p.add_argument("--adam_epsilon", default=1e-8, type=float)
-    p.add_argument("--max_grad_norm", default=1.0, type=float)
-    p.add_argument("--num_train_epochs", default=3.0, type=float)
+    p.add_argument("--weight_decay", default=0.0, type=float, help="AdamW weight decay (not on biases, LayerNorm)")
+    p.add_argument("--adam_epsilon", default=1e-8, type=float, help="AdamW epsilon")
+    p.add_argument("--max_grad_norm", default=1.0, type=float, help="clip the gradient norm to this")
+    p.add_argument("--num_train_epochs", default=3.0, type=float, help="passes over the training set")
     p.add_argument("--max_steps", default=-1, type=int, help="if > 0: total optimizer steps (overrides epochs)")
     p.add_argument("--warmup_proportion", default=0.1, type=float, help="share of steps with rising lr")
 
     p = parser.add_argument_group("run")
-    p.add_argument("--logging_steps", type=int, default=50)
+    p.add_argument("--logging_steps", type=int, default=50,
+                   help="log the mean loss of the last N optimizer steps every N steps (0 = never)")
     p.add_argument("--save_steps", type=int, default=50, help="save a checkpoint every N steps (0 = never)")
     p.add_argument("--resume_from_checkpoint", default=None, metavar="DIR", help="continue from a checkpoint")
-    p.add_argument("--no_cuda", action="store_true")
-    p.add_argument("--overwrite_output_dir", action="store_true")
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--no_cuda", action="store_true", help="run on CPU even where CUDA is available")
+    p.add_argument("--overwrite_output_dir", action="store_true", help="write into a non-empty output_dir")
+    p.add_argument("--seed", type=int, default=42,
+                   help="seeds data order, dropout, the new head and the re-initialized keys")
     p.add_argument("--fp16", action="store_true",
                    help="mixed precision through torch.amp: fp16 with a grad scaler on CUDA, bf16 on CPU")
     p.add_argument("--bf16", nargs="?", const="on", default="off", choices=BF16_CHOICES,
@@ -284,7 +292,7 @@ def load_model(args, config, labels):
 def check_vocab_fits(tokenizer, config, config_source):
     """A token id past the embedding table would crash with IndexError only when that token shows up."""
     if len(tokenizer.ids_to_tokens) > config.vocab_size:
-        raise SystemExit(f"{tokenizer.vocab_file}: the vocabulary has {len(tokenizer.ids_to_tokens)} tokens, but "
+        raise UserError(f"{tokenizer.vocab_file}: the vocabulary has {len(tokenizer.ids_to_tokens)} tokens, but "
                          f"the model's embedding table has vocab_size {config.vocab_size} rows ({config_source}); "
                          "use the tokenizer the model was trained with (--tokenizer_name)")
 
@@ -292,13 +300,18 @@ def check_vocab_fits(tokenizer, config, config_source):
 def list_keys(args, config, labels):
     """Print every parameter with its shape and where it would come from under the given flags."""
     model, info = load_model(args, config, labels)
+    # The loading report's words (format_loading_report), so the two outputs can be read side by side.
     reinit, missing = set(info.reinit_keys), set(info.missing_keys) | set(info.mismatched_keys)
     print(f"{'parameter':60s} {'shape':>14s}  source")
     for name, tensor in model.named_parameters():
-        source = "REINIT (selected)" if name in reinit else "missing (new)" if name in missing else "checkpoint"
+        source = REINIT_WORDS if name in reinit else MISSING_WORDS if name in missing else "loaded from checkpoint"
         print(f"{name:60s} {str(list(tensor.shape)):>14s}  {source}")
-    print(f"\n{len(info.reinit_keys)} selected for re-init, {len(missing)} new, "
-          f"{len(info.unexpected_keys) - len(reinit & set(info.unexpected_keys))} checkpoint keys unused")
+    had = [key for key in info.unexpected_keys if key in reinit]
+    print(f"\n{len(info.reinit_keys)} {REINIT_WORDS}, {len(missing)} {MISSING_WORDS}, "
+          f"{len(info.unexpected_keys) - len(had)} {UNUSED_WORDS}")
+    if had:
+        print(f"(the {len(had)} re-initialized keys the checkpoint had are also in unexpected_keys: "
+              f"it had them, we did not use them)")
 
 
 # ==== output_dir: one run owns it, and records what it did ===============================================
@@ -358,7 +371,9 @@ def write_run_record(args, info):
             write_json_atomically(os.path.join(args.output_dir, name), {**args_to_dict(args), "loading": loading},
                                   sort_keys=True)
         return
-    record = {"selectors": reinit_selectors(args, args.config), "reinit_std": args.reinit_std,
+    # The std actually drawn with: --reinit_std, or the config's initializer_range when the flag is not given.
+    std = args.reinit_std if args.reinit_std is not None else args.config.initializer_range
+    record = {"selectors": reinit_selectors(args, args.config), "reinit_std": std,
               "reinit_seed": args.seed, "resolved_keys": info.reinit_keys, **loading}
     write_json_atomically(os.path.join(args.output_dir, REINIT_RECORD_NAME), record)
     write_json_atomically(os.path.join(args.output_dir, ARGS_NAME), args_to_dict(args), sort_keys=True)
@@ -613,12 +628,13 @@ def train(args, train_dataset, model, tokenizer, dev_dataset, plan, trajectory):
             model.zero_grad(set_to_none=True)
             state.global_step += 1
             steps_this_run += 1
-            bar.set_postfix(loss=f"{running_loss / steps_this_run:.4f}")
+            bar.set_postfix_str(f"loss {running_loss / steps_this_run:.4f} (mean since start)")
 
             if args.logging_steps > 0 and state.global_step % args.logging_steps == 0:
                 # Mean loss per step since the last line (fewer than logging_steps right after a resume).
-                logger.info("step %d: lr %.3g, loss %.4f", state.global_step, scheduler.get_last_lr()[0],
-                            (running_loss - logged_loss) / (state.global_step - logged_step))
+                logger.info("step %d: lr %.3g, loss %.4f (mean of the last %d steps)", state.global_step,
+                            scheduler.get_last_lr()[0], (running_loss - logged_loss) / (state.global_step - logged_step),
+                            state.global_step - logged_step)
                 logged_loss, logged_step = running_loss, state.global_step
                 if args.evaluate_during_training:
                     # Rank 0 scores the whole dev set with the weights every rank holds; the others wait.
@@ -743,20 +759,26 @@ def evaluate(args, model, dataset, prefix="", results_dir=None):
     logits = predict_logits(args, model, dataset, desc=f"Evaluating {prefix}".strip())
     labels = torch.tensor([feature.label for feature in dataset.features])
     results = compute_metrics(spec.metric, to_predictions(logits, spec.output_mode).numpy(), labels.numpy())
-    results_dir = results_dir or args.output_dir
-    os.makedirs(results_dir, exist_ok=True)
-    write_json_atomically(os.path.join(results_dir, "eval_results.json"),
-                          {"prefix": prefix, "examples": len(dataset), **results})
-    write_atomically(os.path.join(results_dir, "eval_results.txt"), lambda temp: write_lines(
-        temp, [f"{key} = {results[key]}" for key in sorted(results)]))
-    logger.info("***** Eval results %s (%d examples) *****", prefix, len(dataset))
-    for key in sorted(results):
-        logger.info("  %s = %.4f", key, results[key])
+    write_results(results_dir or args.output_dir, "eval", prefix, len(dataset), results)
     return results
 
 
+def write_results(results_dir, split_name, prefix, examples, results):
+    """{split_name}_results.json and .txt (one "metric = value" per line), and the same in the log."""
+    os.makedirs(results_dir, exist_ok=True)
+    write_json_atomically(os.path.join(results_dir, f"{split_name}_results.json"),
+                          {"prefix": prefix, "examples": examples, **results})
+    write_atomically(os.path.join(results_dir, f"{split_name}_results.txt"), lambda temp: write_lines(
+        temp, [f"{key} = {results[key]}" for key in sorted(results)]))
+    logger.info("***** %s results %s (%d examples) *****", split_name.capitalize(), prefix, examples)
+    for key in sorted(results):
+        logger.info("  %s = %.4f", key, results[key])
+
+
 def predict(args, model, dataset):
-    """Write test_predictions.tsv: the example id and its predicted label name (or score).
+    """Write test_predictions.tsv: the example id and its predicted label name (or score). Where the test
+    file carries labels (TNEWS's does; the demo's test.tsv has a label column), also score the predictions
+    into test_results.json and test_results.txt, like eval_results.
 
     dataset holds the test set's features, one per example of the test file, in the file's order.
     """
@@ -769,6 +791,11 @@ def predict(args, model, dataset):
             for example, value in zip(examples, predictions.tolist())]
     write_atomically(path, lambda temp: write_lines(temp, ["guid\tprediction"] + rows))
     logger.info("Wrote %d predictions to %s", len(examples), path)
+    if all(example.label is not None for example in examples):
+        labels = np.array([feature.label for feature in dataset.features])
+        prefix = "final" if args.do_train else os.path.basename(args.model_name_or_path.rstrip("/"))
+        write_results(args.output_dir, "test", prefix, len(examples),
+                      compute_metrics(spec.metric, predictions.numpy(), labels))
     return path
 
 
@@ -814,6 +841,8 @@ def main(argv=None):
     # Data: every split this run uses is read and converted now, so that a bad line in dev.tsv stops the run
     # here rather than after hours of training. Only rank 0 evaluates and predicts.
     train_dataset = load_features(args, tokenizer, "train") if args.do_train else None
+    if args.do_train and is_main_process(args):  # a WARNING when the vocabulary does not cover the text
+        unk_report(read_examples(spec, args.data_dir, "train"), tokenizer, logger)
     wants_dev = (args.do_eval or args.evaluate_during_training) and is_main_process(args)
     dev_dataset = load_features(args, tokenizer, "dev") if wants_dev else None
     test_dataset = load_features(args, tokenizer, "test") if args.do_predict and is_main_process(args) else None
@@ -842,7 +871,7 @@ def train_evaluate_predict(args, model, info, tokenizer, train_dataset, dev_data
     results = {}
     if args.do_train:
         global_step, mean_loss = train(args, train_dataset, model, tokenizer, dev_dataset, plan, trajectory)
-        logger.info("global_step = %d, average loss = %.4f", global_step, mean_loss)
+        logger.info("global_step = %d, loss %.4f (mean over this run's steps)", global_step, mean_loss)
         if args.local_rank != -1:
             # Every rank ends with the same weights (DDP averages gradients); the log line lets a reader check.
             logger.warning("rank %d final weights digest %s", args.rank, weights_digest(model))

@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import os
+from collections import Counter
 from dataclasses import dataclass
 from typing import Union
 
@@ -108,6 +109,64 @@ def _log_example(logger, example, feature, tokenizer):
     logger.info("attention_mask: %s", " ".join(map(str, feature.attention_mask)))
     logger.info("token_type_ids: %s", " ".join(map(str, feature.token_type_ids)))
     logger.info("label: %s (id = %s)", example.label, feature.label)
+
+
+# --------------------------------------------------------------------------------------------------
+# Does the vocabulary cover the text?
+# --------------------------------------------------------------------------------------------------
+UNK_WARNING_RATE = 0.05  # above this share of [UNK] tokens, the model is reading mostly blanks
+UNK_SAMPLE_EXAMPLES = 20000  # enough for a rate to a tenth of a percent; a huge training set is not re-read
+
+
+@dataclass
+class UnkReport:
+    """How much of a text the vocabulary cannot spell: tokens that became [UNK], and why."""
+    unk_tokens: int
+    tokens: int
+    examples: int
+    uncovered_chars: list  # [(character, count)], most frequent first: characters with no vocabulary entry
+
+    @property
+    def rate(self):
+        return self.unk_tokens / max(1, self.tokens)
+
+
+def unk_report(examples, tokenizer, logger=None, max_examples=UNK_SAMPLE_EXAMPLES):
+    """Count the [UNK] tokens of the examples' texts (special tokens not counted) and log the rate.
+
+    WordPiece turns a whole word into [UNK] when one stretch of it matches no piece, so the characters to
+    blame are those with no vocabulary entry of their own, neither "c" nor "##c". Chinese text on an English
+    vocabulary is the common case: MiniLM's vocabulary turns "股票中的突破形态" (8 words of one character)
+    into [UNK] [UNK] 中 的 [UNK] [UNK] [UNK] [UNK]: it has a few hundred common CJK characters, not 票 or 突.
+    Above UNK_WARNING_RATE the log line is a WARNING naming the rate and the most frequent such characters.
+    Returns an UnkReport.
+    """
+    logger = logger or module_logger
+    vocab, unk = tokenizer.vocab, tokenizer.unk_token
+    unk_tokens = tokens = 0
+    uncovered = Counter()
+    sample = examples[:max_examples]
+    for example in sample:
+        for text in (example.text_a, example.text_b):
+            if text is None:
+                continue
+            for word in tokenizer.basic_tokenizer.tokenize(text):
+                pieces = tokenizer.wordpiece_tokenizer.split_word(word)
+                tokens += len(pieces)
+                if pieces == (unk,):
+                    unk_tokens += 1
+                    uncovered.update(ch for ch in word if ch not in vocab and "##" + ch not in vocab)
+    report = UnkReport(unk_tokens, tokens, len(sample), uncovered.most_common(10))
+    what = f"{len(sample)} training examples" + (f" (the first of {len(examples)})" if len(examples) > len(sample) else "")
+    if report.rate > UNK_WARNING_RATE:
+        shown = " ".join(f"{ch!r}x{count}" for ch, count in report.uncovered_chars)
+        logger.warning("%.1f%% of the tokens of %s are [UNK] (%d of %d): the model's vocabulary does not cover "
+                       "this text (e.g. Chinese text on an English model); most frequent characters it has no "
+                       "entry for: %s", 100 * report.rate, what, report.unk_tokens, report.tokens, shown)
+    else:
+        logger.info("[UNK] rate of %s: %.2f%% (%d of %d tokens)", what, 100 * report.rate, report.unk_tokens,
+                    report.tokens)
+    return report
 
 
 # --------------------------------------------------------------------------------------------------

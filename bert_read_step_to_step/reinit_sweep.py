@@ -73,6 +73,7 @@ from typing import Optional
 import torch
 
 from bert_read_step_to_step import prepare_demo_data
+from bert_read_step_to_step.cli_help import DefaultsHelpFormatter
 from bert_read_step_to_step.metrics import primary_metric
 from bert_read_step_to_step.precision import bf16_support, choose_precision
 from bert_read_step_to_step.tasks import add_generic_task_options, generic_task_options, get_task, read_examples
@@ -162,9 +163,10 @@ def parse_args(argv=None):
     ours, extra = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
     parser = argparse.ArgumentParser(
         prog="python -m bert_read_step_to_step.reinit_sweep", description=__doc__.split("\n")[0],
+        formatter_class=DefaultsHelpFormatter,
         epilog="Arguments after -- are passed to every run_classifier run, e.g. -- --fp16 --weight_decay 0.01")
     p = parser.add_argument_group("task, data and model")
-    p.add_argument("--task_name", default="generic", help="a task of tasks.TASKS (default: generic)")
+    p.add_argument("--task_name", default="generic", help="a task of tasks.TASKS")
     p.add_argument("--data_dir", default=None,
                    help=f"the task's data folder (default: the demo tweets in {DEMO_DATA_DIR}, made if missing)")
     p.add_argument("--model_name_or_path", default=None,
@@ -180,16 +182,17 @@ def parse_args(argv=None):
     p.add_argument("--seeds", default=DEFAULT_SEEDS, help="comma-separated seeds or ranges, e.g. 1,2,3 or 1-20")
 
     p = parser.add_argument_group("fine-tuning (the same for every run)")
-    p.add_argument("--epochs", type=float, default=DEFAULT_EPOCHS)
-    p.add_argument("--max_seq_length", type=int, default=DEFAULT_MAX_SEQ_LENGTH)
+    p.add_argument("--epochs", type=float, default=DEFAULT_EPOCHS, help="passes over the kept training examples")
+    p.add_argument("--max_seq_length", type=int, default=DEFAULT_MAX_SEQ_LENGTH, help="longer inputs are truncated")
     p.add_argument("--batch_size", type=int, default=DEFAULT_BATCH_SIZE, help="training batch size")
-    p.add_argument("--learning_rate", type=float, default=DEFAULT_LEARNING_RATE)
+    p.add_argument("--learning_rate", type=float, default=DEFAULT_LEARNING_RATE, help="peak learning rate")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                    help="auto (default): bf16 autocast where the hardware computes bf16 natively, else fp32 "
                         "(run_classifier's --bf16 auto); fp32 or bf16 to choose. Weights stay fp32")
 
     p = parser.add_argument_group("output")
-    p.add_argument("--output_dir", default=str(REPO_ROOT / "outputs" / "reinit_sweep"))
+    p.add_argument("--output_dir", default=str(REPO_ROOT / "outputs" / "reinit_sweep"),
+                   help="results.json, summary.md/.csv/.png and one folder per run")
     p.add_argument("--keep_models", action="store_true", help="keep each run's fine-tuned weights")
     p.add_argument("--report_only", action="store_true",
                    help="run nothing: rewrite summary.md/.csv/.png from output_dir/results.json")

@@ -26,6 +26,7 @@ Run it on its own to see what a task reads:
 """
 import argparse
 import csv
+import dataclasses
 import difflib
 import math
 import os
@@ -69,6 +70,9 @@ class Layout:
     label: Optional[Column] = None   # None: this file carries no labels (e.g. GLUE test files)
     guid: Optional[Column] = None    # None: the guid is "<split>-<line number>"
     fields: Optional[int] = None     # fields per line in a file without a header (with one: the header's count)
+    # True: the label column may be absent; labels are read when the header line has that column. Your own
+    # test file may be labeled (then --do_predict also scores it) or not (then it only predicts).
+    label_optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -233,8 +237,10 @@ def make_generic_task(label_column="label", text_a_column="text", text_b_column=
             raise ValueError(f"column {column!r} is a name, but has_header=False: "
                              f"without a header line, give columns as 0-based indexes")
     layout = Layout(has_header=has_header, text_a=text_a_column, text_b=text_b_column, label=label_column)
-    # As in GLUE, the test file is for predictions: its text columns are read, a label column is not.
-    test_layout = Layout(has_header=has_header, text_a=text_a_column, text_b=text_b_column)
+    # The test file is for predictions; when its header has the label column too, the labels are read and
+    # the predictions are scored. Without a header line we cannot tell a label column from a text column.
+    test_layout = Layout(has_header=has_header, text_a=text_a_column, text_b=text_b_column,
+                         label=label_column if has_header else None, label_optional=has_header)
     return TaskSpec(
         name="generic", files={split: f"{split}.{file_format}" for split in SPLITS},
         delimiter="\t" if file_format == "tsv" else ",", csv_quoting=file_format == "csv",
@@ -357,6 +363,10 @@ def _resolve_column(column, header, header_line, path):
     return header.index(column)
 
 
+def _header_has(header, column):
+    return column in header if isinstance(column, str) else -len(header) <= column < len(header)
+
+
 def _columns_needed(columns):
     """How many fields a line must have so that every column index points at its own field.
 
@@ -368,7 +378,8 @@ def _columns_needed(columns):
 
 
 def _read_file(spec, path, split, labels):
-    """Read one file into examples; `labels` is the list to check labels against (None: do not check)."""
+    """Read one file into examples; `labels` is the list to check labels against (None: do not check;
+    LABELS_FROM_TRAIN_FILE: the training file's labels, read only if this file turns out to have labels)."""
     layout = spec.layout_for(split)
     rows = _numbered_rows(path, spec)
     header, header_line = None, None
@@ -378,6 +389,13 @@ def _read_file(spec, path, split, labels):
             raise DataError(f"{path}: the file is empty; task {spec.name!r} expects a header line "
                             f"and then one example per line")
         header_line, header = first
+        if layout.label_optional and not _header_has(header, layout.label):
+            layout = dataclasses.replace(layout, label=None)
+    if layout.label is None:
+        labels = None
+    elif labels == LABELS_FROM_TRAIN_FILE:
+        labels = get_labels(spec, os.path.dirname(path))
+    if header is not None:
         _check_header_is_not_data(spec, layout, path, header_line, header, labels)
 
     names = ("text_a", "text_b", "label", "guid")
@@ -506,7 +524,7 @@ def read_examples(task, data_dir, split, **generic_options):
     if spec.output_mode == "regression" or spec.layout_for(split).label is None:
         labels = None
     elif spec.labels == LABELS_FROM_TRAIN_FILE:
-        labels = None if split == "train" else get_labels(spec, data_dir)
+        labels = None if split == "train" else LABELS_FROM_TRAIN_FILE
     else:
         labels = spec.labels
     return _read_file(spec, path, split, labels)

@@ -8,7 +8,7 @@ import torch
 from _support import minilm_dir, read_reviews, read_tweets
 from bert_read_step_to_step.features import (
     NO_LABEL_ID, FeatureDataset, InputFeatures, collate_features, convert_examples_to_features,
-    load_and_cache_features,
+    load_and_cache_features, unk_report,
 )
 from bert_read_step_to_step.tasks import InputExample
 
@@ -317,3 +317,41 @@ def test_real_tokenizer_cache_round_trip(tmp_path):
     cased = BertTokenizer.from_pretrained(str(minilm_dir()), do_lower_case=False)
     load_and_cache_features("generic", tmp_path, "train", cased, 32)
     assert len(cache_files(tmp_path)) == 2  # lower-casing is part of the key
+
+
+# --------------------------------------------------------------------------------------------------
+# unk_report: does the vocabulary cover the text?
+# --------------------------------------------------------------------------------------------------
+def test_unk_report_warns_on_chinese_text_for_an_english_vocabulary(caplog):
+    from transformers.tokenization_bert import BertTokenizer
+
+    tokenizer = BertTokenizer.from_pretrained(str(minilm_dir()))
+    reviews = [InputExample(f"train-{i}", text, None, label) for i, (label, text) in enumerate(read_reviews(40))]
+    with caplog.at_level(logging.INFO, logger="unk-test"):
+        report = unk_report(reviews, tokenizer, logger=logging.getLogger("unk-test"))
+    # The counts are those of the tokenizer's own output, token by token.
+    tokens = [token for example in reviews for token in tokenizer.tokenize(example.text_a)]
+    assert (report.unk_tokens, report.tokens) == (tokens.count("[UNK]"), len(tokens))
+    assert report.rate > 0.05
+    # Every character blamed is one the vocabulary cannot spell alone, most frequent first.
+    assert report.uncovered_chars and all(tokenizer.tokenize(ch) == ["[UNK]"] for ch, _ in report.uncovered_chars)
+    counts = [count for _, count in report.uncovered_chars]
+    assert counts == sorted(counts, reverse=True)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert f"{100 * report.rate:.1f}% of the tokens of 80 training examples are [UNK]" in warnings[0]
+    assert "vocabulary does not cover this text" in warnings[0]
+    top_char, top_count = report.uncovered_chars[0]
+    assert f"{top_char!r}x{top_count}" in warnings[0]
+
+
+def test_unk_report_is_quiet_on_english_tweets(caplog):
+    from transformers.tokenization_bert import BertTokenizer
+
+    tokenizer = BertTokenizer.from_pretrained(str(minilm_dir()))
+    tweets = [InputExample(f"train-{i}", text, None, label) for i, (label, text) in enumerate(read_tweets(200))]
+    with caplog.at_level(logging.INFO, logger="unk-test"):
+        report = unk_report(tweets, tokenizer, logger=logging.getLogger("unk-test"))
+    assert report.rate < 0.05 and report.examples == 200
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any(r.getMessage().startswith("[UNK] rate of 200 training examples: ") for r in caplog.records)

@@ -136,6 +136,17 @@ def test_selector_beyond_the_model_raises():
         load_with_reinit(seed=1, selectors=["bert.encoder.layer.6"])
 
 
+def test_glob_that_matches_nothing_is_called_a_glob():
+    """The glob of a 12-layer model on the 6-layer MiniLM: the message speaks of a glob, not of a name or a
+    module prefix, which the selector is not."""
+    with pytest.raises(ValueError) as caught:
+        load_with_reinit(seed=1, selectors=["bert.encoder.layer.1[01].*"])
+    message = str(caught.value)
+    assert "reinit selector 'bert.encoder.layer.1[01].*' matches no parameter" in message
+    assert "the glob matches no parameter name and no module name" in message
+    assert "prefix" not in message
+
+
 def test_buffer_selector_is_refused_with_reason():
     with pytest.raises(ValueError, match="buffer"):
         load_with_reinit(seed=1, selectors=["bert.embeddings.position_ids"])

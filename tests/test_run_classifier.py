@@ -3,6 +3,7 @@ checkpoint: classification and STS-B-style regression, the files a run leaves, t
 `--reinit_layers/--reinit_pooler`, `--list_keys`, `--fp16` on CPU, bad data lines, output_dir refusal,
 layer-wise learning rates, and two processes under torchrun."""
 import json
+import logging
 import math
 import os
 import re
@@ -19,7 +20,7 @@ import run_classifier
 from _classifier_runs import (STSB_HEADER, T, balanced_tweets, common_args, mean_loss, one_thread_env, run_main,
                               saved_weights, stsb_row, write_generic_task, write_lines)
 from _classifier_runs import one_torch_thread  # noqa: F401 (an autouse fixture: torch on one thread here)
-from _support import REPO_ROOT, minilm_dir
+from _support import REPO_ROOT, minilm_dir, read_reviews
 from bert_read_step_to_step.tasks import DataError
 from transformers import BertConfig, BertForSequenceClassification
 from transformers.file_utils import current_umask
@@ -131,7 +132,10 @@ def test_reinit_layers_2_and_pooler_resolve_to_layers_4_5_and_the_pooler(tweets_
     assert len(expected) == 2 * 16 + 2  # 16 tensors per layer, pooler weight and bias
     assert record["resolved_keys"] == expected  # exactly these, in the model's parameter order
     assert record["selectors"] == ["bert.encoder.layer.4", "bert.encoder.layer.5", "bert.pooler"]
-    assert record["reinit_seed"] == 42 and record["reinit_std"] is None
+    # The std and seed actually drawn with: no --reinit_std, so the config's initializer_range (0.02 in
+    # MiniLM's config.json), and --seed.
+    config = json.loads((minilm_dir() / "config.json").read_text())
+    assert record["reinit_seed"] == 42 and record["reinit_std"] == config["initializer_range"]
     # The checkpoint had all of them (so they are "unexpected": had, not used); the head is the only new part.
     assert set(expected) <= set(record["unexpected_keys"])
     assert record["missing_keys"] == ["classifier.weight", "classifier.bias"]
@@ -238,7 +242,8 @@ def test_fp16_on_cpu_trains_in_bfloat16(tmp_path):
 
 # ---- --list_keys ----------------------------------------------------------------------------------------
 
-def test_list_keys_marks_reinit_missing_and_checkpoint(tmp_path, capsys):
+def test_list_keys_marks_reinit_missing_and_checkpoint(tmp_path, capsys, caplog):
+    caplog.set_level(logging.INFO, logger="transformers.modeling_utils")
     data = write_generic_task(tmp_path / "data", balanced_tweets(6), balanced_tweets(3, start=6))
     out = tmp_path / "out"
     flags = ["--list_keys", "--reinit_layers", "2", "--reinit_pooler"]
@@ -250,13 +255,46 @@ def test_list_keys_marks_reinit_missing_and_checkpoint(tmp_path, capsys):
     assert [name for name, _, _ in rows] == names  # every parameter, in the model's order
     selected = set(top_two_layers_and_pooler(names))
     for name, shape, source in rows:
-        expected = ("REINIT (selected)" if name in selected else
-                    "missing (new)" if name.startswith("classifier.") else "checkpoint")
+        expected = ("re-initialized on request" if name in selected else "missing from checkpoint, newly initialized"
+                    if name.startswith("classifier.") else "loaded from checkpoint")
         assert source == expected, name
     shapes = dict((name, shape) for name, shape, _ in rows)
     assert shapes["classifier.weight"] == "[3, 384]" and shapes["bert.pooler.dense.weight"] == "[384, 384]"
-    assert printed[-1] == f"{len(selected)} selected for re-init, 2 new, 0 checkpoint keys unused"
+    # The summary uses the loading report's words, including why the re-initialized keys are "unexpected".
+    assert printed[-2] == (f"{len(selected)} re-initialized on request, 2 missing from checkpoint, newly initialized, "
+                           f"0 in checkpoint but not used")
+    assert printed[-1] == (f"(the {len(selected)} re-initialized keys the checkpoint had are also in "
+                           f"unexpected_keys: it had them, we did not use them)")
+    # ... and the loading report of the same load says the same.
+    report = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("Loading "))
+    assert f"re-initialized on request (std=0.02, seed=42): {len(selected)}" in report
+    assert "missing from checkpoint, newly initialized: 2" in report
+    assert printed[-1].strip("()") in report
     assert not out.exists()  # it lists, then exits: nothing written
+
+
+def test_a_labeled_test_file_is_scored_and_an_unlabeled_one_is_not(tweets_run, tmp_path):
+    """--do_predict with the trained model on a test.tsv that has a label column: test_results.txt holds the
+    accuracy of the very predictions written to test_predictions.tsv."""
+    assert not (tweets_run.out / "test_results.txt").exists()  # the fixture's test.tsv has no labels
+    rows = balanced_tweets(9, start=40)
+    data = write_generic_task(tmp_path / "data", tweets_run.train, tweets_run.dev)
+    write_lines(data / "test.tsv", ["label" + T + "text"] + [label + T + text for label, text in rows])
+    out = tmp_path / "out"
+    run_main(common_args(data, out) + ["--model_name_or_path", tweets_run.out, "--do_predict"])
+    predicted = [line.split(T)[1] for line in (out / "test_predictions.tsv").read_text().splitlines()[1:]]
+    expected = sum(p == label for p, (label, _) in zip(predicted, rows)) / len(rows)
+    assert len(predicted) == len(rows)
+    assert (out / "test_results.txt").read_text() == f"acc = {expected}\n"
+    assert json.loads((out / "test_results.json").read_text())["examples"] == len(rows)
+
+
+def test_chinese_training_text_on_the_english_model_is_warned_about(tmp_path):
+    reviews = read_reviews(6)
+    data = write_generic_task(tmp_path / "data", reviews, reviews[:3])
+    _, log = run_main(train_args(data, tmp_path / "out"))
+    warnings = [m for m in log.messages if "vocabulary does not cover this text" in m]
+    assert len(warnings) == 1 and "% of the tokens of 12 training examples are [UNK]" in warnings[0]
 
 
 # ---- bad data lines, seen through run_classifier -------------------------------------------------------

@@ -284,6 +284,16 @@ def test_generic_test_file_needs_no_label_column(tmp_path):
     assert triples(read_examples("generic", tmp_path, "test")) == [("what a ride", None, None)]
 
 
+def test_generic_test_file_with_a_label_column_keeps_its_labels(tmp_path):
+    """A labeled test file (the demo's) is read with its labels, checked against the training file's."""
+    write(tmp_path, "train.tsv", ["label" + T + "text", "pos" + T + "good", "neg" + T + "bad"])
+    write(tmp_path, "test.tsv", ["text" + T + "label", "what a ride" + T + "pos"])
+    assert triples(read_examples("generic", tmp_path, "test")) == [("what a ride", None, "pos")]
+    write(tmp_path, "test.tsv", ["text" + T + "label", "what a ride" + T + "meh"])
+    with pytest.raises(DataError, match="test.tsv:2: unknown label 'meh'"):
+        read_examples("generic", tmp_path, "test")
+
+
 def test_generic_column_names_need_a_header():
     with pytest.raises(ValueError, match="has_header"):
         make_generic_task(label_column="label", has_header=False)
@@ -433,8 +443,8 @@ def test_empty_label_in_a_generic_training_file(tmp_path):
 # prepare_demo_data: the tweets demo set
 # --------------------------------------------------------------------------------------------------
 def run_prepare(out, *args):
-    prepare_demo_data.main(["--out", str(out), "--train", "90", "--dev", "30", *args])
-    return ((out / "train.tsv").read_bytes(), (out / "dev.tsv").read_bytes())
+    prepare_demo_data.main(["--out", str(out), "--train", "90", "--dev", "30", "--test", "30", *args])
+    return tuple((out / f"{split}.tsv").read_bytes() for split in ("train", "dev", "test"))
 
 
 def test_prepare_demo_data_writes_a_generic_task(tmp_path, capsys):
@@ -442,12 +452,15 @@ def test_prepare_demo_data_writes_a_generic_task(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "dev majority class" in printed
 
-    train, dev = read_examples("generic", tmp_path, "train"), read_examples("generic", tmp_path, "dev")
-    assert (len(train), len(dev)) == (90, 30)
+    train, dev, test = (read_examples("generic", tmp_path, split) for split in ("train", "dev", "test"))
+    assert (len(train), len(dev), len(test)) == (90, 30, 30)
     assert get_labels("generic", tmp_path) == ["negative", "neutral", "positive"]
     assert (tmp_path / "train.tsv").read_text(encoding="utf-8").startswith("label\ttext\n")
-    # Disjoint: no dev text is a training text.
-    assert not {e.text_a for e in train} & {e.text_a for e in dev}
+    # The test split keeps its labels, so --do_predict can score it.
+    assert all(e.label in ("negative", "neutral", "positive") for e in test)
+    # Disjoint: no dev or test text is a training text, and dev and test share none.
+    texts = [{e.text_a for e in part} for part in (train, dev, test)]
+    assert not texts[0] & texts[1] and not texts[0] & texts[2] and not texts[1] & texts[2]
     # Stratified: each class's share of dev is the corpus's share, up to rounding.
     corpus = Counter(label for label, _ in prepare_demo_data.read_corpus(prepare_demo_data.corpus_path()))
     total = sum(corpus.values())
@@ -464,6 +477,42 @@ def test_prepare_demo_data_is_deterministic(tmp_path):
     other = run_prepare(tmp_path / "c", "--seed", "4")
     assert first == again
     assert first != other
+
+
+def test_asking_for_a_test_split_leaves_train_and_dev_as_they_were(tmp_path):
+    with_test = run_prepare(tmp_path / "a", "--seed", "3")
+    prepare_demo_data.main(["--out", str(tmp_path / "b"), "--train", "90", "--dev", "30", "--test", "0",
+                            "--seed", "3"])
+    assert with_test[:2] == tuple((tmp_path / "b" / f"{s}.tsv").read_bytes() for s in ("train", "dev"))
+    assert not (tmp_path / "b" / "test.tsv").exists()
+
+
+def test_the_real_corpus_is_decoded_without_replacement_characters():
+    """The CSV mixes UTF-8 lines with windows-1252 lines (thousands of them); decoding the file as one
+    UTF-8 text with errors='replace' put U+FFFD into the demo data. Line by line, none remains, and every
+    line that is valid UTF-8 is read exactly as UTF-8."""
+    raw_lines = prepare_demo_data.corpus_path().read_bytes().split(b"\n")
+    not_utf8 = 0
+    for raw in raw_lines:
+        try:
+            expected = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            not_utf8 += 1
+            expected = None
+        decoded = prepare_demo_data.decode_line(raw)
+        assert "\ufffd" not in decoded
+        if expected is not None:
+            assert decoded == expected
+    assert not_utf8 > 1000  # the corpus really is mixed: the test would be empty otherwise
+    assert not any("\ufffd" in text for _, text in prepare_demo_data.read_corpus(prepare_demo_data.corpus_path()))
+
+
+def test_decode_line_reads_windows_1252_where_utf8_fails():
+    assert prepare_demo_data.decode_line("cars \u2019".encode("utf-8")) == "cars \u2019"
+    assert prepare_demo_data.decode_line(b"cars \x92 \x80") == "cars \u2019 \u20ac"  # cp1252's ' and euro sign
+    # 0x81 is unassigned in windows-1252: it becomes the control character U+0081, which clean_text drops.
+    assert prepare_demo_data.decode_line(b"a\x81b") == "a\x81b"
+    assert prepare_demo_data.clean_text("a\x81b") == "ab"
 
 
 def test_quotas_add_up():

@@ -199,8 +199,8 @@ class PreTrainedModel(nn.Module):
             pytorch_model.bin, a weights file, or the URL of a directory or file. A directory of Google's original
             TensorFlow release (bert_config.json, bert_model.ckpt.index, ...) is converted in memory.
         reinit_keys: selectors of parameters to re-initialize instead of loading: an exact name
-            (`bert.encoder.layer.0.attention.self.query.weight`), a module prefix (`bert.encoder.layer.11`),
-            or a glob (`bert.encoder.layer.1[01].*`); with or without the `bert.` prefix.
+            (`bert.encoder.layer.0.attention.self.query.weight`), a module prefix (`bert.encoder.layer.5`),
+            or a glob (`bert.encoder.layer.[45].*`); with or without the `bert.` prefix.
         reinit_std / reinit_seed: the std of the normal draw (default: config.initializer_range) and the
             seed of the dedicated generator it draws from.
         cache_dir / force_download / local_files_only: how remote files are fetched (see `cached_path`).
@@ -449,6 +449,8 @@ def _no_match_message(selector, names, model, checkpoint_keys):
     stripped = IGNORED_CHECKPOINT_KEYS.search(selector) or selector in buffers
     if stripped or (checkpoint_keys is not None and selector in checkpoint_keys):
         reason = "it names a buffer or a non-parameter checkpoint entry, which is not re-initialized"
+    elif any(ch in selector for ch in "*?["):
+        reason = "the glob matches no parameter name and no module name"
     else:
         reason = "no parameter has that name or starts with that module prefix"
     modules = {name.rsplit(".", 1)[0] for name in names}
@@ -554,6 +556,12 @@ def group_by_module(names, depth_pattern=r"^(.*?[./]layer[._]\d+|[^./]+[./][^./]
     return groups
 
 
+# The report's words for where a parameter came from; run_classifier's --list_keys uses the same ones.
+REINIT_WORDS = "re-initialized on request"
+MISSING_WORDS = "missing from checkpoint, newly initialized"
+UNUSED_WORDS = "in checkpoint but not used"
+
+
 def format_loading_report(model_name, source, model, info, reinit_std, reinit_seed):
     total = sum(1 for _ in model.named_parameters())
     not_loaded = set(info.missing_keys) | set(info.reinit_keys) | set(info.mismatched_keys)
@@ -568,11 +576,11 @@ def format_loading_report(model_name, source, model, info, reinit_std, reinit_se
             lines.append(f"    {head}: {len(members)} ({', '.join(m for m in members if m) or head})")
 
     std = reinit_std if reinit_std is not None else model.config.initializer_range
-    section(f"re-initialized on request (std={std}, seed={reinit_seed})", info.reinit_keys)
-    section("missing from checkpoint, newly initialized", info.missing_keys)
+    section(f"{REINIT_WORDS} (std={std}, seed={reinit_seed})", info.reinit_keys)
+    section(MISSING_WORDS, info.missing_keys)
     section("shape mismatch, newly initialized", info.mismatched_keys)
     unused = [key for key in info.unexpected_keys if key not in set(info.reinit_keys)]
-    section("in checkpoint but not used", unused)
+    section(UNUSED_WORDS, unused)
     if len(unused) < len(info.unexpected_keys):
         lines.append(f"  (the {len(info.unexpected_keys) - len(unused)} re-initialized keys the checkpoint had "
                      "are also in unexpected_keys: it had them, we did not use them)")
