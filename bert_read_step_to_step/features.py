@@ -1,4 +1,4 @@
-"""Step 2 of fine-tuning: turn examples into the numbers BERT reads, cache them, batch them.
+"""Reading path, stop 5 (README): turn examples into the numbers BERT reads, cache them, batch them.
 
 In:  `InputExample`s from tasks.py and a tokenizer with
      `encode_plus(text_a, text_b, max_length) -> {input_ids, token_type_ids, attention_mask}`.

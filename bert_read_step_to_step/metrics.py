@@ -1,4 +1,4 @@
-"""The last step of evaluation: turn predictions and gold labels into the task's scores.
+"""Reading path, stop 9 (README): turn predictions and gold labels into the task's scores.
 
 In:  a metric name ("acc", "acc_and_f1", "mcc", "pearson_and_spearman") or a task name (whose row in
      tasks.TASKS names its metric), predicted label ids (classification) or scores (regression),

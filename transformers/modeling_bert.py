@@ -1,4 +1,4 @@
-"""Step 3: the BERT network, from token ids to a sentence vector and class scores.
+"""Reading path, stop 7 (README): the BERT network, from token ids to a sentence vector and class scores.
 
 Takes `input_ids`, `attention_mask` and `token_type_ids` (what `tokenization_bert.encode_plus` made, padded
 into a batch) and hands on `BertModelOutput` (one vector per token, one per sentence) or, with the head,

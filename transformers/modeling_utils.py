@@ -1,4 +1,5 @@
-"""Step 4: loading pre-trained weights into a model, and re-initializing the ones you choose.
+"""Reading path, stop 6 (README): loading pre-trained weights into a model, and re-initializing the ones
+you choose.
 
 Takes a model directory (or a weights file, or a URL) and hands on a ready `BertModel` /
 `BertForSequenceClassification` plus a `LoadingInfo` that says where every tensor came from.
@@ -242,7 +243,7 @@ class PreTrainedModel(nn.Module):
             source = f"{weights_file} (TensorFlow checkpoint, converted in memory)"
         elif state_dict is None:
             state_dict = read_state_dict(weights_file)
-        state_dict = _match_to_model(state_dict, model)
+        state_dict = match_to_model(state_dict, model)
 
         # 5. Choose what to load and what to re-initialize.
         info = LoadingInfo()
@@ -258,7 +259,7 @@ class PreTrainedModel(nn.Module):
 
         # 6. Load: walk the modules and let each copy its own tensors out of the state dict.
         load_missing, load_unexpected = [], []
-        _load(model, state_dict, load_missing, load_unexpected, info.error_msgs)
+        load(model, state_dict, load_missing, load_unexpected, info.error_msgs)
         if info.error_msgs:
             raise LoadingError(f"{source}: errors while loading into {cls.__name__}:\n  "
                                + "\n  ".join(info.error_msgs))
@@ -382,7 +383,7 @@ def _is_safetensors(path):
     return len(head) == 9 and head[8:9] == b"{"
 
 
-def _match_to_model(state_dict, model):
+def match_to_model(state_dict, model):
     """Rename checkpoint keys to the model's naming, and cast tensors to the model's dtype.
 
     - Old TensorFlow-converted checkpoints call LayerNorm's parameters `gamma`/`beta`.
@@ -403,7 +404,7 @@ def _match_to_model(state_dict, model):
             elif key.startswith(prefix) and key[len(prefix):] in own:
                 key = key[len(prefix):]
         if key in own and tensor.dtype != own[key].dtype and tensor.is_floating_point():
-            # Loading assigns the checkpoint's tensor itself (see `_load`), so an fp16 checkpoint would
+            # Loading assigns the checkpoint's tensor itself (see `load`), so an fp16 checkpoint would
             # otherwise make an fp16 model.
             tensor = tensor.to(own[key].dtype)
         renamed[key] = tensor
@@ -508,7 +509,7 @@ def _drop_mismatched(model, state_dict, ignore_mismatched_sizes, source):
 
 # ---- step 6: load --------------------------------------------------------------------------------------
 
-def _load(model, state_dict, missing_keys, unexpected_keys, error_msgs):
+def load(model, state_dict, missing_keys, unexpected_keys, error_msgs):
     """Copy tensors into the model module by module, as transformers 2.x's `load()` does.
 
     Each module's `_load_from_state_dict` looks for `prefix + name` for its own parameters. For each one it finds,
@@ -521,14 +522,14 @@ def _load(model, state_dict, missing_keys, unexpected_keys, error_msgs):
     # uninitialized tensor built in step 3: one copy of the weights in memory rather than two.
     metadata = {"assign_to_params_buffers": True}
 
-    def load(module, prefix=""):
+    def load_module(module, prefix=""):
         module._load_from_state_dict(state_dict, prefix, metadata, True, missing_keys, unexpected_keys,
                                      error_msgs)
         for name, child in module._modules.items():
             if child is not None:
-                load(child, prefix + name + ".")
+                load_module(child, prefix + name + ".")
 
-    load(model)
+    load_module(model)
 
 
 def _check_architecture(model, state_dict, info, source):

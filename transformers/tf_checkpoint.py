@@ -1,4 +1,5 @@
-"""Step 4, for Google's original releases: reading a TensorFlow checkpoint without TensorFlow.
+"""Reading path, stop 6, step 4 of `from_pretrained` (read the state dict) for Google's original releases:
+reading a TensorFlow checkpoint without TensorFlow.
 
 Takes the prefix of a TensorFlow checkpoint (`chinese_L-12_H-768_A-12/bert_model.ckpt`) and hands on its
 variables as torch tensors, renamed to this package's parameter names when asked (`bert_state_dict`).

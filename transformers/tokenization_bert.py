@@ -1,4 +1,4 @@
-"""Step 2 of preparing data: text -> token ids.
+"""Reading path, stop 4 (README): text -> token ids.
 
 Takes raw text (a sentence, or a pair such as question + passage) and a WordPiece vocabulary (`vocab.txt`,
 one token per line, the line number is the id; or the `tokenizer.json` that transformers 5 saves instead)
@@ -244,7 +244,7 @@ def _patterns(tokenize_chinese_chars):
     }
 
 
-# ---- Step 1: BasicTokenizer ------------------------------------------------------------------------------
+# ---- part 1: BasicTokenizer ------------------------------------------------------------------------------
 
 
 class BasicTokenizer:
@@ -308,7 +308,7 @@ class BasicTokenizer:
         return text
 
 
-# ---- Step 2: WordpieceTokenizer --------------------------------------------------------------------------
+# ---- part 2: WordpieceTokenizer --------------------------------------------------------------------------
 
 
 class WordpieceTokenizer:
@@ -364,7 +364,7 @@ class WordpieceTokenizer:
         return tuple(pieces)
 
 
-# ---- Step 3: BertTokenizer -------------------------------------------------------------------------------
+# ---- part 3: BertTokenizer -------------------------------------------------------------------------------
 
 
 class BertTokenizer:
