@@ -200,6 +200,5 @@ def test_sweep_precision_reaches_every_run(tiny_model, data, tmp_path, monkeypat
 def test_sweep_refuses_bf16_after_the_double_dash(tiny_model, data, tmp_path, monkeypatch):
     fake_cpu(monkeypatch, False, False)
     args = sweep_args(tiny_model, data, tmp_path / "sweep", "--", "--bf16")
-    config = reinit_sweep.sweep_config(args, str(data), str(tiny_model))
     with pytest.raises(reinit_sweep.SweepError, match="--bf16 .* through --precision"):
         reinit_sweep.check_extra_args(args.extra_args)

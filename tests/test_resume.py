@@ -18,7 +18,6 @@ import time
 import pytest
 import torch
 
-import run_classifier
 from _classifier_runs import (assert_same_weights, balanced_tweets, common_args, one_thread_env, run_classifier_command,
                               run_main, write_generic_task)
 from _classifier_runs import one_torch_thread  # noqa: F401 (an autouse fixture: torch on one thread here)
