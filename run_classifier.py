@@ -22,6 +22,7 @@ Training state (model, optimizer, scheduler, grad scaler, RNG states, position i
 """
 import argparse
 import contextlib
+import dataclasses
 import fcntl
 import glob
 import hashlib
@@ -206,30 +207,44 @@ def check_args(args, parser):
 
 # ==== device, distributed, seed ===========================================================================
 
+@dataclass(frozen=True)
+class Runtime:
+    """Where this process runs: fixed at start-up, then passed to the functions that need it (kept out of
+    `args`, which holds only what the user asked for)."""
+    device: torch.device
+    n_gpu: int  # GPUs this one process drives: with several, DataParallel splits each batch over them
+    local_rank: int  # -1: not under torchrun
+    rank: int
+    world_size: int
+    precision: str = "fp32"  # "fp32", "bf16" or "fp16": from --fp16/--bf16 and the hardware (setup_precision)
+
+    @property
+    def is_main(self):
+        """Rank 0 writes files, evaluates and predicts; the other ranks only train."""
+        return self.rank == 0
+
+    @property
+    def distributed(self):
+        return self.local_rank != -1
+
+
 def setup_device(args):
-    """Sets args.device, args.n_gpu, args.world_size, args.rank. Under torchrun, one process per device."""
+    """The Runtime of this process. Under torchrun, one process per device."""
+    cuda = torch.cuda.is_available() and not args.no_cuda
     if args.local_rank == -1:
-        cuda = torch.cuda.is_available() and not args.no_cuda
-        args.device = torch.device("cuda" if cuda else "cpu")
-        args.n_gpu = torch.cuda.device_count() if cuda else 0
-        args.world_size, args.rank = 1, 0
-    else:
-        cuda = torch.cuda.is_available() and not args.no_cuda
-        if cuda:
-            torch.cuda.set_device(args.local_rank)
-        args.device = torch.device("cuda", args.local_rank) if cuda else torch.device("cpu")
-        # NCCL only runs between GPUs; gloo runs on CPU, which is how the tests run two ranks.
-        dist.init_process_group(backend="nccl" if cuda else "gloo")
-        args.n_gpu = 1 if cuda else 0
-        args.world_size, args.rank = dist.get_world_size(), dist.get_rank()
+        return Runtime(device=torch.device("cuda" if cuda else "cpu"),
+                       n_gpu=torch.cuda.device_count() if cuda else 0, local_rank=-1, rank=0, world_size=1)
+    if cuda:
+        torch.cuda.set_device(args.local_rank)
+    # NCCL only runs between GPUs; gloo runs on CPU, which is how the tests run two ranks.
+    dist.init_process_group(backend="nccl" if cuda else "gloo")
+    return Runtime(device=torch.device("cuda", args.local_rank) if cuda else torch.device("cpu"),
+                   n_gpu=1 if cuda else 0, local_rank=args.local_rank, rank=dist.get_rank(),
+                   world_size=dist.get_world_size())
 
 
-def is_main_process(args):
-    return args.rank == 0
-
-
-def barrier(args):
-    if args.local_rank != -1:
+def barrier(runtime):
+    if runtime.distributed:
         dist.barrier()
 
 
@@ -240,23 +255,24 @@ def set_seed(seed):
     torch.cuda.manual_seed_all(seed)
 
 
-def setup_logging(args):
+def setup_logging(args, runtime):
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
                         datefmt="%m/%d/%Y %H:%M:%S",
-                        level=logging.INFO if is_main_process(args) else logging.WARNING)
-    logger.warning("rank %d of %d, device %s, n_gpu %d, fp16 %s, bf16 %s", args.rank, args.world_size,
-                   args.device, args.n_gpu, args.fp16, args.bf16)
+                        level=logging.INFO if runtime.is_main else logging.WARNING)
+    logger.warning("rank %d of %d, device %s, n_gpu %d, fp16 %s, bf16 %s", runtime.rank, runtime.world_size,
+                   runtime.device, runtime.n_gpu, args.fp16, args.bf16)
 
 
-def setup_precision(args):
-    """Sets args.precision ("fp32", "bf16" or "fp16") from --fp16/--bf16 and what the device can do, and
-    logs that next to the thread count: bf16 is a speed-up only on hardware that computes it natively."""
-    support = bf16_support(args.device.type)
-    args.precision = choose_precision(args.fp16, args.bf16, support)
+def setup_precision(args, runtime):
+    """The runtime with its precision ("fp32", "bf16" or "fp16") chosen from --fp16/--bf16 and what the device
+    can do, logged next to the thread count: bf16 is a speed-up only on hardware that computes it natively."""
+    support = bf16_support(runtime.device.type)
+    precision = choose_precision(args.fp16, args.bf16, support)
     logger.info("torch threads %d; %s; training and evaluating in %s", torch.get_num_threads(),
-                support.description, args.precision)
-    for level, message in precision_notes(args.precision, args.bf16, support):
+                support.description, precision)
+    for level, message in precision_notes(precision, args.bf16, support):
         logger.log(level, message)
+    return dataclasses.replace(runtime, precision=precision)
 
 
 # ==== processor and labels, config, tokenizer, model ======================================================
@@ -318,7 +334,7 @@ def list_keys(args, config, labels):
 # ==== output_dir: one run owns it, and records what it did ===============================================
 
 @contextlib.contextmanager
-def output_dir_lock(args):
+def output_dir_lock(args, runtime):
     """Hold output_dir/run.lock for the whole run, so that a second run into the same folder stops at once
     instead of mixing its model, checkpoints and arguments with ours.
 
@@ -327,7 +343,7 @@ def output_dir_lock(args):
     taking the lock knows the previous holder died without cleaning up, says so, and takes over. Under
     torchrun rank 0 holds it for all ranks.
     """
-    if not is_main_process(args):
+    if not runtime.is_main:
         yield
         return
     os.makedirs(args.output_dir, exist_ok=True)
@@ -359,7 +375,7 @@ def output_dir_lock(args):
             fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
-def write_run_record(args, info):
+def write_run_record(args, runtime, config, info):
     """Every argument (and for training, the resolved reinit list), so a result can be traced to its settings.
 
     A training run writes training_args.json and reinit_keys.json. An evaluation- or prediction-only run
@@ -369,19 +385,20 @@ def write_run_record(args, info):
     loading = {"missing_keys": info.missing_keys, "unexpected_keys": info.unexpected_keys}
     if not args.do_train:
         for name in (["eval_args.json"] if args.do_eval else []) + (["predict_args.json"] if args.do_predict else []):
-            write_json_atomically(os.path.join(args.output_dir, name), {**args_to_dict(args), "loading": loading},
+            write_json_atomically(os.path.join(args.output_dir, name), {**args_to_dict(args, runtime), "loading": loading},
                                   sort_keys=True)
         return
     # The std actually drawn with: --reinit_std, or the config's initializer_range when the flag is not given.
-    std = args.reinit_std if args.reinit_std is not None else args.config.initializer_range
-    record = {"selectors": reinit_selectors(args, args.config), "reinit_std": std,
+    std = args.reinit_std if args.reinit_std is not None else config.initializer_range
+    record = {"selectors": reinit_selectors(args, config), "reinit_std": std,
               "reinit_seed": args.seed, "resolved_keys": info.reinit_keys, **loading}
     write_json_atomically(os.path.join(args.output_dir, REINIT_RECORD_NAME), record)
-    write_json_atomically(os.path.join(args.output_dir, ARGS_NAME), args_to_dict(args), sort_keys=True)
+    write_json_atomically(os.path.join(args.output_dir, ARGS_NAME), args_to_dict(args, runtime), sort_keys=True)
 
 
-def args_to_dict(args):
-    return {key: value for key, value in vars(args).items() if key not in ("device", "config")}
+def args_to_dict(args, runtime):
+    """What training_args.json records: every argument, and the precision the run actually used."""
+    return {**vars(args), "precision": runtime.precision}
 
 
 def is_within(path, folder):
@@ -392,7 +409,7 @@ def is_within(path, folder):
 
 # ==== data ==================================================================================================
 
-def load_features(args, tokenizer, split):
+def load_features(args, runtime, tokenizer, split):
     """Features of one split.
 
     Under torchrun every rank reads the training set: rank 0 builds the cache file first while the others
@@ -400,13 +417,13 @@ def load_features(args, tokenizer, split):
     predicts), so there is no barrier for them: one that only rank 0 reached would wait forever.
     """
     every_rank = split == "train"
-    if every_rank and args.rank != 0:
-        barrier(args)
+    if every_rank and runtime.rank != 0:
+        barrier(runtime)
     features = load_and_cache_features(args.task_name, args.data_dir, split, tokenizer, args.max_seq_length,
                                        overwrite_cache=args.overwrite_cache, cache_dir=args.features_cache_dir,
                                        logger=logger, **generic_task_options(args))
-    if every_rank and args.rank == 0:
-        barrier(args)
+    if every_rank and runtime.rank == 0:
+        barrier(runtime)
     return FeatureDataset(features)
 
 
@@ -456,16 +473,16 @@ class TrainingPlan:
     num_epochs: int
 
 
-def training_plan(args, num_examples):
+def training_plan(args, runtime, num_examples):
     """Steps per epoch and in all; a UserError when the flags give no optimizer step at all."""
     # With several GPUs in one process, DataParallel splits each batch over them: the batch is per GPU.
-    batch_size = args.per_gpu_train_batch_size * max(1, args.n_gpu)
-    batches_per_epoch = len(epoch_batches(num_examples, batch_size, 0, args.seed, args.rank, args.world_size))
+    batch_size = args.per_gpu_train_batch_size * max(1, runtime.n_gpu)
+    batches_per_epoch = len(epoch_batches(num_examples, batch_size, 0, args.seed, runtime.rank, runtime.world_size))
     steps_per_epoch = batches_per_epoch // args.gradient_accumulation_steps
     if steps_per_epoch == 0:
         raise UserError(f"{num_examples} training examples give no full optimizer step with batch size "
                         f"{batch_size} x accumulation {args.gradient_accumulation_steps}"
-                        + (f" x {args.world_size} processes" if args.world_size > 1 else ""))
+                        + (f" x {runtime.world_size} processes" if runtime.world_size > 1 else ""))
     if args.max_steps > 0:
         return TrainingPlan(batch_size, steps_per_epoch, args.max_steps, math.ceil(args.max_steps / steps_per_epoch))
     total_steps = int(steps_per_epoch * args.num_train_epochs)
@@ -482,13 +499,14 @@ TRAJECTORY_ARGS = ("learning_rate", "per_gpu_train_batch_size", "gradient_accumu
                    "max_grad_norm", "seed", "max_seq_length", "reinit_std", "fp16", "task_name")
 
 
-def training_trajectory(args, config):
+def training_trajectory(args, runtime, config):
     """{name: value} of everything that shapes training, the training data's hash and the reinit list included."""
     record = {f"--{name}": getattr(args, name) for name in TRAJECTORY_ARGS}
     if args.max_steps > 0:
         record["--num_train_epochs"] = None  # not used: --max_steps decides the length
     record["re-initialized"] = reinit_selectors(args, config)
-    record["processes x GPUs"] = args.world_size * max(1, args.n_gpu)
+    record["processes x GPUs"] = runtime.world_size * max(1, runtime.n_gpu)
+    record["precision"] = runtime.precision  # bf16 and fp32 runs draw their steps differently
     spec = get_task(args.task_name, **generic_task_options(args))
     record["training data"] = file_fingerprint(find_data_file(spec, args.data_dir, "train"))
     if spec.name == "generic":
@@ -548,13 +566,13 @@ def linear_warmup_then_decay(warmup_steps, total_steps):
     return factor
 
 
-def autocast(args):
+def autocast(runtime):
     """The run's precision as an autocast context: fp16 or bf16 matmuls over fp32 weights, or plain fp32.
     Only fp16 needs a grad scaler (below); bf16 has fp32's exponent range, so small gradients do not underflow."""
-    return precision_autocast(args.precision, args.device.type)
+    return precision_autocast(runtime.precision, runtime.device.type)
 
 
-def train(args, train_dataset, model, tokenizer, dev_dataset, plan, trajectory):
+def train(args, runtime, train_dataset, model, tokenizer, dev_dataset, plan, trajectory):
     """The training loop: accumulate, clip, step, schedule; log, evaluate and checkpoint as asked.
 
     dev_dataset is only used with --evaluate_during_training (None otherwise); `trajectory` goes into
@@ -563,12 +581,12 @@ def train(args, train_dataset, model, tokenizer, dev_dataset, plan, trajectory):
     batch_size, steps_per_epoch = plan.batch_size, plan.steps_per_epoch
     total_steps, num_epochs = plan.total_steps, plan.num_epochs
 
-    model.to(args.device)
-    if args.n_gpu > 1:
+    model.to(runtime.device)
+    if runtime.n_gpu > 1:
         model = torch.nn.DataParallel(model)
-    if args.local_rank != -1:
+    if runtime.distributed:
         model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[args.local_rank] if args.device.type == "cuda" else None)
+            model, device_ids=[runtime.local_rank] if runtime.device.type == "cuda" else None)
     core = model.module if hasattr(model, "module") else model
     # fused=True: one kernel updates all tensors at once instead of several element-wise passes per
     # update; the same AdamW rule, several times faster on CPU and GPU (torch >= 2.4).
@@ -576,14 +594,14 @@ def train(args, train_dataset, model, tokenizer, dev_dataset, plan, trajectory):
                                   fused=True)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, linear_warmup_then_decay(int(total_steps * args.warmup_proportion), total_steps))
-    scaler = torch.amp.GradScaler("cuda") if args.precision == "fp16" else None
+    scaler = torch.amp.GradScaler("cuda") if runtime.precision == "fp16" else None
     state = TrainState(model, optimizer, scheduler, scaler)
     if args.resume_from_checkpoint:
-        load_train_state(state, args.resume_from_checkpoint, args)
+        load_train_state(state, args.resume_from_checkpoint, args, runtime)
 
     logger.info("***** Running training *****")
     logger.info("  examples %d, epochs %d, batch size per process %d, processes %d, accumulation %d, steps %d",
-                len(train_dataset), num_epochs, batch_size, args.world_size,
+                len(train_dataset), num_epochs, batch_size, runtime.world_size,
                 args.gradient_accumulation_steps, total_steps)
     if state.global_step:
         logger.info("  resuming at step %d (epoch %d, batch %d)", state.global_step, state.epoch,
@@ -594,21 +612,21 @@ def train(args, train_dataset, model, tokenizer, dev_dataset, plan, trajectory):
     model.train()
     model.zero_grad(set_to_none=True)
     while state.global_step < total_steps and state.epoch < num_epochs:
-        batches = epoch_batches(len(train_dataset), batch_size, state.epoch, args.seed, args.rank,
-                                args.world_size)
+        batches = epoch_batches(len(train_dataset), batch_size, state.epoch, args.seed, runtime.rank,
+                                runtime.world_size)
         # Only whole accumulation groups: a partial group at the epoch's end would step on fewer batches.
         # And no more batches than the steps still to take, so the bar ends where training ends.
         batches = batches[:steps_per_epoch * args.gradient_accumulation_steps]
         end = min(len(batches),
                   state.batches_done_in_epoch + (total_steps - state.global_step) * args.gradient_accumulation_steps)
         bar = tqdm(collated(train_dataset, batches[state.batches_done_in_epoch:end]),
-                   desc=f"Epoch {state.epoch + 1}/{num_epochs}", disable=not is_main_process(args),
+                   desc=f"Epoch {state.epoch + 1}/{num_epochs}", disable=not runtime.is_main,
                    initial=state.batches_done_in_epoch, total=end)
         for batch in bar:
-            batch = {name: tensor.to(args.device) for name, tensor in batch.items()}
-            with autocast(args):
+            batch = {name: tensor.to(runtime.device) for name, tensor in batch.items()}
+            with autocast(runtime):
                 loss = model(**batch).loss
-            if args.n_gpu > 1:
+            if runtime.n_gpu > 1:
                 loss = loss.mean()
             loss = loss / args.gradient_accumulation_steps
             (scaler.scale(loss) if scaler else loss).backward()
@@ -639,12 +657,12 @@ def train(args, train_dataset, model, tokenizer, dev_dataset, plan, trajectory):
                 logged_loss, logged_step = running_loss, state.global_step
                 if args.evaluate_during_training:
                     # Rank 0 scores the whole dev set with the weights every rank holds; the others wait.
-                    if is_main_process(args):
-                        evaluate(args, core, dev_dataset, prefix=f"step-{state.global_step}")
+                    if runtime.is_main:
+                        evaluate(args, runtime, core, dev_dataset, prefix=f"step-{state.global_step}")
                         model.train()
-                    barrier(args)
+                    barrier(runtime)
             if args.save_steps > 0 and state.global_step % args.save_steps == 0:
-                save_checkpoint(state, tokenizer, args, trajectory)
+                save_checkpoint(state, tokenizer, args, runtime, trajectory)
         bar.close()
         if state.global_step < total_steps:
             state.epoch += 1
@@ -654,22 +672,22 @@ def train(args, train_dataset, model, tokenizer, dev_dataset, plan, trajectory):
 
 # ---- checkpoints ------------------------------------------------------------------------------------------
 
-def save_checkpoint(state, tokenizer, args, trajectory):
+def save_checkpoint(state, tokenizer, args, runtime, trajectory):
     """Write output_dir/checkpoint-{step} so that a crash at any moment leaves the last one whole.
 
     Everything goes into a temporary folder first, which is renamed into place when complete; a rename
     within one file system is atomic, so a checkpoint folder is either whole or absent. A SIGKILL while
     writing leaves `.checkpoint-{step}-*` behind, which nothing reads (it does not match checkpoint-*).
     """
-    barrier(args)
+    barrier(runtime)
     # Every rank's random state: their dropout masks have drawn different amounts (batches of other
     # lengths), so a resumed rank 1 needs rank 1's state, not rank 0's.
-    rng_states = [None] * args.world_size
-    if args.local_rank != -1:
+    rng_states = [None] * runtime.world_size
+    if runtime.distributed:
         dist.all_gather_object(rng_states, rng_state())
     else:
         rng_states = [rng_state()]
-    if is_main_process(args):
+    if runtime.is_main:
         final = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
 
         def write(temp):
@@ -678,11 +696,11 @@ def save_checkpoint(state, tokenizer, args, trajectory):
             tokenizer.save_pretrained(temp)
             torch.save({**train_state_dict(state), "rng": rng_states, "trajectory": trajectory},
                        os.path.join(temp, TRAIN_STATE_NAME))
-            write_json_atomically(os.path.join(temp, ARGS_NAME), args_to_dict(args), sort_keys=True)
+            write_json_atomically(os.path.join(temp, ARGS_NAME), args_to_dict(args, runtime), sort_keys=True)
 
         write_folder_atomically(final, write)
         logger.info("Saved checkpoint to %s", final)
-    barrier(args)
+    barrier(runtime)
 
 
 def train_state_dict(state):
@@ -710,7 +728,7 @@ def rng_state():
     }
 
 
-def load_train_state(state, checkpoint_dir, args):
+def load_train_state(state, checkpoint_dir, args, runtime):
     """Restore model weights, optimizer, scheduler, scaler, RNGs and position from a checkpoint folder."""
     saved = torch.load(os.path.join(checkpoint_dir, TRAIN_STATE_NAME), map_location="cpu", weights_only=True)
     core = state.model.module if hasattr(state.model, "module") else state.model
@@ -722,7 +740,7 @@ def load_train_state(state, checkpoint_dir, args):
         state.scaler.load_state_dict(saved["scaler"])
     state.global_step, state.epoch = saved["global_step"], saved["epoch"]
     state.batches_done_in_epoch = saved["batches_done_in_epoch"]
-    rng = saved["rng"][args.rank]  # this process's own (the world size is checked to be the checkpoint's)
+    rng = saved["rng"][runtime.rank]  # this process's own (the world size is checked to be the checkpoint's)
     random.setstate(rng["python"])
     numpy_rng = rng["numpy"]
     np.random.set_state((numpy_rng["name"], numpy_rng["keys"].numpy().astype(np.uint32), numpy_rng["pos"],
@@ -735,17 +753,17 @@ def load_train_state(state, checkpoint_dir, args):
 
 # ==== evaluate and predict =================================================================================
 
-def predict_logits(args, model, dataset, desc):
+def predict_logits(args, runtime, model, dataset, desc):
     """[N, C] logits for a dataset, in its order."""
-    size = args.per_gpu_eval_batch_size * max(1, args.n_gpu)
+    size = args.per_gpu_eval_batch_size * max(1, runtime.n_gpu)
     batches = [list(range(start, min(start + size, len(dataset)))) for start in range(0, len(dataset), size)]
-    model.to(args.device).eval()
+    model.to(runtime.device).eval()
     outputs = []
     with torch.no_grad():
         for batch in tqdm(collated(dataset, batches), desc=desc, total=len(batches),
-                          disable=not is_main_process(args)):
-            batch = {name: tensor.to(args.device) for name, tensor in batch.items() if name != "labels"}
-            with autocast(args):
+                          disable=not runtime.is_main):
+            batch = {name: tensor.to(runtime.device) for name, tensor in batch.items() if name != "labels"}
+            with autocast(runtime):
                 outputs.append(model(**batch).logits.float().cpu())
     return torch.cat(outputs)
 
@@ -754,10 +772,10 @@ def to_predictions(logits, output_mode):
     return logits.squeeze(-1) if output_mode == "regression" else logits.argmax(dim=-1)
 
 
-def evaluate(args, model, dataset, prefix="", results_dir=None):
+def evaluate(args, runtime, model, dataset, prefix="", results_dir=None):
     """Score the dev set's features; write eval_results.json and eval_results.txt into results_dir."""
     spec = get_task(args.task_name, **generic_task_options(args))
-    logits = predict_logits(args, model, dataset, desc=f"Evaluating {prefix}".strip())
+    logits = predict_logits(args, runtime, model, dataset, desc=f"Evaluating {prefix}".strip())
     labels = torch.tensor([feature.label for feature in dataset.features])
     results = compute_metrics(spec.metric, to_predictions(logits, spec.output_mode).numpy(), labels.numpy())
     write_results(results_dir or args.output_dir, "eval", prefix, len(dataset), results)
@@ -776,7 +794,7 @@ def write_results(results_dir, split_name, prefix, examples, results):
         logger.info("  %s = %.4f", key, results[key])
 
 
-def predict(args, model, dataset):
+def predict(args, runtime, model, dataset):
     """Write test_predictions.tsv: the example id and its predicted label name (or score). Where the test
     file carries labels (TNEWS's does; the demo's test.tsv has a label column), also score the predictions
     into test_results.json and test_results.txt, like eval_results.
@@ -786,7 +804,7 @@ def predict(args, model, dataset):
     spec = get_task(args.task_name, **generic_task_options(args))
     label_list = get_labels(spec, args.data_dir)
     examples = read_examples(spec, args.data_dir, "test")  # for their guids
-    predictions = to_predictions(predict_logits(args, model, dataset, desc="Predicting"), spec.output_mode)
+    predictions = to_predictions(predict_logits(args, runtime, model, dataset, desc="Predicting"), spec.output_mode)
     path = os.path.join(args.output_dir, "test_predictions.tsv")
     rows = [f"{example.guid}\t{value if spec.output_mode == 'regression' else label_list[value]}"
             for example, value in zip(examples, predictions.tolist())]
@@ -809,9 +827,9 @@ def write_lines(path, lines):
 
 def main(argv=None):
     args = parse_args(argv)
-    setup_device(args)
-    setup_logging(args)
-    setup_precision(args)
+    runtime = setup_device(args)
+    setup_logging(args, runtime)
+    runtime = setup_precision(args, runtime)
     set_seed(args.seed)
 
     # Processor and labels: what the task's files hold and what the classifier's outputs are called.
@@ -830,7 +848,6 @@ def main(argv=None):
     if args.max_seq_length > config.max_position_embeddings:
         raise UserError(f"--max_seq_length {args.max_seq_length} exceeds the model's max_position_embeddings "
                         f"({config.max_position_embeddings})")
-    args.config = config
     if args.list_keys:
         list_keys(args, config, head_labels)
         return None
@@ -841,49 +858,50 @@ def main(argv=None):
 
     # Data: every split this run uses is read and converted now, so that a bad line in dev.tsv stops the run
     # here rather than after hours of training. Only rank 0 evaluates and predicts.
-    train_dataset = load_features(args, tokenizer, "train") if args.do_train else None
-    if args.do_train and is_main_process(args):  # a WARNING when the vocabulary does not cover the text
+    train_dataset = load_features(args, runtime, tokenizer, "train") if args.do_train else None
+    if args.do_train and runtime.is_main:  # a WARNING when the vocabulary does not cover the text
         unk_report(read_examples(spec, args.data_dir, "train"), tokenizer, logger)
-    wants_dev = (args.do_eval or args.evaluate_during_training) and is_main_process(args)
-    dev_dataset = load_features(args, tokenizer, "dev") if wants_dev else None
-    test_dataset = load_features(args, tokenizer, "test") if args.do_predict and is_main_process(args) else None
+    wants_dev = (args.do_eval or args.evaluate_during_training) and runtime.is_main
+    dev_dataset = load_features(args, runtime, tokenizer, "dev") if wants_dev else None
+    test_dataset = load_features(args, runtime, tokenizer, "test") if args.do_predict and runtime.is_main else None
 
     # Still nothing written in output_dir: check that training can run at all, and that a resume continues
     # the checkpoint's training rather than starting another one from its middle.
     plan, trajectory = None, None
     if args.do_train:
-        plan, trajectory = training_plan(args, len(train_dataset)), training_trajectory(args, config)
+        plan = training_plan(args, runtime, len(train_dataset))
+        trajectory = training_trajectory(args, runtime, config)
         if args.resume_from_checkpoint:
             check_same_trajectory(args, trajectory)
 
-    barrier(args)  # every rank reads the same checkpoint; nothing is written yet
+    barrier(runtime)  # every rank reads the same checkpoint; nothing is written yet
     model, info = load_model(args, config, head_labels)
-    with output_dir_lock(args):
-        return train_evaluate_predict(args, model, info, tokenizer, train_dataset, dev_dataset, test_dataset,
+    with output_dir_lock(args, runtime):
+        return train_evaluate_predict(args, runtime, model, info, tokenizer, train_dataset, dev_dataset, test_dataset,
                                       plan, trajectory)
 
 
-def train_evaluate_predict(args, model, info, tokenizer, train_dataset, dev_dataset, test_dataset, plan,
+def train_evaluate_predict(args, runtime, model, info, tokenizer, train_dataset, dev_dataset, test_dataset, plan,
                            trajectory):
     """The part of the run that writes into output_dir, under its lock: train, evaluate, predict."""
-    if is_main_process(args):
-        write_run_record(args, info)
+    if runtime.is_main:
+        write_run_record(args, runtime, model.config, info)
 
     results = {}
     if args.do_train:
-        global_step, mean_loss = train(args, train_dataset, model, tokenizer, dev_dataset, plan, trajectory)
+        global_step, mean_loss = train(args, runtime, train_dataset, model, tokenizer, dev_dataset, plan, trajectory)
         logger.info("global_step = %d, loss %.4f (mean over this run's steps)", global_step, mean_loss)
-        if args.local_rank != -1:
+        if runtime.distributed:
             # Every rank ends with the same weights (DDP averages gradients); the log line lets a reader check.
-            logger.warning("rank %d final weights digest %s", args.rank, weights_digest(model))
-        if is_main_process(args):
+            logger.warning("rank %d final weights digest %s", runtime.rank, weights_digest(model))
+        if runtime.is_main:
             model.save_pretrained(args.output_dir)
             tokenizer.save_pretrained(args.output_dir)
-            write_run_record(args, info)
+            write_run_record(args, runtime, model.config, info)
             logger.info("Saved model to %s", args.output_dir)
-        barrier(args)
+        barrier(runtime)
 
-    if args.do_eval and is_main_process(args):
+    if args.do_eval and runtime.is_main:
         model_dirs = [args.output_dir] if args.do_train else [args.model_name_or_path]
         if args.eval_all_checkpoints:
             # checkpoint-{step} folders in step order; a folder such as checkpoint-best is not ours to score.
@@ -896,11 +914,11 @@ def train_evaluate_predict(args, model, info, tokenizer, train_dataset, dev_data
             prefix = os.path.basename(model_dir.rstrip("/")) if model_dir != args.output_dir else "final"
             inside = not is_remote_url(model_dir) and is_within(model_dir, args.output_dir)
             results_dir = model_dir if inside else args.output_dir
-            results[prefix] = evaluate(args, evaluated, dev_dataset, prefix=prefix, results_dir=results_dir)
+            results[prefix] = evaluate(args, runtime, evaluated, dev_dataset, prefix=prefix, results_dir=results_dir)
 
-    if args.do_predict and is_main_process(args):
-        predict(args, model, test_dataset)
-    if args.local_rank != -1:
+    if args.do_predict and runtime.is_main:
+        predict(args, runtime, model, test_dataset)
+    if runtime.distributed:
         dist.destroy_process_group()
     return results
 

@@ -8,6 +8,7 @@ has native bf16 is faked where a test needs the other kind (torch.cpu's checks a
 the code paths are the same, only the arithmetic's speed differs.
 """
 import logging
+import os
 import shutil
 
 import pytest
@@ -20,6 +21,7 @@ from _support import minilm_dir
 from bert_read_step_to_step import precision, reinit_sweep
 from bert_read_step_to_step.precision import Bf16Support, bf16_support, choose_precision
 from transformers import BertConfig, BertModel
+from transformers.file_utils import UserError
 
 NATIVE_CPU = Bf16Support("cpu", True, "faked")
 PLAIN_CPU = Bf16Support("cpu", False, "faked")
@@ -155,7 +157,7 @@ def test_fp32_on_a_native_bf16_cpu_says_how_to_get_the_speed_up(tiny_model, data
 
 def test_resume_in_bf16_is_bit_identical(tiny_model, data, tmp_path):
     """Stopped after checkpoint-2 and resumed from it, a bf16 run ends bit-identical to the uninterrupted one;
-    resumed in fp32 from the same checkpoint, it does not (so the comparison sees the precision)."""
+    resuming the same checkpoint in fp32 would be another training, and is refused before anything is written."""
     flags = ("--do_train", "--bf16", "--max_steps", "4", "--save_steps", "2")
     _, whole = run_main(tiny_args(tiny_model, data, tmp_path / "whole", *flags))
     assert sorted(whole.losses) == [1, 2, 3, 4]
@@ -168,10 +170,10 @@ def test_resume_in_bf16_is_bit_identical(tiny_model, data, tmp_path):
     assert_same_weights(tmp_path / "resumed" / "checkpoint-4", tmp_path / "whole" / "checkpoint-4")
 
     fp32_flags = [flag for flag in flags if flag != "--bf16"]
-    run_main(tiny_args(tiny_model, data, tmp_path / "resumed_fp32", *fp32_flags,
-                       "--resume_from_checkpoint", tmp_path / "resumed_fp32" / "checkpoint-2"))
-    fp32, bf16 = saved_weights(tmp_path / "resumed_fp32"), saved_weights(tmp_path / "whole")
-    assert any(not torch.equal(fp32[name], bf16[name]) for name in bf16)
+    with pytest.raises(UserError, match="precision 'bf16' there, 'fp32' now"):
+        run_main(tiny_args(tiny_model, data, tmp_path / "resumed_fp32", *fp32_flags,
+                           "--resume_from_checkpoint", tmp_path / "resumed_fp32" / "checkpoint-2"))
+    assert sorted(os.listdir(tmp_path / "resumed_fp32")) == ["checkpoint-2"]
 
 
 # ---- the re-init sweep's --precision -----------------------------------------------------------------------
