@@ -572,89 +572,122 @@ def autocast(runtime):
     return precision_autocast(runtime.precision, runtime.device.type)
 
 
-def train(args, runtime, train_dataset, model, tokenizer, dev_dataset, plan, trajectory):
-    """The training loop: accumulate, clip, step, schedule; log, evaluate and checkpoint as asked.
-
-    dev_dataset is only used with --evaluate_during_training (None otherwise); `trajectory` goes into
-    every checkpoint, so that a resume can be checked against it.
-    """
-    batch_size, steps_per_epoch = plan.batch_size, plan.steps_per_epoch
-    total_steps, num_epochs = plan.total_steps, plan.num_epochs
-
+def wrap_model(model, runtime):
+    """(the model to train, its core): DataParallel over this process's GPUs, or DDP under torchrun.
+    The core is the model itself, unwrapped: what is saved, evaluated and checkpointed."""
     model.to(runtime.device)
+    core = model
     if runtime.n_gpu > 1:
         model = torch.nn.DataParallel(model)
     if runtime.distributed:
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[runtime.local_rank] if runtime.device.type == "cuda" else None)
-    core = model.module if hasattr(model, "module") else model
+    return model, core
+
+
+def start_training(args, runtime, model, core, plan):
+    """A TrainState at step 0, or at the checkpoint's step with --resume_from_checkpoint."""
     # fused=True: one kernel updates all tensors at once instead of several element-wise passes per
     # update; the same AdamW rule, several times faster on CPU and GPU (torch >= 2.4).
     optimizer = torch.optim.AdamW(parameter_groups(core, args), lr=args.learning_rate, eps=args.adam_epsilon,
                                   fused=True)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, linear_warmup_then_decay(int(total_steps * args.warmup_proportion), total_steps))
+        optimizer, linear_warmup_then_decay(int(plan.total_steps * args.warmup_proportion), plan.total_steps))
     scaler = torch.amp.GradScaler("cuda") if runtime.precision == "fp16" else None
     state = TrainState(model, optimizer, scheduler, scaler)
     if args.resume_from_checkpoint:
         load_train_state(state, args.resume_from_checkpoint, args, runtime)
+    return state
 
+
+def batches_to_go(args, runtime, plan, state, num_examples):
+    """The batches of `state.epoch` still to train on: whole accumulation groups only (a partial group at the
+    epoch's end would step on fewer batches), no more than the steps still to take, from where a resumed run
+    stopped. Returns (batches, index of the first one to take)."""
+    batches = epoch_batches(num_examples, plan.batch_size, state.epoch, args.seed, runtime.rank, runtime.world_size)
+    batches = batches[:plan.steps_per_epoch * args.gradient_accumulation_steps]
+    end = min(len(batches), state.batches_done_in_epoch
+              + (plan.total_steps - state.global_step) * args.gradient_accumulation_steps)
+    return batches[:end], state.batches_done_in_epoch
+
+
+def optimizer_step(state, args):
+    """Clip the accumulated gradients, step, move the schedule on, clear the gradients."""
+    if state.scaler:
+        state.scaler.unscale_(state.optimizer)  # clip the true gradients, not the scaled ones
+    torch.nn.utils.clip_grad_norm_(state.model.parameters(), args.max_grad_norm)
+    if state.scaler:
+        state.scaler.step(state.optimizer)
+        state.scaler.update()
+    else:
+        state.optimizer.step()
+    state.scheduler.step()
+    state.model.zero_grad(set_to_none=True)
+    state.global_step += 1
+
+
+@dataclass
+class LossLog:
+    """Loss sums over this run only: a resumed run does not know the losses before its checkpoint."""
+    total: float = 0.0  # sum of the per-step losses of this run
+    steps: int = 0  # optimizer steps taken by this run
+    logged_total: float = 0.0  # `total` at the last log line
+    logged_steps: int = 0  # `steps` at the last log line
+
+    def mean_since_start(self):
+        return self.total / max(1, self.steps)
+
+    def window(self):
+        """(mean loss of the steps since the last log line, how many steps that is) and start a new window."""
+        steps = self.steps - self.logged_steps
+        mean = (self.total - self.logged_total) / max(1, steps)
+        self.logged_total, self.logged_steps = self.total, self.steps
+        return mean, steps
+
+
+def train(args, runtime, train_dataset, model, tokenizer, dev_dataset, plan, trajectory):
+    """The training loop: accumulate, clip, step, schedule; log, evaluate and checkpoint as asked.
+
+    dev_dataset is only used with --evaluate_during_training (None otherwise); `trajectory` goes into
+    every checkpoint, so that a resume can be checked against it. Returns (global step, mean loss of this run).
+    """
+    model, core = wrap_model(model, runtime)
+    state = start_training(args, runtime, model, core, plan)
     logger.info("***** Running training *****")
     logger.info("  examples %d, epochs %d, batch size per process %d, processes %d, accumulation %d, steps %d",
-                len(train_dataset), num_epochs, batch_size, runtime.world_size,
-                args.gradient_accumulation_steps, total_steps)
+                len(train_dataset), plan.num_epochs, plan.batch_size, runtime.world_size,
+                args.gradient_accumulation_steps, plan.total_steps)
     if state.global_step:
         logger.info("  resuming at step %d (epoch %d, batch %d)", state.global_step, state.epoch,
                     state.batches_done_in_epoch)
 
-    # Loss sums over this run only: a resumed run does not know the losses before its checkpoint.
-    running_loss, logged_loss, logged_step, steps_this_run = 0.0, 0.0, state.global_step, 0
+    losses = LossLog()
     model.train()
     model.zero_grad(set_to_none=True)
-    while state.global_step < total_steps and state.epoch < num_epochs:
-        batches = epoch_batches(len(train_dataset), batch_size, state.epoch, args.seed, runtime.rank,
-                                runtime.world_size)
-        # Only whole accumulation groups: a partial group at the epoch's end would step on fewer batches.
-        # And no more batches than the steps still to take, so the bar ends where training ends.
-        batches = batches[:steps_per_epoch * args.gradient_accumulation_steps]
-        end = min(len(batches),
-                  state.batches_done_in_epoch + (total_steps - state.global_step) * args.gradient_accumulation_steps)
-        bar = tqdm(collated(train_dataset, batches[state.batches_done_in_epoch:end]),
-                   desc=f"Epoch {state.epoch + 1}/{num_epochs}", disable=not runtime.is_main,
-                   initial=state.batches_done_in_epoch, total=end)
+    while state.global_step < plan.total_steps and state.epoch < plan.num_epochs:
+        batches, first = batches_to_go(args, runtime, plan, state, len(train_dataset))
+        bar = tqdm(collated(train_dataset, batches[first:]), desc=f"Epoch {state.epoch + 1}/{plan.num_epochs}",
+                   disable=not runtime.is_main, initial=first, total=len(batches))
         for batch in bar:
             batch = {name: tensor.to(runtime.device) for name, tensor in batch.items()}
             with autocast(runtime):
                 loss = model(**batch).loss
             if runtime.n_gpu > 1:
-                loss = loss.mean()
-            loss = loss / args.gradient_accumulation_steps
-            (scaler.scale(loss) if scaler else loss).backward()
-            running_loss += loss.item()
+                loss = loss.mean()  # DataParallel returns one loss per GPU
+            loss = loss / args.gradient_accumulation_steps  # so the accumulated gradient is a mean, not a sum
+            (state.scaler.scale(loss) if state.scaler else loss).backward()
+            losses.total += loss.item()
             state.batches_done_in_epoch += 1
             if state.batches_done_in_epoch % args.gradient_accumulation_steps:
                 continue
 
-            if scaler:
-                scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-            if scaler:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            scheduler.step()
-            model.zero_grad(set_to_none=True)
-            state.global_step += 1
-            steps_this_run += 1
-            bar.set_postfix_str(f"loss {running_loss / steps_this_run:.4f} (mean since start)")
-
+            optimizer_step(state, args)
+            losses.steps += 1
+            bar.set_postfix_str(f"loss {losses.mean_since_start():.4f} (mean since start)")
             if args.logging_steps > 0 and state.global_step % args.logging_steps == 0:
-                # Mean loss per step since the last line (fewer than logging_steps right after a resume).
+                mean, steps = losses.window()  # fewer than logging_steps right after a resume
                 logger.info("step %d: lr %.3g, loss %.4f (mean of the last %d steps)", state.global_step,
-                            scheduler.get_last_lr()[0], (running_loss - logged_loss) / (state.global_step - logged_step),
-                            state.global_step - logged_step)
-                logged_loss, logged_step = running_loss, state.global_step
+                            state.scheduler.get_last_lr()[0], mean, steps)
                 if args.evaluate_during_training:
                     # Rank 0 scores the whole dev set with the weights every rank holds; the others wait.
                     if runtime.is_main:
@@ -664,10 +697,10 @@ def train(args, runtime, train_dataset, model, tokenizer, dev_dataset, plan, tra
             if args.save_steps > 0 and state.global_step % args.save_steps == 0:
                 save_checkpoint(state, tokenizer, args, runtime, trajectory)
         bar.close()
-        if state.global_step < total_steps:
+        if state.global_step < plan.total_steps:
             state.epoch += 1
             state.batches_done_in_epoch = 0
-    return state.global_step, running_loss / max(1, steps_this_run)
+    return state.global_step, losses.mean_since_start()
 
 
 # ---- checkpoints ------------------------------------------------------------------------------------------

@@ -682,40 +682,44 @@ class SweepOutcome:
     skipped: int
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    output_dir = os.path.abspath(args.output_dir)
+def report_only(output_dir):
+    """--report_only: rewrite the summaries from results.json, running nothing."""
     results_path = os.path.join(output_dir, RESULTS_NAME)
-    if args.report_only:
-        document = load_results(results_path)
-        if document is None:
-            raise SweepError(f"{results_path}: no such file; --report_only summarizes a sweep that has run")
-        summaries = write_reports(output_dir, document)
-        print(f"Wrote {SUMMARY_MD}, {SUMMARY_CSV} (and {SUMMARY_PNG} with matplotlib) in {output_dir} "
-              f"from {len(document['runs'])} runs in {RESULTS_NAME}")
-        return SweepOutcome(results_path, document, summaries, ran=0, skipped=0)
+    document = load_results(results_path)
+    if document is None:
+        raise SweepError(f"{results_path}: no such file; --report_only summarizes a sweep that has run")
+    summaries = write_reports(output_dir, document)
+    print(f"Wrote {SUMMARY_MD}, {SUMMARY_CSV} (and {SUMMARY_PNG} with matplotlib) in {output_dir} "
+          f"from {len(document['runs'])} runs in {RESULTS_NAME}")
+    return SweepOutcome(results_path, document, summaries, ran=0, skipped=0)
 
-    # Check everything that can be checked before the first run: settings, seeds, model depth, the
-    # pass-through arguments, and that results.json (if any) belongs to this sweep.
+
+def check_before_any_run(args, results_path):
+    """Everything that can be checked before the first run: settings, seeds, model depth, the pass-through
+    arguments, and that results.json (if any) belongs to this sweep. Returns (config, settings, seeds,
+    the saved results document or None)."""
     settings, seeds = parse_settings(args.settings), parse_seeds(args.seeds)
     model_path = args.model_name_or_path or demo_model_dir()
     if os.path.exists(model_path):
         model_path = os.path.abspath(model_path)
     check_settings_fit(settings, model_path)
-    data_dir = resolve_data_dir(args)
-    config = sweep_config(args, data_dir, model_path)
+    config = sweep_config(args, resolve_data_dir(args), model_path)
     document = load_results(results_path)
     if document is not None:
         # Sweeps from before --precision existed ran in fp32 (a -- --fp16 among them is kept in extra_args).
         document["sweep"].setdefault("precision", "fp32")
         check_same_sweep(document["sweep"], config, results_path)
     check_extra_args(args.extra_args)
+    return config, settings, seeds, document
 
-    os.makedirs(output_dir, exist_ok=True)
+
+def prepare_data(args, config, output_dir, document, results_path):
+    """The downsampled training set the runs share, and the results document that records its hashes (a new
+    one, saved, or the saved one, checked against the data). Returns (document, runs' data folder)."""
     subset_dir = os.path.join(output_dir, f"data_train{args.train_size}_seed{args.data_seed}")
     generic_options = extra_generic_task_options(args.task_name, args.extra_args)
-    runs_data_dir, train_examples = downsample(args.task_name, data_dir, args.train_size, args.data_seed,
-                                               subset_dir, generic_options)
+    runs_data_dir, train_examples = downsample(args.task_name, config["data_dir"], args.train_size,
+                                               args.data_seed, subset_dir, generic_options)
     files = get_task(args.task_name, **generic_options).files
     data = {"train_dir": runs_data_dir, "train_examples": train_examples,
             "sha1": {split: file_sha1(os.path.join(runs_data_dir, files[split])) for split in ("train", "dev")}}
@@ -727,37 +731,60 @@ def main(argv=None):
         raise SweepError(f"{results_path}: the training or dev file in {runs_data_dir} is not the one the finished "
                          f"runs used (sha1 {document.get('data', {}).get('sha1')} there, {data['sha1']} now); "
                          f"was the data regenerated? Use another --output_dir")
+    return document, runs_data_dir
+
+
+def run_folder(output_dir, setting, seed):
+    return os.path.join(output_dir, "runs", setting.label, f"seed-{seed}")
+
+
+def run_one(args, config, document, runs_data_dir, output_dir, setting, seed):
+    """Train and score one (setting, seed) in a clean run folder; append its record to the document.
+    Returns (score, seconds)."""
+    run_dir = run_folder(output_dir, setting, seed)
+    if os.path.isdir(run_dir):
+        shutil.rmtree(run_dir)  # an interrupted earlier attempt: start it clean
+    os.makedirs(run_dir)
+    argv = run_argv(config, runs_data_dir, setting, seed, run_dir)
+    started = time.perf_counter()
+    metrics = train_and_evaluate(argv, os.path.join(run_dir, RUN_LOG_NAME), args.verbose)
+    seconds = time.perf_counter() - started
+    if not args.keep_models:
+        remove_weights(run_dir)
     metric = document["primary_metric"]
+    document["runs"].append({
+        "setting": setting.label, "reinit_layers": setting.layers, "reinit_pooler": setting.pooler,
+        "seed": seed, "metrics": metrics, "primary_metric": metric, "score": metrics[metric],
+        "run_seconds": round(seconds, 1), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "output_dir": os.path.relpath(run_dir, output_dir), "argv": argv})
+    return metrics[metric], seconds
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    output_dir = os.path.abspath(args.output_dir)
+    results_path = os.path.join(output_dir, RESULTS_NAME)
+    if args.report_only:
+        return report_only(output_dir)
+    config, settings, seeds, document = check_before_any_run(args, results_path)
+    os.makedirs(output_dir, exist_ok=True)
+    document, runs_data_dir = prepare_data(args, config, output_dir, document, results_path)
 
     finished = {(parse_setting(record["setting"]), record["seed"]) for record in document["runs"]}
     plan = [(setting, seed) for seed in seeds for setting in settings]  # seed by seed: a stopped sweep
     todo = [run for run in plan if run not in finished]                # still has whole rows to compare
     print(f"Sweep in {output_dir}: {len(plan)} runs asked for, {len(plan) - len(todo)} already in "
-          f"{RESULTS_NAME}, {len(todo)} to run; training on {train_examples} examples from {runs_data_dir}")
-
+          f"{RESULTS_NAME}, {len(todo)} to run; training on {document['data']['train_examples']} examples "
+          f"from {runs_data_dir}")
     started = time.perf_counter()
     for number, (setting, seed) in enumerate(todo, start=1):
-        run_dir = os.path.join(output_dir, "runs", setting.label, f"seed-{seed}")
-        if os.path.isdir(run_dir):
-            shutil.rmtree(run_dir)  # an interrupted earlier attempt: start it clean
-        os.makedirs(run_dir)
-        argv = run_argv(config, runs_data_dir, setting, seed, run_dir)
         print(f"[{number}/{len(todo)}] setting {setting.label}, seed {seed}: training (log: "
-              f"{os.path.join(run_dir, RUN_LOG_NAME)})", flush=True)
-        run_started = time.perf_counter()
-        metrics = train_and_evaluate(argv, os.path.join(run_dir, RUN_LOG_NAME), args.verbose)
-        seconds = time.perf_counter() - run_started
-        if not args.keep_models:
-            remove_weights(run_dir)
-        document["runs"].append({
-            "setting": setting.label, "reinit_layers": setting.layers, "reinit_pooler": setting.pooler,
-            "seed": seed, "metrics": metrics, "primary_metric": metric, "score": metrics[metric],
-            "run_seconds": round(seconds, 1), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "output_dir": os.path.relpath(run_dir, output_dir), "argv": argv})
-        save_results(document, results_path)
-        average = (time.perf_counter() - started) / number
-        print(f"[{number}/{len(todo)}] setting {setting.label}, seed {seed}: dev {metric} {metrics[metric]:.4f} "
-              f"in {seconds:.0f} s; about {average * (len(todo) - number) / 60:.0f} min left", flush=True)
+              f"{os.path.join(run_folder(output_dir, setting, seed), RUN_LOG_NAME)})", flush=True)
+        score, seconds = run_one(args, config, document, runs_data_dir, output_dir, setting, seed)
+        save_results(document, results_path)  # after every run: an interrupted sweep keeps what it finished
+        left = (time.perf_counter() - started) / number * (len(todo) - number)
+        print(f"[{number}/{len(todo)}] setting {setting.label}, seed {seed}: dev {document['primary_metric']} "
+              f"{score:.4f} in {seconds:.0f} s; about {left / 60:.0f} min left", flush=True)
 
     summaries = write_reports(output_dir, document)
     if todo:

@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from _classifier_runs import balanced_tweets, one_torch_thread, run_main, tweets_by_label, write_generic_task  # noqa: F401
 from _support import minilm_dir, read_reviews, run_oracle_json
 from transformers import BertForSequenceClassification, BertTokenizer, LoadingError
+from transformers.file_utils import UserError
 
 MAX_LENGTH = 32
 REFERENCE_ORDER = {0: "positive", 1: "negative", 2: "neutral"}
@@ -276,7 +277,7 @@ def test_vocabulary_larger_than_the_embedding_table_stops_the_run(tmp_path):
     tokenizer_dir.mkdir()
     vocab = (minilm_dir() / "vocab.txt").read_text(encoding="utf-8")
     (tokenizer_dir / "vocab.txt").write_text(vocab + "[NEW]\n", encoding="utf-8")
-    with pytest.raises(SystemExit) as caught:
+    with pytest.raises(UserError) as caught:
         run_main(["--model_type", "bert", "--model_name_or_path", minilm_dir(), "--tokenizer_name", tokenizer_dir,
                   "--task_name", "generic", "--data_dir", data_dir, "--output_dir", tmp_path / "out", "--do_eval"])
     message = str(caught.value)

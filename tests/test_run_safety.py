@@ -76,7 +76,8 @@ HOLD_LOCK = """
 import sys, time, types
 sys.path.insert(0, {repo!r})
 import run_classifier
-with run_classifier.output_dir_lock(types.SimpleNamespace(rank=0, output_dir=sys.argv[1])):
+runtime = run_classifier.setup_device(types.SimpleNamespace(local_rank=-1, no_cuda=True))
+with run_classifier.output_dir_lock(types.SimpleNamespace(output_dir=sys.argv[1]), runtime):
     print("held", flush=True)
     time.sleep(600)
 """
@@ -198,10 +199,10 @@ def test_model_checkpoint_folder_and_results_are_fsynced_around_the_rename(tmp_p
     assert ("fsync", os.path.join(rename[1], "a.pt")) in file_events  # the files inside, before the rename
 
     args = SimpleNamespace(task_name="generic", label_column="label", text_a_column="text", text_b_column=None,
-                           file_format="tsv", output_dir=str(tmp_path), per_gpu_eval_batch_size=2, n_gpu=0,
-                           device=torch.device("cpu"), fp16=False, rank=0)
+                           file_format="tsv", output_dir=str(tmp_path), per_gpu_eval_batch_size=2)
+    runtime = run_classifier.Runtime(device=torch.device("cpu"), n_gpu=0, local_rank=-1, rank=0, world_size=1)
     dataset = FeatureDataset([InputFeatures([2, 5, 3], [1, 1, 1], [0, 0, 0], 1)])
-    run_classifier.evaluate(args, BertForSequenceClassification(config), dataset)
+    run_classifier.evaluate(args, runtime, BertForSequenceClassification(config), dataset)
     assert_durable(file_events, tmp_path / "eval_results.json")
 
 
