@@ -518,7 +518,7 @@ def test_decode_line_reads_windows_1252_where_utf8_fails():
 def test_quotas_add_up():
     # exact shares of 5: a 2.5, b 1.5, c 1.0 -> floors 2, 1, 1 (sum 4); the leftover unit goes to the
     # largest remainder (a and b tie at 0.5; ties go by name, so a).
-    assert prepare_demo_data._quotas({"a": 5, "b": 3, "c": 2}, 5) == {"a": 3, "b": 1, "c": 1}
+    assert prepare_demo_data.proportional_quotas({"a": 5, "b": 3, "c": 2}, 5) == {"a": 3, "b": 1, "c": 1}
 
 
 def test_clean_text_keeps_one_line():
