@@ -46,9 +46,11 @@ class PretrainedConfig:
     writing it back. A family's config (BertConfig below, XLNetConfig in configuration_xlnet.py) adds the
     fields that fix its network's shapes and names them in `required_fields`."""
 
-    # The model_type written into config.json, and those a config.json may say for this family to read it.
+    # The model_type written into config.json, and those a config.json may say for this family to read it
+    # (a config.json that says another is refused, naming its model_type: see from_json_file).
     model_type: ClassVar[str] = "bert"
     accepted_model_types: ClassVar[Tuple[str, ...]] = ("bert",)
+    architecture: ClassVar[str] = "a BERT architecture"
     required_fields: ClassVar[Tuple[str, ...]] = ()
 
     # The classification head's width. 1 means regression (STS-B): the head predicts one real number.
@@ -126,6 +128,10 @@ class PretrainedConfig:
                 f"the file may be truncated or not a config.json at all") from None
         if not isinstance(values, dict):
             raise BadValueError(f"{path}: a config.json must hold a JSON object, found {type(values).__name__}")
+        model_type = values.get("model_type")
+        if model_type is not None and model_type not in cls.accepted_model_types:
+            raise LoadingError(f"{path}: model_type {model_type!r} is not {cls.architecture} "
+                               f"(expected one of {sorted(cls.accepted_model_types)})")
         missing = [name for name in cls.required_fields if name not in values]
         if missing:
             raise LoadingError(f"{path}: config.json lacks {', '.join(missing)}; these fix the shapes of the "

@@ -30,6 +30,7 @@ REQUIRED_FIELDS = ("vocab_size", "d_model", "n_layer", "n_head", "d_inner", "ff_
 class XLNetConfig(PretrainedConfig):
     model_type: ClassVar[str] = "xlnet"
     accepted_model_types: ClassVar[Tuple[str, ...]] = ("xlnet",)
+    architecture: ClassVar[str] = "an XLNet architecture"
     required_fields: ClassVar[Tuple[str, ...]] = REQUIRED_FIELDS
 
     vocab_size: int = 32000

@@ -222,11 +222,6 @@ class PreTrainedModel(nn.Module):
         elif config_overrides:
             raise TypeError(f"config overrides {sorted(config_overrides)} given together with a config object; "
                             "set them on the config instead")
-        model_type = config.extra.get("model_type")
-        accepted = cls.config_class.accepted_model_types
-        if model_type is not None and model_type not in accepted:
-            raise LoadingError(f"{config_file}: model_type {model_type!r} is not an architecture {cls.__name__} "
-                               f"reads (expected one of {sorted(accepted)})")
         checkpoint_labels = config.label_names  # what the checkpoint's head rows mean, if it says
         if labels is not None:
             config = config.with_labels(labels)
