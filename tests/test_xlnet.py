@@ -29,6 +29,7 @@ MAX_LENGTH = 40
 # texts cut, the reference (the `tokenizers` library) gives the extra token to the longer text, while our
 # `truncate_longest_first` (as transformers 2.x's Python tokenizers, and our BERT tokenizer) gives it to the first.
 PAIR_MAX_LENGTH = 41
+LOWER_TEXTS = 300  # also compared with do_lower_case=True
 SMALL = dict(d_model=32, n_layer=3, n_head=4, d_inner=48, num_labels=3)
 
 ORACLE = """
@@ -45,6 +46,8 @@ out["types"] = [e["token_type_ids"] for e in single]
 paired = [tokenizer(a, b, truncation=True, max_length={pair_max_length}, return_token_type_ids=True) for a, b in pairs]
 out["pair_ids"] = [e["input_ids"] for e in paired]
 out["pair_types"] = [e["token_type_ids"] for e in paired]
+lower = XLNetTokenizer.from_pretrained({spiece_dir!r}, do_lower_case=True)
+out["lower_ids"] = [lower(text)["input_ids"] for text in texts[:{lower_texts}]]
 
 def batches(model_tokenizer, model):
     rows = []
@@ -117,7 +120,8 @@ def world(tmp_path_factory):
     for name, value in (("texts", texts), ("pairs", pairs), ("model_texts", model_texts)):
         (workdir / f"{name}.json").write_text(json.dumps(value), encoding="utf-8")
     out = run_oracle_json(ORACLE.format(spiece_dir=str(spiece_dir), ours_dir=str(ours_dir), small=SMALL,
-                                        max_length=MAX_LENGTH, pair_max_length=PAIR_MAX_LENGTH, batch=BATCH),
+                                        max_length=MAX_LENGTH, pair_max_length=PAIR_MAX_LENGTH, batch=BATCH,
+                                        lower_texts=LOWER_TEXTS),
                           workdir)
     return dict(out, texts=texts, pairs=pairs, model_texts=model_texts, tokenizer=tokenizer, ours=ours,
                 ours_dir=ours_dir, reference_dir=workdir / "reference_model")
@@ -150,6 +154,13 @@ def test_tokenizer_pairs_and_truncation_match_reference(world):
     cut = [(f["token_type_ids"], e["token_type_ids"]) for f, e in zip(full, ours) if f != e]
     both = [1 for f, e in cut if f.count(0) > e.count(0) and f.count(1) > e.count(1)]
     assert len(both) > 5 and len(cut) > len(both)
+
+
+def test_lower_casing_matches_reference(world):
+    lower = XLNetTokenizer.from_pretrained(str(world["ours_dir"]), do_lower_case=True)
+    texts = world["texts"][:LOWER_TEXTS]
+    assert [lower.encode_plus(text)["input_ids"] for text in texts] == world["lower_ids"]
+    assert world["lower_ids"] != world["ids"][:LOWER_TEXTS]  # lower-casing changed some ids
 
 
 def test_special_tokens_in_text_are_kept_whole(world):
@@ -208,6 +219,8 @@ def test_left_padding_changes_no_row(world):
 
 def test_our_saved_folder_gives_equal_logits_in_the_reference(world):
     ours = world["ours"]
+    # The reference reads our saved tokenizer folder (spiece.model + tokenizer_config.json) as its own.
+    assert [b["input_ids"] for b in world["ours_batches"]] == [b["input_ids"] for b in world["reference_batches"]]
     for batch in world["ours_batches"]:
         inputs = {name: torch.tensor(batch[name]) for name in ("input_ids", "attention_mask", "token_type_ids")}
         with torch.no_grad():

@@ -16,7 +16,8 @@ How it differs from BERT's tokenizer (tokenization_bert.py):
 Text flows through `tokenize` in this order, the same steps as Hugging Face's XLNetTokenizer:
     special tokens written in the text are kept whole ("a <mask> b" -> ..., "<mask>", ...)
     `` and '' become "   ->  accents removed (NFKD, then the combining marks dropped)  ->  lower-case if asked
-    -> SentencePiece: its own normalization (NFKC-like), whitespace collapsed, "▁" before each word, the pieces.
+    -> split at whitespace -> SentencePiece, word by word: its own normalization (NFKC-like), "▁" before the
+       word, the most probable pieces.
 
 Run `python -m transformers.tokenization_xlnet --model spiece.model "some text" "a second text"` to see the output.
 """
@@ -31,6 +32,9 @@ import unicodedata
 from .tokenization_bert import TOKENIZER_CONFIG_NAME, TOKENIZER_JSON_NAME, _write_json, truncate_longest_first
 
 SPIECE_NAME = "spiece.model"
+WORD_START = "\u2581"  # "▁", which SentencePiece writes before every word
+# How far below the least likely piece an unknown character scores (SentencePiece's and the reference's value).
+UNKNOWN_PENALTY = 10.0
 
 # Segment ids, as XLNet's pre-training code numbers them. The model only asks whether two tokens' ids are equal
 # (modeling_xlnet.py), so what matters is that <cls> and padding differ from the texts' 0 and 1.
@@ -63,6 +67,11 @@ class XLNetTokenizer:
         self.vocab_file = vocab_file
         self.do_lower_case, self.remove_space, self.keep_accents = do_lower_case, remove_space, keep_accents
         self.sp_model = _sentencepiece().SentencePieceProcessor(model_file=vocab_file)
+        # {piece: (id, score)} for the unigram search in `best_pieces`; scores are log-probabilities.
+        self._pieces = {self.sp_model.id_to_piece(index): (index, self.sp_model.get_score(index))
+                        for index in range(self.sp_model.get_piece_size())}
+        self._longest_piece = max(map(len, self._pieces))
+        self._unknown_score = min(score for _, score in self._pieces.values()) - UNKNOWN_PENALTY
         self.unk_token, self.bos_token, self.eos_token = unk_token, bos_token, eos_token
         self.sep_token, self.pad_token, self.cls_token, self.mask_token = sep_token, pad_token, cls_token, mask_token
         self.special_tokens = (unk_token, bos_token, eos_token, sep_token, pad_token, cls_token, mask_token,
@@ -84,6 +93,16 @@ class XLNetTokenizer:
     @property
     def vocab_size(self):
         return self.sp_model.get_piece_size()
+
+    @property
+    def ids_to_tokens(self):
+        """Every piece, in id order, as BertTokenizer.ids_to_tokens."""
+        return [self.sp_model.id_to_piece(index) for index in range(self.vocab_size)]
+
+    @property
+    def vocab(self):
+        """{piece: id} for every piece of the model, as BertTokenizer.vocab (the feature cache hashes it)."""
+        return {piece: index for index, piece in enumerate(self.ids_to_tokens)}
 
     # ---- text -> tokens -> ids ----
 
@@ -107,8 +126,47 @@ class XLNetTokenizer:
             if chunk in self.special_tokens:
                 tokens.append(chunk)
             elif chunk:
-                tokens.extend(self.sp_model.encode(self.preprocess_text(chunk), out_type=str))
+                # SentencePiece's normalizer writes each run of whitespace as one "▁":
+                # "due  to \"air\"" -> "▁due▁to▁\"air\"". Each word, "▁" included, is then cut on its own.
+                normalized = self.sp_model.normalize(self.preprocess_text(chunk))
+                for word in normalized.split(WORD_START):
+                    if word:
+                        tokens.extend(self.best_pieces(WORD_START + word))
         return tokens
+
+    def best_pieces(self, word):
+        """The most probable pieces of one word under the unigram model: "▁stocks" -> ["▁stock", "s"].
+
+        A piece's score is its log-probability, so the best cut has the highest sum of scores (Viterbi: the
+        best cut of word[:end], for each end from left to right). SentencePiece's own `encode` finds the same
+        best cuts, but breaks exact ties differently: "!!!!!!!" scores the same as "!" "!!!" "!!!" and as
+        "!!!" "!!!" "!", and which one wins depends on float rounding in a running sum over the whole text.
+        The reference cuts word by word, summing in float64 from 0 at each word, and keeps the first cut found
+        on a tie; this does the same, so that the ids agree with it exactly.
+        A character in no piece is <unk>, scored below every piece; consecutive ones make one <unk>.
+        """
+        pieces, unknown = self._pieces, self.unk_token_id
+        # best[end] = (score of the best cut of word[:end], where its last piece starts, that piece's id)
+        best = [(0.0, None, None)] + [(None, None, None)] * len(word)
+        for start in range(len(word)):
+            so_far = best[start][0]
+            for end in range(start + 1, min(len(word), start + self._longest_piece) + 1):
+                found = pieces.get(word[start:end])
+                if found is not None and (best[end][0] is None or so_far + found[1] > best[end][0]):
+                    best[end] = (so_far + found[1], start, found[0])
+            if word[start] not in pieces and (best[start + 1][0] is None
+                                              or so_far + self._unknown_score > best[start + 1][0]):
+                best[start + 1] = (so_far + self._unknown_score, start, unknown)
+        # Walk back from the end; runs of <unk> characters become one token.
+        cut, end = [], len(word)
+        while end > 0:
+            _, start, piece_id = best[end]
+            if piece_id == unknown and cut and cut[-1][1] == unknown:
+                cut[-1] = (word[start:end] + cut[-1][0], unknown)
+            else:
+                cut.append((word[start:end], piece_id))
+            end = start
+        return [piece for piece, _ in reversed(cut)]
 
     def convert_tokens_to_ids(self, tokens):
         """Pieces not in the model map to unk_token_id."""
@@ -163,8 +221,11 @@ class XLNetTokenizer:
     # ---- loading and saving ----
 
     @classmethod
-    def from_pretrained(cls, path, cache_dir=None, force_download=False, local_files_only=False):
+    def from_pretrained(cls, path, do_lower_case=None, cache_dir=None, force_download=False, local_files_only=False):
         """From a directory (spiece.model, optionally tokenizer_config.json), a .model file, or a URL of either.
+
+        do_lower_case=None reads it from tokenizer_config.json, and is False when there is none: XLNet's
+        released models are cased.
 
         A folder saved by transformers 5 holds tokenizer.json instead of spiece.model; this tokenizer reads
         SentencePiece's own file only, and says so.
@@ -188,15 +249,19 @@ class XLNetTokenizer:
             vocab_file = path
         elif is_remote_url(path):
             if url_file_name(path).endswith(".model"):
-                return cls(fetch(path))
-            vocab_file = fetch(join_path_or_url(path, SPIECE_NAME))
-            try:
-                config_file = fetch(join_path_or_url(path, TOKENIZER_CONFIG_NAME))
-            except RemoteFileNotFound:
-                config_file = None  # older uploads have none: the defaults are XLNet's own
+                vocab_file = fetch(path)
+            else:
+                vocab_file = fetch(join_path_or_url(path, SPIECE_NAME))
+                try:
+                    config_file = fetch(join_path_or_url(path, TOKENIZER_CONFIG_NAME))
+                except RemoteFileNotFound:
+                    config_file = None  # older uploads have none: the defaults are XLNet's own
         else:
             raise FileNotFoundError(f"SentencePiece model not found: {path} is neither a directory, a file nor a URL")
-        return cls(vocab_file, **(read_xlnet_tokenizer_config(config_file) if config_file else {}))
+        settings = read_xlnet_tokenizer_config(config_file) if config_file else {}
+        if do_lower_case is not None:
+            settings["do_lower_case"] = do_lower_case
+        return cls(vocab_file, **settings)
 
     def save_pretrained(self, save_directory):
         """Writes spiece.model and tokenizer_config.json (both readable by transformers); returns their paths."""
