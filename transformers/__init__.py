@@ -3,7 +3,8 @@ re-initializes what you select.
 
 Reading order: configuration_bert.py -> tokenization_bert.py -> modeling_bert.py -> modeling_utils.py
 (`from_pretrained`), with file_utils.py turning names and URLs into local files, and tf_checkpoint.py reading
-Google's original TensorFlow checkpoints.
+Google's original TensorFlow checkpoints. XLNet has the same three steps in its own files
+(configuration_xlnet.py, tokenization_xlnet.py, modeling_xlnet.py), read after BERT's.
 
 The public names are imported on first use rather than here. Importing every module up front would make
 `python -m transformers.tokenization_bert ...` (each module's demo) import that module twice, which Python
@@ -22,6 +23,10 @@ _PUBLIC_NAMES = {
     "BertModelOutput": "modeling_bert",
     "BertForSequenceClassification": "modeling_bert",
     "SequenceClassifierOutput": "modeling_bert",
+    "XLNetConfig": "configuration_xlnet",
+    "XLNetTokenizer": "tokenization_xlnet",
+    "XLNetModel": "modeling_xlnet",
+    "XLNetForSequenceClassification": "modeling_xlnet",
     "PreTrainedModel": "modeling_utils",
     "LoadingInfo": "modeling_utils",
     "LoadingError": "configuration_bert",

@@ -20,7 +20,7 @@ import json
 import logging
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Dict, List, Optional
+from typing import ClassVar, Dict, List, Optional, Tuple
 
 from .file_utils import (CONFIG_NAME, TF_CONFIG_NAME, BadValueError, cached_path, is_remote_url, join_path_or_url,
                          url_file_name, write_atomically)
@@ -41,20 +41,18 @@ class LoadingError(BadValueError):
 
 
 @dataclass
-class BertConfig:
-    vocab_size: int = 30522
-    hidden_size: int = 768
-    num_hidden_layers: int = 12
-    num_attention_heads: int = 12
-    intermediate_size: int = 3072
-    hidden_act: str = "gelu"
-    hidden_dropout_prob: float = 0.1
-    attention_probs_dropout_prob: float = 0.1
-    max_position_embeddings: int = 512
-    type_vocab_size: int = 2
-    initializer_range: float = 0.02
-    layer_norm_eps: float = 1e-12
-    pad_token_id: int = 0
+class PretrainedConfig:
+    """What every model family's config shares: the classification head's labels, reading config.json and
+    writing it back. A family's config (BertConfig below, XLNetConfig in configuration_xlnet.py) adds the
+    fields that fix its network's shapes and names them in `required_fields`."""
+
+    # The model_type written into config.json, and those a config.json may say for this family to read it
+    # (a config.json that says another is refused, naming its model_type: see from_json_file).
+    model_type: ClassVar[str] = "bert"
+    accepted_model_types: ClassVar[Tuple[str, ...]] = ("bert",)
+    architecture: ClassVar[str] = "a BERT architecture"
+    required_fields: ClassVar[Tuple[str, ...]] = ()
+
     # The classification head's width. 1 means regression (STS-B): the head predicts one real number.
     num_labels: int = 2
     finetuning_task: Optional[str] = None
@@ -64,10 +62,6 @@ class BertConfig:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.hidden_size % self.num_attention_heads != 0:
-            raise ValueError(
-                f"hidden_size ({self.hidden_size}) must be a multiple of num_attention_heads "
-                f"({self.num_attention_heads}): each head gets hidden_size / num_attention_heads dimensions")
         if self.num_labels < 1:
             raise ValueError(f"num_labels must be at least 1, got {self.num_labels}")
         if self.id2label is not None and sorted(self.id2label) != list(range(self.num_labels)):
@@ -112,7 +106,7 @@ class BertConfig:
         extra.pop("label2id", None)  # written again from id2label
         for key, value in overrides.items():
             if key not in known:
-                raise TypeError(f"BertConfig has no field {key!r}; fields are: {', '.join(sorted(known))}")
+                raise TypeError(f"{cls.__name__} has no field {key!r}; fields are: {', '.join(sorted(known))}")
             kwargs[key] = value
         if "num_labels" in overrides and "id2label" not in overrides:
             # A new head size makes the checkpoint's label names meaningless.
@@ -134,7 +128,11 @@ class BertConfig:
                 f"the file may be truncated or not a config.json at all") from None
         if not isinstance(values, dict):
             raise BadValueError(f"{path}: a config.json must hold a JSON object, found {type(values).__name__}")
-        missing = [name for name in REQUIRED_FIELDS if name not in values]
+        model_type = values.get("model_type")
+        if model_type is not None and model_type not in cls.accepted_model_types:
+            raise LoadingError(f"{path}: model_type {model_type!r} is not {cls.architecture} "
+                               f"(expected one of {sorted(cls.accepted_model_types)})")
+        missing = [name for name in cls.required_fields if name not in values]
         if missing:
             raise LoadingError(f"{path}: config.json lacks {', '.join(missing)}; these fix the shapes of the "
                                "weights, and a default in their place would build a model the checkpoint only "
@@ -172,7 +170,7 @@ class BertConfig:
         extra = values.pop("extra")
         # Our own fields win over stale copies in `extra`; HF reads the result like any of its configs.
         out = {**extra, **values}
-        out.setdefault("model_type", "bert")
+        out.setdefault("model_type", self.model_type)
         if self.id2label is None:
             del out["id2label"]
         else:
@@ -195,6 +193,34 @@ class BertConfig:
     def save_pretrained(self, directory):
         os.makedirs(directory, exist_ok=True)
         self.to_json_file(os.path.join(directory, CONFIG_NAME))
+
+
+@dataclass
+class BertConfig(PretrainedConfig):
+    # Chinese RoBERTa-wwm checkpoints have BERT's architecture and parameter names.
+    accepted_model_types: ClassVar[Tuple[str, ...]] = ("bert", "roberta")
+    required_fields: ClassVar[Tuple[str, ...]] = REQUIRED_FIELDS
+
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+    pad_token_id: int = 0
+
+    def __post_init__(self):
+        if self.hidden_size % self.num_attention_heads != 0:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must be a multiple of num_attention_heads "
+                f"({self.num_attention_heads}): each head gets hidden_size / num_attention_heads dimensions")
+        super().__post_init__()
 
 
 def _read_id2label(id2label, label2id):

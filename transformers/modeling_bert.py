@@ -308,14 +308,17 @@ class BertForSequenceClassification(PreTrainedModel):
         output = self.bert(input_ids, attention_mask, token_type_ids, first_token_only=True)
         pooled = output.pooler_output  # [B, H]
         logits = self.classifier(self.dropout(pooled))  # [B, H] -> [B, C]
-        loss = None
-        if labels is not None:
-            if self.num_labels == 1:
-                # Regression (STS-B): a similarity score, so squared error on the single output.
-                loss = F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype))
-            else:
-                loss = F.cross_entropy(logits, labels)
-        return SequenceClassifierOutput(loss=loss, logits=logits)
+        return SequenceClassifierOutput(loss=classification_loss(logits, labels), logits=logits)
+
+
+def classification_loss(logits, labels):
+    """The head's loss, or None without labels: cross-entropy over C classes; squared error when C == 1."""
+    if labels is None:
+        return None
+    if logits.shape[-1] == 1:
+        # Regression (STS-B): a similarity score, so squared error on the single output.
+        return F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype))
+    return F.cross_entropy(logits, labels)  # [B, C] scores, [B] class ids
 
 
 def _demo():

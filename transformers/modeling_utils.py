@@ -45,10 +45,6 @@ logger = logging.getLogger(__name__)
 # `position_ids` range [0..511] as a buffer. We compute it on the fly, so the key is dropped silently.
 IGNORED_CHECKPOINT_KEYS = re.compile(r"(^|\.)position_ids$")
 
-# Model types whose checkpoints use BERT's architecture and parameter names (Chinese RoBERTa-wwm is one).
-BERT_ARCHITECTURE_TYPES = {"bert", "roberta"}
-
-
 # Keys of the classification head: the only weights whose rows stand for label names.
 HEAD_KEYS = ("classifier.weight", "classifier.bias")
 
@@ -111,12 +107,16 @@ def init_parameter(module, name, std, generator=None):
     """Initialize `module.<name>` in place by BERT's rule for the module's kind.
 
     Linear and Embedding weights ~ N(0, std); biases 0; LayerNorm weight 1 and bias 0. An Embedding's padding
-    row is zeroed, as at pre-training. `generator` makes the draw independent of the global RNG.
+    row is zeroed, as at pre-training. A module that holds bare parameters of its own (XLNet's attention keeps
+    its projections and biases as plain tensors) lists them in `normal_init_parameters`: those ~ N(0, std) too.
+    `generator` makes the draw independent of the global RNG.
     """
     tensor = getattr(module, name)
     with torch.no_grad():
         if isinstance(module, nn.LayerNorm):
             tensor.fill_(1.0 if name == "weight" else 0.0)
+        elif name in getattr(module, "normal_init_parameters", ()):
+            tensor.normal_(mean=0.0, std=std, generator=generator)
         elif name == "bias":
             tensor.zero_()
         elif isinstance(module, (nn.Linear, nn.Embedding)):
@@ -152,11 +152,13 @@ class PreTrainedModel(nn.Module):
 
     # Checkpoints of a head model (BertForSequenceClassification) name the encoder's weights `bert.*`.
     base_model_prefix = "bert"
+    # The config this family reads (XLNet's models set XLNetConfig and "transformer").
+    config_class = BertConfig
 
     def __init__(self, config):
         super().__init__()
-        if not isinstance(config, BertConfig):
-            raise TypeError(f"config must be a BertConfig, got {type(config).__name__}")
+        if not isinstance(config, self.config_class):
+            raise TypeError(f"config must be a {self.config_class.__name__}, got {type(config).__name__}")
         self.config = config
         self.loading_info = LoadingInfo()
 
@@ -217,14 +219,10 @@ class PreTrainedModel(nn.Module):
 
         # 2. Read the config.
         if config is None:
-            config = BertConfig.from_pretrained(config_file, **config_overrides)
+            config = cls.config_class.from_pretrained(config_file, **config_overrides)
         elif config_overrides:
             raise TypeError(f"config overrides {sorted(config_overrides)} given together with a config object; "
                             "set them on the config instead")
-        model_type = config.extra.get("model_type")
-        if model_type is not None and model_type not in BERT_ARCHITECTURE_TYPES:
-            raise LoadingError(f"{config_file}: model_type {model_type!r} is not a BERT architecture "
-                               f"(expected one of {sorted(BERT_ARCHITECTURE_TYPES)})")
         checkpoint_labels = config.label_names  # what the checkpoint's head rows mean, if it says
         if labels is not None:
             config = config.with_labels(labels)
@@ -588,13 +586,17 @@ def format_loading_report(model_name, source, model, info, reinit_std, reinit_se
     return "\n".join(lines)
 
 
-def top_layer_selectors(config, num_layers, pooler=False):
-    """Selectors for the top `num_layers` encoder layers (and the pooler), e.g. 2 of 6 -> layers 4 and 5."""
+def top_layer_selectors(config, num_layers, pooler=False, layer_prefix="bert.encoder.layer",
+                        pooler_name="bert.pooler"):
+    """Selectors for the top `num_layers` encoder layers (and the pooler), e.g. 2 of 6 -> layers 4 and 5.
+
+    layer_prefix / pooler_name: where the family keeps them (XLNet: `transformer.layer`, `sequence_summary`).
+    """
     total = config.num_hidden_layers
     if not 0 <= num_layers <= total:
         raise BadValueError(f"cannot re-initialize the top {num_layers} layers: the model has {total} "
                          f"encoder layers (choose 0..{total})")
-    selectors = [f"bert.encoder.layer.{index}" for index in range(total - num_layers, total)]
+    selectors = [f"{layer_prefix}.{index}" for index in range(total - num_layers, total)]
     if pooler:
-        selectors.append("bert.pooler")
+        selectors.append(pooler_name)
     return selectors
