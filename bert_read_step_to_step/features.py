@@ -114,7 +114,9 @@ def _log_example(logger, example, feature, tokenizer):
 # The on-disk cache
 # --------------------------------------------------------------------------------------------------
 def tokenizer_fingerprint(tokenizer):
-    """What decides the tokenizer's output: its vocabulary (token -> id) and its text-cleaning switches."""
+    """What decides the tokenizer's output: its kind, its vocabulary (token -> id), its text-cleaning switches,
+    and, for the tokenizers that have them, the rules that split words (SentencePiece's scores, BPE's merges),
+    which change the output without changing the vocabulary (`rules_sha1`)."""
     vocab = sorted(tokenizer.vocab.items(), key=lambda item: item[1])
     basic = getattr(tokenizer, "basic_tokenizer", None)
 
@@ -122,7 +124,10 @@ def tokenizer_fingerprint(tokenizer):
         return getattr(tokenizer, name, getattr(basic, name, None))
 
     return {
+        "tokenizer_class": type(tokenizer).__name__,
         "vocab_sha1": hashlib.sha1(json.dumps(vocab, ensure_ascii=False).encode("utf-8")).hexdigest(),
+        "rules_sha1": getattr(tokenizer, "rules_sha1", None),
+        "keep_accents": setting("keep_accents"),
         "do_lower_case": setting("do_lower_case"),
         "tokenize_chinese_chars": setting("tokenize_chinese_chars"),
         "strip_accents": setting("strip_accents"),

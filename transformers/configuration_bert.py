@@ -20,7 +20,7 @@ import json
 import logging
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Dict, List, Optional
+from typing import ClassVar, Dict, List, Optional, Tuple
 
 from .file_utils import (CONFIG_NAME, TF_CONFIG_NAME, BadValueError, cached_path, is_remote_url, join_path_or_url,
                          url_file_name, write_atomically)
@@ -42,6 +42,12 @@ class LoadingError(BadValueError):
 
 @dataclass
 class BertConfig:
+    # What config.json's "model_type" says for this kind of config, and which values a config.json we read
+    # may carry. Chinese RoBERTa-wwm is BERT's architecture, and some copies of it say "roberta".
+    model_type: ClassVar[str] = "bert"
+    accepted_model_types: ClassVar[Tuple[str, ...]] = ("bert", "roberta")
+    required_fields: ClassVar[Tuple[str, ...]] = REQUIRED_FIELDS
+
     vocab_size: int = 30522
     hidden_size: int = 768
     num_hidden_layers: int = 12
@@ -112,7 +118,7 @@ class BertConfig:
         extra.pop("label2id", None)  # written again from id2label
         for key, value in overrides.items():
             if key not in known:
-                raise TypeError(f"BertConfig has no field {key!r}; fields are: {', '.join(sorted(known))}")
+                raise TypeError(f"{cls.__name__} has no field {key!r}; fields are: {', '.join(sorted(known))}")
             kwargs[key] = value
         if "num_labels" in overrides and "id2label" not in overrides:
             # A new head size makes the checkpoint's label names meaningless.
@@ -121,20 +127,12 @@ class BertConfig:
 
     @classmethod
     def from_json_file(cls, path, **overrides):
-        try:
-            with open(path, encoding="utf-8") as reader:
-                text = reader.read()
-        except UnicodeDecodeError as error:
-            raise BadValueError(f"{path}: config file is not UTF-8 text ({error})") from None
-        try:
-            values = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise BadValueError(
-                f"{path}: not a valid JSON config (line {error.lineno}, column {error.colno}: {error.msg}); "
-                f"the file may be truncated or not a config.json at all") from None
-        if not isinstance(values, dict):
-            raise BadValueError(f"{path}: a config.json must hold a JSON object, found {type(values).__name__}")
-        missing = [name for name in REQUIRED_FIELDS if name not in values]
+        values = read_config_json(path)
+        model_type = values.get("model_type")
+        if model_type is not None and model_type not in cls.accepted_model_types:
+            raise LoadingError(f"{path}: model_type {model_type!r} is not read by {cls.__name__} (it reads "
+                               f"{', '.join(map(repr, cls.accepted_model_types))}); load it as its own family")
+        missing = [name for name in cls.required_fields if name not in values]
         if missing:
             raise LoadingError(f"{path}: config.json lacks {', '.join(missing)}; these fix the shapes of the "
                                "weights, and a default in their place would build a model the checkpoint only "
@@ -152,17 +150,8 @@ class BertConfig:
         same as ours (the extra pooler_* and directionality keys are kept in `extra`).
         cache_dir / force_download / local_files_only: how a URL is fetched (see `file_utils.cached_path`).
         """
-        fetch_options = dict(cache_dir=cache_dir, force_download=force_download, local_files_only=local_files_only)
-        if os.path.isdir(path_or_url):
-            path = os.path.join(path_or_url, CONFIG_NAME)
-            if not os.path.isfile(path) and os.path.isfile(os.path.join(path_or_url, TF_CONFIG_NAME)):
-                path = os.path.join(path_or_url, TF_CONFIG_NAME)
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"{path_or_url}: directory has no {CONFIG_NAME} (nor {TF_CONFIG_NAME})")
-        elif is_remote_url(path_or_url) and not url_file_name(path_or_url).endswith(".json"):
-            path = cached_path(join_path_or_url(path_or_url, CONFIG_NAME), **fetch_options)
-        else:
-            path = cached_path(path_or_url, **fetch_options)
+        path = config_file_of(path_or_url, cache_dir=cache_dir, force_download=force_download,
+                              local_files_only=local_files_only)
         return cls.from_json_file(path, **overrides)
 
     # ---- writing ---------------------------------------------------------------------------------------
@@ -172,7 +161,7 @@ class BertConfig:
         extra = values.pop("extra")
         # Our own fields win over stale copies in `extra`; HF reads the result like any of its configs.
         out = {**extra, **values}
-        out.setdefault("model_type", "bert")
+        out.setdefault("model_type", self.model_type)
         if self.id2label is None:
             del out["id2label"]
         else:
@@ -195,6 +184,40 @@ class BertConfig:
     def save_pretrained(self, directory):
         os.makedirs(directory, exist_ok=True)
         self.to_json_file(os.path.join(directory, CONFIG_NAME))
+
+
+def config_file_of(path_or_url, cache_dir=None, force_download=False, local_files_only=False):
+    """The local path of the config file that `path_or_url` (a model directory, a config file, or the URL of
+    either) stands for, fetched first when remote."""
+    fetch_options = dict(cache_dir=cache_dir, force_download=force_download, local_files_only=local_files_only)
+    if os.path.isdir(path_or_url):
+        path = os.path.join(path_or_url, CONFIG_NAME)
+        if not os.path.isfile(path) and os.path.isfile(os.path.join(path_or_url, TF_CONFIG_NAME)):
+            path = os.path.join(path_or_url, TF_CONFIG_NAME)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path_or_url}: directory has no {CONFIG_NAME} (nor {TF_CONFIG_NAME})")
+        return path
+    if is_remote_url(path_or_url) and not url_file_name(path_or_url).endswith(".json"):
+        return cached_path(join_path_or_url(path_or_url, CONFIG_NAME), **fetch_options)
+    return cached_path(path_or_url, **fetch_options)
+
+
+def read_config_json(path):
+    """config.json as a dict, or a one-line error naming the file (and the line, for broken JSON)."""
+    try:
+        with open(path, encoding="utf-8") as reader:
+            text = reader.read()
+    except UnicodeDecodeError as error:
+        raise BadValueError(f"{path}: config file is not UTF-8 text ({error})") from None
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise BadValueError(
+            f"{path}: not a valid JSON config (line {error.lineno}, column {error.colno}: {error.msg}); "
+            f"the file may be truncated or not a config.json at all") from None
+    if not isinstance(values, dict):
+        raise BadValueError(f"{path}: a config.json must hold a JSON object, found {type(values).__name__}")
+    return values
 
 
 def _read_id2label(id2label, label2id):
