@@ -51,9 +51,6 @@ class AlbertConfig(BertConfig):
                              f"num_hidden_layers ({self.num_hidden_layers}): each group serves one or more depths")
         if self.inner_group_num < 1:
             raise ValueError(f"inner_group_num must be at least 1, got {self.inner_group_num}")
-        if self.extra.get("position_embedding_type", "absolute") != "absolute":
-            raise ValueError(f"position_embedding_type {self.extra['position_embedding_type']!r} is not supported; "
-                             "only learned absolute positions ('absolute') are")
 
     def group_of_depth(self, depth):
         """Which layer group runs at depth `depth` (0-based): consecutive depths share a group.

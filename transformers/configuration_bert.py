@@ -74,6 +74,9 @@ class BertConfig:
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must be a multiple of num_attention_heads "
                 f"({self.num_attention_heads}): each head gets hidden_size / num_attention_heads dimensions")
+        if self.extra.get("position_embedding_type", "absolute") != "absolute":
+            raise ValueError(f"position_embedding_type {self.extra['position_embedding_type']!r} is not supported; "
+                             "only learned absolute positions ('absolute') are")
         if self.num_labels < 1:
             raise ValueError(f"num_labels must be at least 1, got {self.num_labels}")
         if self.id2label is not None and sorted(self.id2label) != list(range(self.num_labels)):

@@ -24,10 +24,13 @@ from .configuration_albert import AlbertConfig
 from .configuration_bert import BertConfig, LoadingError, config_file_of, read_config_json
 from .file_utils import BadValueError, is_remote_url
 from .modeling_albert import AlbertForSequenceClassification, top_group_selectors
+from .configuration_roberta import RobertaConfig
 from .modeling_bert import BertForSequenceClassification
+from .modeling_roberta import RobertaForSequenceClassification, roberta_layer_selectors
 from .modeling_utils import PreTrainedModel, top_layer_selectors
 from .tokenization_albert import AlbertTokenizer
 from .tokenization_bert import VOCAB_NAME, BertTokenizer
+from .tokenization_roberta import VOCAB_JSON_NAME, RobertaTokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +61,10 @@ def load_albert_tokenizer(path, do_lower_case=None, cache_dir=None):
     return AlbertTokenizer.from_pretrained(path, do_lower_case=do_lower_case, cache_dir=cache_dir)
 
 
+def load_roberta_tokenizer(path, do_lower_case=None, cache_dir=None):
+    return RobertaTokenizer.from_pretrained(path, do_lower_case=do_lower_case, cache_dir=cache_dir)
+
+
 FAMILIES = {
     "bert": ModelFamily(
         "bert", BertConfig, BertForSequenceClassification, load_bert_tokenizer, top_layer_selectors,
@@ -67,9 +74,11 @@ FAMILIES = {
         "albert", AlbertConfig, AlbertForSequenceClassification, load_albert_tokenizer, top_group_selectors,
         tokenizer_note="SentencePiece (spiece.model); BertTokenizer when the folder has vocab.txt (albert_zh)",
         reinit_note="the top N of num_hidden_groups layer groups; an error with one group (all depths share it)"),
+    "roberta": ModelFamily(
+        "roberta", RobertaConfig, RobertaForSequenceClassification, load_roberta_tokenizer, roberta_layer_selectors,
+        tokenizer_note="byte-level BPE (vocab.json + merges.txt, or tokenizer.json)",
+        reinit_note="the top N of num_hidden_layers layers (roberta.encoder.layer.*); no pooler (an error)"),
 }
-# Until RoBERTa proper has its own row: the seed's meaning, Chinese RoBERTa-wwm read as BERT.
-FAMILIES["roberta"] = FAMILIES["bert"]
 
 
 def family_of(config):
@@ -109,4 +118,4 @@ def _is_bert_vocabulary_folder(path):
     path = str(path)
     if is_remote_url(path) or not os.path.isdir(path):
         return False
-    return os.path.isfile(os.path.join(path, VOCAB_NAME)) and not os.path.isfile(os.path.join(path, "vocab.json"))
+    return os.path.isfile(os.path.join(path, VOCAB_NAME)) and not os.path.isfile(os.path.join(path, VOCAB_JSON_NAME))
