@@ -260,13 +260,15 @@ def generic_options(args):
             "text_b_column": as_column(args.text_b_column), "file_format": args.file_format}
 
 
-def lower_case_choice(args, tokenizer_path):
-    """--do_lower_case wins; else the tokenizer's saved choice; else no lower-casing (the original default)."""
+def lower_case_choice(args, tokenizer_path, family):
+    """--do_lower_case wins; else the tokenizer's saved choice; else, for BERT, no lower-casing (the original
+    default), and for the other families their tokenizer's own default (ALBERT's SentencePiece models are
+    uncased; RoBERTa's byte-level BPE is cased and never lower-cases)."""
     if args.do_lower_case:
         return True
     config_file = os.path.join(tokenizer_path, "tokenizer_config.json")
-    if os.path.isfile(config_file):
-        return None  # from_pretrained reads it
+    if os.path.isfile(config_file) or family.name != "bert":
+        return None  # from_pretrained reads it, or knows its family's default
     return False
 
 
@@ -816,7 +818,8 @@ def main(argv=None):
         list_keys(args, config, head_labels)
         return None
     tokenizer_path = args.tokenizer_name or args.model_name_or_path
-    tokenizer = family.load_tokenizer(tokenizer_path, lower_case_choice(args, tokenizer_path), args.cache_dir or None)
+    tokenizer = family.load_tokenizer(tokenizer_path, lower_case_choice(args, tokenizer_path, family),
+                                      args.cache_dir or None)
     check_vocab_fits(tokenizer, config, config_source)
 
     # Data: every split this run uses is read and converted now, so that a bad line in dev.tsv stops the run

@@ -18,7 +18,7 @@ The rule (`choose_family`):
 import logging
 import os
 from dataclasses import dataclass
-from typing import Callable, Optional, Type
+from typing import Callable, Type
 
 from .configuration_albert import AlbertConfig
 from .configuration_bert import BertConfig, LoadingError, config_file_of, read_config_json

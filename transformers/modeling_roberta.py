@@ -34,6 +34,8 @@ def position_ids_past_padding(input_ids, padding_idx):
     With <pad> = 1:  ids  <s> Hello world </s> <pad> <pad>
                      pos   2    3     4     5     1     1
     Counting only non-padding tokens (a running sum) also numbers left-padded rows from the first real token.
+    run_classifier.py pads its batches with id 0 (<s>) and attention mask 0: those positions are then numbered
+    on past the real tokens, which changes no real token's output, as no token attends to them.
     """
     is_token = input_ids.ne(padding_idx).long()  # [B, L]: 1 for a real token, 0 for padding
     return torch.cumsum(is_token, dim=1) * is_token + padding_idx  # [B, L]
