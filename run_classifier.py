@@ -14,6 +14,8 @@ Example (TNEWS with a Chinese BERT, the original command works verbatim):
 Re-initializing the top 2 layers and the pooler before fine-tuning (Zhang et al., ICLR 2021):
     ... --reinit_layers 2 --reinit_pooler          (or --reinit_keys bert.encoder.layer.11 bert.pooler)
 Finding names to pass: ... --list_keys
+Other families: --model_type albert or roberta (English RoBERTa; Chinese RoBERTa-wwm is read as BERT). The family
+is config.json's model_type (transformers/model_families.py); a --model_type that disagrees is an error.
 
 Training state (model, optimizer, scheduler, grad scaler, RNG states, position in the data) lives in one
 `TrainState`; a checkpoint is that state on disk, so `--resume_from_checkpoint` continues exactly.
@@ -808,6 +810,8 @@ def main(argv=None):
     # compares them with the task's.
     config_source = args.config_name or args.model_name_or_path
     family = choose_family(args.model_type, args.model_name_or_path, args.config_name, args.cache_dir or None)
+    logger.info("Model family %s: %s, tokenizer %s; --reinit_layers N selects %s", family.name,
+                family.model_class.__name__, family.tokenizer_note, family.reinit_note)
     config = family.config_class.from_pretrained(config_source, cache_dir=args.cache_dir or None,
                                                  finetuning_task=spec.name, **head_size)
     if args.max_seq_length > config.max_position_embeddings:

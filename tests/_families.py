@@ -74,7 +74,10 @@ def fine_tune(model_type, model_dir, workdir, extra_flags=()):
     data = write_generic_task(workdir / "data", balanced_tweets(24), balanced_tweets(12, start=24))
     out = workdir / f"{model_type}_out"
     report = LoadingReport()
-    logging.getLogger("transformers.modeling_utils").addHandler(report)
+    loading_logger = logging.getLogger("transformers.modeling_utils")
+    saved_level = loading_logger.level
+    loading_logger.setLevel(logging.INFO)  # whatever another test or the root logger was left at
+    loading_logger.addHandler(report)
     try:
             results, log = run_main(["--model_type", model_type, "--model_name_or_path", model_dir, "--task_name",
                                  "generic", "--data_dir", data, "--output_dir", out, "--max_seq_length", MAX_LENGTH,
@@ -82,7 +85,8 @@ def fine_tune(model_type, model_dir, workdir, extra_flags=()):
                                  "--learning_rate", "1e-3", "--logging_steps", 1, "--save_steps", 0, "--seed", 3,
                                  *extra_flags])
     finally:
-        logging.getLogger("transformers.modeling_utils").removeHandler(report)
+        loading_logger.removeHandler(report)
+        loading_logger.setLevel(saved_level)
     return out, results, log, report.messages
 
 

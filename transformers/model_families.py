@@ -22,9 +22,9 @@ from typing import Callable, Type
 
 from .configuration_albert import AlbertConfig
 from .configuration_bert import BertConfig, LoadingError, config_file_of, read_config_json
+from .configuration_roberta import RobertaConfig
 from .file_utils import BadValueError, is_remote_url
 from .modeling_albert import AlbertForSequenceClassification, top_group_selectors
-from .configuration_roberta import RobertaConfig
 from .modeling_bert import BertForSequenceClassification
 from .modeling_roberta import RobertaForSequenceClassification, roberta_layer_selectors
 from .modeling_utils import PreTrainedModel, top_layer_selectors
@@ -44,7 +44,7 @@ class ModelFamily:
     load_tokenizer: Callable
     # (config, N, pooler) -> selectors for --reinit_layers N [--reinit_pooler]
     reinit_layer_selectors: Callable
-    # What the README's model table says about the tokenizer and the meaning of --reinit_layers.
+    # For the reader, logged when run_classifier picks the family (the README's model table says the same).
     tokenizer_note: str
     reinit_note: str
 
