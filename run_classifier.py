@@ -16,6 +16,8 @@ Re-initializing the top 2 layers and the pooler before fine-tuning (Zhang et al.
     ... --reinit_layers 2 --reinit_pooler          (on a 12-layer model the same as
     ... --reinit_keys bert.encoder.layer.10 bert.encoder.layer.11 bert.pooler)
 Finding names to pass: ... --list_keys
+Other families: --model_type albert or roberta (English RoBERTa; Chinese RoBERTa-wwm is read as BERT). The family
+is config.json's model_type (transformers/model_families.py); a --model_type that disagrees is an error.
 
 Training state (model, optimizer, scheduler, grad scaler, RNG states, position in the data) lives in one
 `TrainState`; a checkpoint is that state on disk, so `--resume_from_checkpoint` continues exactly.
@@ -42,24 +44,23 @@ from tqdm.auto import tqdm
 
 from bert_read_step_to_step.cli_help import DefaultsHelpFormatter
 from bert_read_step_to_step.features import (FeatureDataset, collate_features, file_fingerprint, load_and_cache_features,
-                                             unk_report)
+                                             padding_of, unk_report)
 from bert_read_step_to_step.metrics import compute_metrics
 from bert_read_step_to_step.precision import (BF16_CHOICES, autocast as precision_autocast, bf16_support,
                                               choose_precision, precision_notes)
 from bert_read_step_to_step.tasks import (TASKS, add_generic_task_options, find_data_file, generic_task_options,
                                           get_labels, get_task, read_examples)
-from transformers import BertConfig, BertForSequenceClassification, BertTokenizer, top_layer_selectors
+from transformers.model_families import FAMILIES, choose_family, family_of
 from transformers.file_utils import (UserError, is_remote_url, run_entry_point, write_atomically,
                                      write_folder_atomically, write_json_atomically)
 from transformers.modeling_utils import MISSING_WORDS, REINIT_WORDS, UNUSED_WORDS
 
 logger = logging.getLogger("run_classifier")
 
-# --model_type picks the classes. Chinese RoBERTa-wwm checkpoints use BERT's architecture and names.
-MODEL_CLASSES = {
-    "bert": (BertConfig, BertForSequenceClassification, BertTokenizer),
-    "roberta": (BertConfig, BertForSequenceClassification, BertTokenizer),
-}
+# --model_type names a row of the family table (transformers/model_families.py): config class, classifier class,
+# tokenizer, and what --reinit_layers means. config.json's model_type must agree with it; Chinese RoBERTa-wwm
+# (BERT's architecture and vocab.txt) is read as BERT under either name, as in the seed.
+MODEL_CLASSES = FAMILIES
 TRAIN_STATE_NAME = "training_state.pt"
 ARGS_NAME = "training_args.json"
 REINIT_RECORD_NAME = "reinit_keys.json"
@@ -277,18 +278,22 @@ def setup_precision(args, runtime):
 
 # ==== processor and labels, config, tokenizer, model ======================================================
 
-def lower_case_choice(args, tokenizer_path):
-    """--do_lower_case wins; else the tokenizer's saved choice; else no lower-casing (the original default)."""
+def lower_case_choice(args, tokenizer_path, family):
+    """--do_lower_case wins; else the tokenizer's saved choice; else, for BERT, no lower-casing (the original
+    default), and for the other families their tokenizer's own default (ALBERT's SentencePiece models are
+    uncased; RoBERTa's byte-level BPE is cased and never lower-cases)."""
     if args.do_lower_case:
         return True
     config_file = os.path.join(tokenizer_path, "tokenizer_config.json")
-    if os.path.isfile(config_file):
-        return None  # from_pretrained reads it
+    if os.path.isfile(config_file) or family.name != "bert":
+        return None  # from_pretrained reads it, or knows its family's default
     return False
 
 
 def reinit_selectors(args, config):
-    return list(args.reinit_keys) + top_layer_selectors(config, args.reinit_layers, args.reinit_pooler)
+    """--reinit_keys as given, plus what --reinit_layers/--reinit_pooler mean for this config's family."""
+    layer_rule = family_of(config).reinit_layer_selectors
+    return list(args.reinit_keys) + layer_rule(config, args.reinit_layers, args.reinit_pooler)
 
 
 def load_model(args, config, labels):
@@ -298,8 +303,7 @@ def load_model(args, config, labels):
     elsewhere has its rows put in this order by its own id2label (see `match_head_to_labels`); saving writes
     the names into config.json.
     """
-    _, model_class, _ = MODEL_CLASSES[args.model_type]
-    model, info = model_class.from_pretrained(
+    model, info = family_of(config).model_class.from_pretrained(
         args.model_name_or_path, config=config, output_loading_info=True,
         reinit_keys=reinit_selectors(args, config), reinit_std=args.reinit_std, reinit_seed=args.seed,
         cache_dir=args.cache_dir or None, labels=labels)
@@ -424,7 +428,7 @@ def load_features(args, runtime, tokenizer, split):
                                        logger=logger, **generic_task_options(args))
     if every_rank and runtime.rank == 0:
         barrier(runtime)
-    return FeatureDataset(features)
+    return FeatureDataset(features, padding_of(tokenizer))
 
 
 def epoch_batches(num_examples, batch_size, epoch, seed, rank=0, world_size=1):
@@ -447,7 +451,7 @@ def collated(dataset, batches):
     draws a seed from the global RNG each time it starts iterating, which would make the dropout masks of
     a resumed run differ from those of an uninterrupted one."""
     for indexes in batches:
-        yield collate_features([dataset[index] for index in indexes])
+        yield collate_features([dataset[index] for index in indexes], padding=dataset.padding)
 
 
 # ==== train =================================================================================================
@@ -765,7 +769,7 @@ def load_train_state(state, checkpoint_dir, args, runtime):
     """Restore model weights, optimizer, scheduler, scaler, RNGs and position from a checkpoint folder."""
     saved = torch.load(os.path.join(checkpoint_dir, TRAIN_STATE_NAME), map_location="cpu", weights_only=True)
     core = state.model.module if hasattr(state.model, "module") else state.model
-    weights = BertForSequenceClassification.from_pretrained(checkpoint_dir).state_dict()
+    weights = type(core).from_pretrained(checkpoint_dir).state_dict()
     core.load_state_dict(weights)
     state.optimizer.load_state_dict(saved["optimizer"])
     state.scheduler.load_state_dict(saved["scheduler"])
@@ -874,19 +878,21 @@ def main(argv=None):
 
     # Config, tokenizer, model. The config keeps the checkpoint's own label names: loading the model
     # compares them with the task's.
-    config_class, _, tokenizer_class = MODEL_CLASSES[args.model_type]
     config_source = args.config_name or args.model_name_or_path
-    config = config_class.from_pretrained(config_source, cache_dir=args.cache_dir or None,
-                                          finetuning_task=spec.name, **head_size)
-    if args.max_seq_length > config.max_position_embeddings:
-        raise UserError(f"--max_seq_length {args.max_seq_length} exceeds the model's max_position_embeddings "
-                        f"({config.max_position_embeddings})")
+    family = choose_family(args.model_type, args.model_name_or_path, args.config_name, args.cache_dir or None)
+    logger.info("Model family %s: %s, tokenizer %s; --reinit_layers N selects %s", family.name,
+                family.model_class.__name__, family.tokenizer_note, family.reinit_note)
+    config = family.config_class.from_pretrained(config_source, cache_dir=args.cache_dir or None,
+                                                 finetuning_task=spec.name, **head_size)
+    if config.max_sequence_length is not None and args.max_seq_length > config.max_sequence_length:
+        raise UserError(f"--max_seq_length {args.max_seq_length} exceeds the longest input the model's position "
+                        f"table takes ({config.max_sequence_length}, from max_position_embeddings)")
     if args.list_keys:
         list_keys(args, config, head_labels)
         return None
     tokenizer_path = args.tokenizer_name or args.model_name_or_path
-    tokenizer = tokenizer_class.from_pretrained(tokenizer_path, do_lower_case=lower_case_choice(args, tokenizer_path),
-                                                cache_dir=args.cache_dir or None)
+    tokenizer = family.load_tokenizer(tokenizer_path, lower_case_choice(args, tokenizer_path, family),
+                                      args.cache_dir or None)
     check_vocab_fits(tokenizer, config, config_source)
 
     # Data: every split this run uses is read and converted now, so that a bad line in dev.tsv stops the run
@@ -942,8 +948,7 @@ def train_evaluate_predict(args, runtime, model, info, tokenizer, train_dataset,
             model_dirs += [os.path.join(args.output_dir, f"checkpoint-{step}")
                            for step in sorted((step for step in steps if step.isdigit()), key=int)]
         for model_dir in model_dirs:
-            evaluated = model if model_dir == args.model_name_or_path else \
-                BertForSequenceClassification.from_pretrained(model_dir)
+            evaluated = model if model_dir == args.model_name_or_path else type(model).from_pretrained(model_dir)
             prefix = os.path.basename(model_dir.rstrip("/")) if model_dir != args.output_dir else "final"
             inside = not is_remote_url(model_dir) and is_within(model_dir, args.output_dir)
             results_dir = model_dir if inside else args.output_dir

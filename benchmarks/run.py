@@ -57,6 +57,15 @@ RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 REINIT_KEYS = ["bert.encoder.layer.4", "bert.encoder.layer.5", "bert.pooler"]
 NUM_LABELS = 3
 BATCH_SIZE, SEQ_LENGTH = 32, 128
+# The other families' training-step rows: random-init models of MiniLM's size (H=384, 6 layers, 12 heads), the
+# shapes of BERT's row, built by both sides from these same values (no pretrained weights of them ship).
+FAMILY_CONFIGS = {
+    "albert": dict(vocab_size=30000, embedding_size=128, hidden_size=384, num_hidden_layers=6, num_hidden_groups=1,
+                   num_attention_heads=12, intermediate_size=1536, hidden_act="gelu_new",
+                   hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, max_position_embeddings=512),
+    "roberta": dict(vocab_size=50265, type_vocab_size=1, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
+                    intermediate_size=1536, max_position_embeddings=514),
+}
 # --force_bf16 on a CPU without native bf16: shapes small enough that emulated bf16 finishes in a minute.
 FORCED_BF16_SHAPES = dict(batch_size=2, seq_length=16, matmul_n=256)
 
@@ -348,12 +357,14 @@ def bench_load(s, model_dir, bin_dir, workdir, threads):
 
 
 def bench_steps(mode, s, model_dir, workdir, threads, precision="fp32", batch_size=BATCH_SIZE,
-                seq_length=SEQ_LENGTH, matmul_n=None):
+                seq_length=SEQ_LENGTH, matmul_n=None, family=None):
     """Training or inference steps, one per side per turn, plus matmuls right after each side's step.
-    precision "bf16": steps under bf16 autocast and bf16 matmuls, on both sides."""
+    precision "bf16": steps under bf16 autocast and bf16 matmuls, on both sides.
+    family "albert" / "roberta": a random-init model of FAMILY_CONFIGS instead of the MiniLM checkpoint."""
     shape = dict(precision=precision, batch_size=batch_size, seq_length=seq_length,
                  matmul_n=matmul_n or s["matmul_n"])
-    params = dict(shape, mode=mode, model_dir=str(model_dir), num_labels=NUM_LABELS, seed=0)
+    params = dict(shape, mode=mode, model_dir=str(model_dir), num_labels=NUM_LABELS, seed=0, family=family,
+                  family_config=FAMILY_CONFIGS.get(family))
     with Sessions("steps", params, workdir, threads) as sessions:
         for turn in range(s[f"{mode}_warmup"]):
             for side in turn_order(turn):
@@ -694,7 +705,8 @@ def unused_result_path(quick):
 
 # ---- main --------------------------------------------------------------------------------------------------
 
-SECTIONS = ("load", "train", "infer", "tokenize", "epoch", "rss", "train_bf16", "infer_bf16")
+SECTIONS = ("load", "train", "infer", "tokenize", "epoch", "rss", "train_bf16", "infer_bf16", "train_albert",
+            "train_roberta")
 
 
 def step_flops(config, batch_size, seq_length):
@@ -755,6 +767,9 @@ def main(argv=None):
                                            args.threads))
         attempt("train", lambda: bench_steps("train", s, model_dir, workdir, args.threads))
         attempt("infer", lambda: bench_steps("infer", s, model_dir, workdir, args.threads))
+        for family in FAMILY_CONFIGS:
+            attempt(f"train_{family}", lambda family=family: bench_steps("train", s, model_dir, workdir, args.threads,
+                                                                         family=family))
         has_tokenizer = (REPO_ROOT / "transformers" / "tokenization_bert.py").is_file()
         if has_tokenizer:
             attempt("tokenize", lambda: bench_tokenize(s, model_dir, workdir, args.threads))
@@ -784,6 +799,13 @@ def main(argv=None):
     if "infer" in results:
         report_steps(rep, results["infer"], "3. inference, same shapes, eval + no_grad; ratio = reference time / ours",
                      "inference", flops, "inference >= 1.1x reference throughput")
+    for number, family in (("2b", "albert"), ("2c", "roberta")):
+        if f"train_{family}" in results:
+            # The FLOP count is BERT's per-layer formula; ALBERT's [E, H] widening matmul is left out (0.1%).
+            family_flops = step_flops(FAMILY_CONFIGS[family], BATCH_SIZE, SEQ_LENGTH)
+            report_steps(rep, results[f"train_{family}"], f"{number}. {family} training step (random init, "
+                         f"MiniLM-sized), B={BATCH_SIZE} L={SEQ_LENGTH} fp32, dropout on, AdamW; ratio = reference "
+                         "time / ours", "train", family_flops, f"{family} train step >= 1.1x reference throughput")
     if "tokenize" in results:
         report_tokenize(rep, results["tokenize"])
     if "epoch" in results:

@@ -81,6 +81,19 @@ def load_classifier(transformers, side, model_dir, num_labels, reinit_keys=None)
     return cls.from_pretrained(model_dir, num_labels=num_labels, dtype=torch.float32)
 
 
+# The families measured from a random init (no pretrained weights of them ship): both sides build the same
+# classes by the same names from the same config values.
+FAMILY_CLASSES = {"albert": ("AlbertConfig", "AlbertForSequenceClassification"),
+                  "roberta": ("RobertaConfig", "RobertaForSequenceClassification")}
+
+
+def build_classifier(transformers, family, config_values, num_labels):
+    """A randomly initialized classifier of `family`, built from `config_values` (a dict of config fields)."""
+    config_name, model_name = FAMILY_CLASSES[family]
+    config = getattr(transformers, config_name)(**config_values, num_labels=num_labels)
+    return getattr(transformers, model_name)(config)
+
+
 def random_batch(batch_size, seq_length, vocab_size, num_labels, seed):
     """Random token ids, every position real (attention_mask all 1), segment 0, random labels.
 
@@ -207,7 +220,10 @@ class StepSession:
         self.mode = p["mode"]
         self.bf16 = p["precision"] == "bf16"
         torch.manual_seed(p["seed"])
-        self.model = load_classifier(transformers, side, p["model_dir"], p["num_labels"])
+        if p.get("family"):
+            self.model = build_classifier(transformers, p["family"], p["family_config"], p["num_labels"])
+        else:
+            self.model = load_classifier(transformers, side, p["model_dir"], p["num_labels"])
         self.model.train(self.mode == "train")
         self.optimizer = make_optimizer(self.model) if self.mode == "train" else None
         self.batches = [random_batch(p["batch_size"], p["seq_length"], self.model.config.vocab_size,

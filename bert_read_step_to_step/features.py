@@ -18,7 +18,8 @@ The label string becomes its index in the label list ("104" -> 4 for tnews), or 
 
 Padding is not done here but per batch: a batch of short tweets is padded to its own longest tweet,
 not to max_seq_length, which saves most of the compute when texts are short. Padding positions get
-input_ids 0 ([PAD]), attention_mask 0 (the model must not attend to them) and token_type_ids 0.
+the tokenizer's pad id (0, [PAD], for BERT), attention_mask 0 (the model must not attend to them) and token
+type 0, on the right; XLNet pads on the left (see `Padding`).
 """
 import hashlib
 import json
@@ -142,20 +143,14 @@ def unk_report(examples, tokenizer, logger=None, max_examples=UNK_SAMPLE_EXAMPLE
     Returns an UnkReport.
     """
     logger = logger or module_logger
-    vocab, unk = tokenizer.vocab, tokenizer.unk_token
     unk_tokens = tokens = 0
     uncovered = Counter()
     sample = examples[:max_examples]
-    for example in sample:
-        for text in (example.text_a, example.text_b):
-            if text is None:
-                continue
-            for word in tokenizer.basic_tokenizer.tokenize(text):
-                pieces = tokenizer.wordpiece_tokenizer.split_word(word)
-                tokens += len(pieces)
-                if pieces == (unk,):
-                    unk_tokens += 1
-                    uncovered.update(ch for ch in word if ch not in vocab and "##" + ch not in vocab)
+    texts = [text for example in sample for text in (example.text_a, example.text_b) if text is not None]
+    count = _count_wordpiece_unks if hasattr(tokenizer, "wordpiece_tokenizer") else _count_id_unks
+    for text in texts:
+        text_unks, text_tokens = count(tokenizer, text, uncovered)
+        unk_tokens, tokens = unk_tokens + text_unks, tokens + text_tokens
     report = UnkReport(unk_tokens, tokens, len(sample), uncovered.most_common(10))
     what = f"{len(sample)} training examples" + (f" (the first of {len(examples)})" if len(examples) > len(sample) else "")
     if report.rate > UNK_WARNING_RATE:
@@ -169,11 +164,39 @@ def unk_report(examples, tokenizer, logger=None, max_examples=UNK_SAMPLE_EXAMPLE
     return report
 
 
+def _count_wordpiece_unks(tokenizer, text, uncovered):
+    """([UNK] pieces, pieces) of one text for WordPiece, whose [UNK] replaces a whole word: the word's characters
+    that the vocabulary lacks (alone or as ##c) go into `uncovered`."""
+    vocab, unk = tokenizer.vocab, tokenizer.unk_token
+    unks = tokens = 0
+    for word in tokenizer.basic_tokenizer.tokenize(text):
+        pieces = tokenizer.wordpiece_tokenizer.split_word(word)
+        tokens += len(pieces)
+        if pieces == (unk,):
+            unks += 1
+            uncovered.update(ch for ch in word if ch not in vocab and "##" + ch not in vocab)
+    return unks, tokens
+
+
+def _count_id_unks(tokenizer, text, uncovered):
+    """([UNK] ids, ids) of one text for the other tokenizers (SentencePiece, byte-level BPE), counted on the
+    ids `encode_plus` gives, less its special tokens; a character is uncovered when it alone encodes to [UNK]."""
+    unk_id = tokenizer.unk_token_id
+    specials = len(tokenizer.encode_plus("")["input_ids"])
+    ids = tokenizer.encode_plus(text)["input_ids"]
+    unks = ids.count(unk_id)
+    if unks:
+        uncovered.update(ch for ch in text if not ch.isspace() and unk_id in tokenizer.encode_plus(ch)["input_ids"])
+    return unks, len(ids) - specials
+
+
 # --------------------------------------------------------------------------------------------------
 # The on-disk cache
 # --------------------------------------------------------------------------------------------------
 def tokenizer_fingerprint(tokenizer):
-    """What decides the tokenizer's output: its vocabulary (token -> id) and its text-cleaning switches."""
+    """What decides the tokenizer's output: its kind, its vocabulary (token -> id), its text-cleaning switches,
+    and, for the tokenizers that have them, the rules that split words (SentencePiece's scores, BPE's merges),
+    which change the output without changing the vocabulary (`rules_sha1`)."""
     vocab = sorted(tokenizer.vocab.items(), key=lambda item: item[1])
     basic = getattr(tokenizer, "basic_tokenizer", None)
 
@@ -181,7 +204,10 @@ def tokenizer_fingerprint(tokenizer):
         return getattr(tokenizer, name, getattr(basic, name, None))
 
     return {
+        "tokenizer_class": type(tokenizer).__name__,
         "vocab_sha1": hashlib.sha1(json.dumps(vocab, ensure_ascii=False).encode("utf-8")).hexdigest(),
+        "rules_sha1": getattr(tokenizer, "rules_sha1", None),
+        "keep_accents": setting("keep_accents"),
         "do_lower_case": setting("do_lower_case"),
         "tokenize_chinese_chars": setting("tokenize_chinese_chars"),
         "strip_accents": setting("strip_accents"),
@@ -298,11 +324,29 @@ def load_and_cache_features(task, data_dir, split, tokenizer, max_seq_length, ov
 # --------------------------------------------------------------------------------------------------
 # Batching
 # --------------------------------------------------------------------------------------------------
-class FeatureDataset(Dataset):
-    """A list of InputFeatures, indexable by a DataLoader; batch it with collate_features."""
+@dataclass(frozen=True)
+class Padding:
+    """How a batch is padded to its longest row. BERT, ALBERT, RoBERTa: on the right, with the tokenizer's pad
+    id and token type 0. XLNet: on the LEFT (its tokenizer's `padding_side`), so that `<cls>`, which XLNet reads
+    the sentence from, stays at the last position of every row; padding there gets token type 4."""
+    side: str = "right"
+    token_id: int = 0
+    token_type_id: int = 0
 
-    def __init__(self, features):
+
+def padding_of(tokenizer):
+    """The Padding a tokenizer's models expect (its padding_side, pad_token_id and pad_token_type_id)."""
+    return Padding(side=getattr(tokenizer, "padding_side", "right"), token_id=tokenizer.pad_token_id,
+                   token_type_id=getattr(tokenizer, "pad_token_type_id", 0))
+
+
+class FeatureDataset(Dataset):
+    """A list of InputFeatures, indexable by a DataLoader, and how to pad them: batch it with
+    `collate_features(batch, padding=dataset.padding)`."""
+
+    def __init__(self, features, padding=Padding()):
         self.features = list(features)
+        self.padding = padding
 
     def __len__(self):
         return len(self.features)
@@ -311,11 +355,12 @@ class FeatureDataset(Dataset):
         return self.features[index]
 
 
-def collate_features(batch, pad_to=None):
+def collate_features(batch, pad_to=None, padding=Padding()):
     """Pad a list of InputFeatures into a dict of tensors, each [B, L].
 
     L is the longest example in this batch (dynamic padding), or `pad_to` when given (fixed padding,
-    as in the original BERT code, for comparing the two). Pad id 0, mask 0, token type 0.
+    as in the original BERT code, for comparing the two). Padding positions get mask 0 and the pad id and
+    token type of `padding`, on its side.
     labels: [B], long for classification, float for regression.
     """
     if not batch:
@@ -324,9 +369,14 @@ def collate_features(batch, pad_to=None):
     length = longest if pad_to is None else pad_to
     if length < longest:
         raise ValueError(f"pad_to={pad_to} is shorter than the longest example in the batch ({longest})")
+    fill = {"input_ids": padding.token_id, "attention_mask": 0, "token_type_ids": padding.token_type_id}
 
     def padded(name):
-        rows = [getattr(f, name) + [0] * (length - len(getattr(f, name))) for f in batch]
+        rows = []
+        for feature in batch:
+            row = getattr(feature, name)
+            pad = [fill[name]] * (length - len(row))
+            rows.append(pad + row if padding.side == "left" else row + pad)
         return torch.tensor(rows, dtype=torch.long)  # [B, L]
 
     is_regression = isinstance(batch[0].label, float)

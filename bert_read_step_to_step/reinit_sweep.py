@@ -73,7 +73,7 @@ from bert_read_step_to_step.cli_help import DefaultsHelpFormatter
 from bert_read_step_to_step.metrics import primary_metric
 from bert_read_step_to_step.precision import bf16_support, choose_precision
 from bert_read_step_to_step.tasks import add_generic_task_options, generic_task_options, get_task, read_examples
-from transformers import BertConfig
+from transformers.model_families import choose_family
 from transformers.file_utils import (SAFE_WEIGHTS_NAME, WEIGHTS_NAME, UserError, demo_model_dir, run_entry_point,
                                      write_json_atomically)
 
@@ -249,13 +249,19 @@ def sweep_config(args, data_dir, model_path):
     }
 
 
-def check_settings_fit(settings, model_path):
-    """Refuse `4+pooler` on a 3-layer model now, not after the runs that come before it."""
-    total = BertConfig.from_pretrained(model_path).num_hidden_layers
-    too_deep = [setting.label for setting in settings if setting.layers > total]
-    if too_deep:
-        raise SweepError(f"settings {', '.join(too_deep)} re-initialize more layers than {model_path} has "
-                         f"({total}); choose N from 0 to {total}")
+def check_settings_fit(settings, model_path, extra_args):
+    """Refuse `4+pooler` on a 3-layer model now, not after the runs that come before it. Each setting is put
+    to the model family's own --reinit_layers rule (ALBERT counts layer groups; RoBERTa has no pooler)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--model_type", default="bert")  # run_argv's default; `-- --model_type albert` wins
+    model_type = parser.parse_known_args(extra_args)[0].model_type.lower()
+    family = choose_family(model_type, model_path)
+    config = family.config_class.from_pretrained(model_path)
+    for setting in settings:
+        try:
+            family.reinit_layer_selectors(config, setting.layers, setting.pooler)
+        except ValueError as error:
+            raise SweepError(f"setting {setting.label} does not fit {model_path}: {error}") from None
 
 
 # ==== the training data: one fixed subset ==================================================================
@@ -702,7 +708,7 @@ def check_before_any_run(args, results_path):
     model_path = args.model_name_or_path or demo_model_dir()
     if os.path.exists(model_path):
         model_path = os.path.abspath(model_path)
-    check_settings_fit(settings, model_path)
+    check_settings_fit(settings, model_path, args.extra_args)
     config = sweep_config(args, resolve_data_dir(args), model_path)
     document = load_results(results_path)
     if document is not None:

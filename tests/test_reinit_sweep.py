@@ -275,7 +275,7 @@ def test_pass_through_arguments_reach_every_run_but_cannot_override_the_sweep(tm
 
 
 def test_settings_deeper_than_the_model_are_refused_before_any_run(tmp_path, data_dir, fake_run):
-    with pytest.raises(SweepError, match=r"settings 7\+pooler re-initialize more layers .* \(6\)"):
+    with pytest.raises(SweepError, match=r"setting 7\+pooler does not fit .*: the model has 6 encoder layers"):
         reinit_sweep.main(sweep_argv(data_dir, tmp_path / "sweep", "0,7+pooler", "1"))
     assert fake_run.calls == []
 

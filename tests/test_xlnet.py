@@ -12,7 +12,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from _families import fine_tune
 from _support import read_tweets, run_oracle_json
+from bert_read_step_to_step.features import InputFeatures, collate_features, padding_of
 from transformers import BertForSequenceClassification, LoadingError
 from transformers.configuration_xlnet import XLNetConfig
 from transformers.modeling_utils import resolve_reinit_keys
@@ -71,6 +73,8 @@ out["reference_batches"] = batches(tokenizer, model)
 
 ours = XLNetForSequenceClassification.from_pretrained({ours_dir!r}).eval()
 out["ours_batches"] = batches(XLNetTokenizer.from_pretrained({ours_dir!r}), ours)
+trained = XLNetForSequenceClassification.from_pretrained({trained_dir!r}).eval()
+out["trained_batches"] = batches(XLNetTokenizer.from_pretrained({trained_dir!r}), trained)
 print(json.dumps(out))
 """
 
@@ -116,15 +120,21 @@ def world(tmp_path_factory):
     ours.save_pretrained(str(ours_dir))
     tokenizer.save_pretrained(str(ours_dir))
 
+    # run_classifier.py --model_type xlnet fine-tunes it for a few steps; the reference then reads what it saved.
+    trained, results, log, report = fine_tune("xlnet", ours_dir, tmp_path_factory.mktemp("run"),
+                                              ["--reinit_layers", "1", "--reinit_pooler"])
+
     workdir = tmp_path_factory.mktemp("oracle")
     for name, value in (("texts", texts), ("pairs", pairs), ("model_texts", model_texts)):
         (workdir / f"{name}.json").write_text(json.dumps(value), encoding="utf-8")
     out = run_oracle_json(ORACLE.format(spiece_dir=str(spiece_dir), ours_dir=str(ours_dir), small=SMALL,
+                                        trained_dir=str(trained),
                                         max_length=MAX_LENGTH, pair_max_length=PAIR_MAX_LENGTH, batch=BATCH,
                                         lower_texts=LOWER_TEXTS),
                           workdir)
     return dict(out, texts=texts, pairs=pairs, model_texts=model_texts, tokenizer=tokenizer, ours=ours,
-                ours_dir=ours_dir, reference_dir=workdir / "reference_model")
+                ours_dir=ours_dir, reference_dir=workdir / "reference_model", trained=trained, results=results,
+                log=log, report=report)
 
 
 # ---- tokenizer ------------------------------------------------------------------------------------------
@@ -228,6 +238,44 @@ def test_our_saved_folder_gives_equal_logits_in_the_reference(world):
         torch.testing.assert_close(logits, torch.tensor(batch["logits"]), rtol=0, atol=1e-5)
     saved = load_file(str(world["ours_dir"] / "model.safetensors"))
     assert "transformer.layer.0.rel_attn.r_w_bias" in saved and "sequence_summary.summary.weight" in saved
+
+
+def test_run_classifier_trains_evaluates_saves_and_the_reference_reads_it(world):
+    trained, log = world["trained"], world["log"]
+    assert sorted(log.losses) == [1, 2, 3] and "acc" in world["results"]["final"]
+    record = json.loads((trained / "reinit_keys.json").read_text())
+    assert record["selectors"] == ["transformer.layer.2", "sequence_summary"]
+    assert record["resolved_keys"] and all(key.startswith(("transformer.layer.2.", "sequence_summary."))
+                                           for key in record["resolved_keys"])
+    assert (trained / "spiece.model").is_file()
+    ours = XLNetForSequenceClassification.from_pretrained(trained).eval()
+    initial = load_file(str(world["ours_dir"] / "model.safetensors"))
+    assert not torch.equal(ours.state_dict()["logits_proj.weight"], initial["logits_proj.weight"])  # it trained
+    for batch in world["trained_batches"]:
+        inputs = {name: torch.tensor(batch[name]) for name in ("input_ids", "attention_mask", "token_type_ids")}
+        with torch.no_grad():
+            logits = ours(**inputs).logits
+        torch.testing.assert_close(logits, torch.tensor(batch["logits"]), rtol=0, atol=1e-5)
+
+
+def test_run_classifier_batches_are_padded_on_the_left_as_the_reference_pads(world):
+    """collate_features, given the XLNet tokenizer's Padding, builds the very batches the reference built."""
+    tokenizer = world["tokenizer"]
+    for batch in world["reference_batches"][:2]:
+        # Each row without its padding, as our features hold it.
+        features = []
+        for ids, masks, types in zip(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]):
+            kept = [position for position, mask in enumerate(masks) if mask]
+            features.append(InputFeatures([ids[i] for i in kept], [1] * len(kept), [types[i] for i in kept], 0))
+        collated = collate_features(features, padding=padding_of(tokenizer))
+        assert collated["input_ids"].tolist() == batch["input_ids"]
+        assert collated["attention_mask"].tolist() == batch["attention_mask"]
+        # Token types agree on every real token. On padding we write the seed's segment id 4 where the reference
+        # writes 0; padding is masked out of attention, so neither reaches the logits.
+        for ours, reference, masks in zip(collated["token_type_ids"].tolist(), batch["token_type_ids"],
+                                          batch["attention_mask"]):
+            assert [t for t, m in zip(ours, masks) if m] == [t for t, m in zip(reference, masks) if m]
+            assert [t for t, m in zip(ours, masks) if not m] == [SEGMENT_PAD] * (len(masks) - sum(masks))
 
 
 def test_rel_shift_picks_the_distance_i_minus_j():

@@ -3,8 +3,10 @@ re-initializes what you select.
 
 Reading order: configuration_bert.py -> tokenization_bert.py -> modeling_bert.py -> modeling_utils.py
 (`from_pretrained`), with file_utils.py turning names and URLs into local files, and tf_checkpoint.py reading
-Google's original TensorFlow checkpoints. XLNet has the same three steps in its own files
-(configuration_xlnet.py, tokenization_xlnet.py, modeling_xlnet.py), read after BERT's.
+Google's original TensorFlow checkpoints. The other families (configuration_albert.py, modeling_albert.py,
+tokenization_albert.py, and RoBERTa's) reuse BERT's pieces and say only how they differ; model_families.py
+is the table that picks a family for a model folder.
+XLNet's files (configuration_xlnet.py, tokenization_xlnet.py, modeling_xlnet.py) are read the same way.
 
 The public names are imported on first use rather than here. Importing every module up front would make
 `python -m transformers.tokenization_bert ...` (each module's demo) import that module twice, which Python
@@ -16,6 +18,16 @@ __version__ = "0.1.0"
 
 _PUBLIC_NAMES = {
     "BertConfig": "configuration_bert",
+    "AlbertConfig": "configuration_albert",
+    "AlbertModel": "modeling_albert",
+    "AlbertForSequenceClassification": "modeling_albert",
+    "AlbertTokenizer": "tokenization_albert",
+    "RobertaConfig": "configuration_roberta",
+    "RobertaModel": "modeling_roberta",
+    "RobertaForSequenceClassification": "modeling_roberta",
+    "RobertaTokenizer": "tokenization_roberta",
+    "FAMILIES": "model_families",
+    "choose_family": "model_families",
     "BasicTokenizer": "tokenization_bert",
     "BertTokenizer": "tokenization_bert",
     "WordpieceTokenizer": "tokenization_bert",

@@ -61,6 +61,11 @@ class PretrainedConfig:
     # Every key of config.json that is not a field above, kept as read so that saving does not lose it.
     extra: dict = field(default_factory=dict)
 
+    @property
+    def max_sequence_length(self):
+        """The longest input the model can take; None when nothing fixes one (XLNet's relative positions)."""
+        return None
+
     def __post_init__(self):
         if self.num_labels < 1:
             raise ValueError(f"num_labels must be at least 1, got {self.num_labels}")
@@ -115,19 +120,7 @@ class PretrainedConfig:
 
     @classmethod
     def from_json_file(cls, path, **overrides):
-        try:
-            with open(path, encoding="utf-8") as reader:
-                text = reader.read()
-        except UnicodeDecodeError as error:
-            raise BadValueError(f"{path}: config file is not UTF-8 text ({error})") from None
-        try:
-            values = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise BadValueError(
-                f"{path}: not a valid JSON config (line {error.lineno}, column {error.colno}: {error.msg}); "
-                f"the file may be truncated or not a config.json at all") from None
-        if not isinstance(values, dict):
-            raise BadValueError(f"{path}: a config.json must hold a JSON object, found {type(values).__name__}")
+        values = read_config_json(path)
         model_type = values.get("model_type")
         if model_type is not None and model_type not in cls.accepted_model_types:
             raise LoadingError(f"{path}: model_type {model_type!r} is not {cls.architecture} "
@@ -150,17 +143,8 @@ class PretrainedConfig:
         same as ours (the extra pooler_* and directionality keys are kept in `extra`).
         cache_dir / force_download / local_files_only: how a URL is fetched (see `file_utils.cached_path`).
         """
-        fetch_options = dict(cache_dir=cache_dir, force_download=force_download, local_files_only=local_files_only)
-        if os.path.isdir(path_or_url):
-            path = os.path.join(path_or_url, CONFIG_NAME)
-            if not os.path.isfile(path) and os.path.isfile(os.path.join(path_or_url, TF_CONFIG_NAME)):
-                path = os.path.join(path_or_url, TF_CONFIG_NAME)
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"{path_or_url}: directory has no {CONFIG_NAME} (nor {TF_CONFIG_NAME})")
-        elif is_remote_url(path_or_url) and not url_file_name(path_or_url).endswith(".json"):
-            path = cached_path(join_path_or_url(path_or_url, CONFIG_NAME), **fetch_options)
-        else:
-            path = cached_path(path_or_url, **fetch_options)
+        path = config_file_of(path_or_url, cache_dir=cache_dir, force_download=force_download,
+                              local_files_only=local_files_only)
         return cls.from_json_file(path, **overrides)
 
     # ---- writing ---------------------------------------------------------------------------------------
@@ -215,12 +199,54 @@ class BertConfig(PretrainedConfig):
     layer_norm_eps: float = 1e-12
     pad_token_id: int = 0
 
+    @property
+    def max_sequence_length(self):
+        """The longest input the position table can take (--max_seq_length is checked against it)."""
+        return self.max_position_embeddings
+
     def __post_init__(self):
         if self.hidden_size % self.num_attention_heads != 0:
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must be a multiple of num_attention_heads "
                 f"({self.num_attention_heads}): each head gets hidden_size / num_attention_heads dimensions")
+        if self.extra.get("position_embedding_type", "absolute") != "absolute":
+            raise ValueError(f"position_embedding_type {self.extra['position_embedding_type']!r} is not supported; "
+                             "only learned absolute positions ('absolute') are")
         super().__post_init__()
+
+
+def config_file_of(path_or_url, cache_dir=None, force_download=False, local_files_only=False):
+    """The local path of the config file that `path_or_url` (a model directory, a config file, or the URL of
+    either) stands for, fetched first when remote."""
+    fetch_options = dict(cache_dir=cache_dir, force_download=force_download, local_files_only=local_files_only)
+    if os.path.isdir(path_or_url):
+        path = os.path.join(path_or_url, CONFIG_NAME)
+        if not os.path.isfile(path) and os.path.isfile(os.path.join(path_or_url, TF_CONFIG_NAME)):
+            path = os.path.join(path_or_url, TF_CONFIG_NAME)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path_or_url}: directory has no {CONFIG_NAME} (nor {TF_CONFIG_NAME})")
+        return path
+    if is_remote_url(path_or_url) and not url_file_name(path_or_url).endswith(".json"):
+        return cached_path(join_path_or_url(path_or_url, CONFIG_NAME), **fetch_options)
+    return cached_path(path_or_url, **fetch_options)
+
+
+def read_config_json(path):
+    """config.json as a dict, or a one-line error naming the file (and the line, for broken JSON)."""
+    try:
+        with open(path, encoding="utf-8") as reader:
+            text = reader.read()
+    except UnicodeDecodeError as error:
+        raise BadValueError(f"{path}: config file is not UTF-8 text ({error})") from None
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise BadValueError(
+            f"{path}: not a valid JSON config (line {error.lineno}, column {error.colno}: {error.msg}); "
+            f"the file may be truncated or not a config.json at all") from None
+    if not isinstance(values, dict):
+        raise BadValueError(f"{path}: a config.json must hold a JSON object, found {type(values).__name__}")
+    return values
 
 
 def _read_id2label(id2label, label2id):

@@ -68,26 +68,30 @@ class BertEmbeddings(nn.Module):
     share positions yet stay distinguishable.
     """
 
-    def __init__(self, config):
+    def __init__(self, config, width=None):
+        """width: the size of each vector, H (ALBERT makes them narrower: embedding_size E)."""
         super().__init__()
+        width = config.hidden_size if width is None else width
         # padding_idx keeps the [PAD] row out of the gradient, so padding never learns anything.
-        self.word_embeddings = Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
-        self.position_embeddings = Embedding(config.max_position_embeddings, config.hidden_size)
-        self.token_type_embeddings = Embedding(config.type_vocab_size, config.hidden_size)
+        self.word_embeddings = Embedding(config.vocab_size, width, padding_idx=config.pad_token_id)
+        self.position_embeddings = Embedding(config.max_position_embeddings, width)
+        self.token_type_embeddings = Embedding(config.type_vocab_size, width)
         # Old TensorFlow checkpoints call this LayerNorm's parameters `gamma`/`beta`; modeling_utils renames them.
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.LayerNorm = nn.LayerNorm(width, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, input_ids, token_type_ids):
+    def forward(self, input_ids, token_type_ids, position_ids=None):
+        """position_ids: [B, L], for a model that numbers positions its own way (RoBERTa); BERT leaves it None."""
         seq_length = input_ids.shape[1]
         if seq_length > self.position_embeddings.num_embeddings:
             raise ValueError(f"sequence length {seq_length} exceeds max_position_embeddings "
                              f"({self.position_embeddings.num_embeddings}); lower max_seq_length")
-        # Positions are 0..L-1 for every sequence; [L] broadcasts over the batch.
-        position_ids = torch.arange(seq_length, device=input_ids.device)
+        if position_ids is None:
+            # Positions are 0..L-1 for every sequence; [L] broadcasts over the batch.
+            position_ids = torch.arange(seq_length, device=input_ids.device)
         embeddings = (self.word_embeddings(input_ids)  # [B, L] -> [B, L, H]
                       + self.token_type_embeddings(token_type_ids)  # [B, L] -> [B, L, H]
-                      + self.position_embeddings(position_ids))  # [L] -> [L, H], broadcast to [B, L, H]
+                      + self.position_embeddings(position_ids))  # [L] -> [L, H] broadcast, or [B, L] -> [B, L, H]
         return self.dropout(self.LayerNorm(embeddings))
 
 
@@ -308,17 +312,17 @@ class BertForSequenceClassification(PreTrainedModel):
         output = self.bert(input_ids, attention_mask, token_type_ids, first_token_only=True)
         pooled = output.pooler_output  # [B, H]
         logits = self.classifier(self.dropout(pooled))  # [B, H] -> [B, C]
-        return SequenceClassifierOutput(loss=classification_loss(logits, labels), logits=logits)
+        return SequenceClassifierOutput(loss=classification_loss(logits, labels, self.num_labels), logits=logits)
 
 
-def classification_loss(logits, labels):
-    """The head's loss, or None without labels: cross-entropy over C classes; squared error when C == 1."""
+def classification_loss(logits, labels, num_labels):
+    """Cross-entropy over C classes, or, when the head has one output, squared error (regression, e.g. STS-B's
+    similarity score); None without labels. Every family's classifier uses this."""
     if labels is None:
         return None
-    if logits.shape[-1] == 1:
-        # Regression (STS-B): a similarity score, so squared error on the single output.
-        return F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype))
-    return F.cross_entropy(logits, labels)  # [B, C] scores, [B] class ids
+    if num_labels == 1:
+        return F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype))  # [B, 1] -> [B] against [B]
+    return F.cross_entropy(logits, labels)  # [B, C] against [B] class ids
 
 
 def _demo():

@@ -1,8 +1,10 @@
 """Reading path, stop 6 (README): loading pre-trained weights into a model, and re-initializing the ones
 you choose.
 
-Takes a model directory (or a weights file, or a URL) and hands on a ready `BertModel` /
-`BertForSequenceClassification` plus a `LoadingInfo` that says where every tensor came from.
+Takes a model directory (or a weights file, or a URL) and hands on a ready model of the class it was called on
+(`BertModel`, `BertForSequenceClassification`, `AlbertForSequenceClassification`, ...) plus a `LoadingInfo` that
+says where every tensor came from. Each model class names its config class and the prefix of its encoder's
+weights (`config_class`, `base_model_prefix`); everything below works from those two.
 
 `PreTrainedModel.from_pretrained` reads top to bottom as named steps:
     find files -> read config -> build model -> read state dict -> choose what to load and what to reinit
@@ -45,7 +47,8 @@ logger = logging.getLogger(__name__)
 # `position_ids` range [0..511] as a buffer. We compute it on the fly, so the key is dropped silently.
 IGNORED_CHECKPOINT_KEYS = re.compile(r"(^|\.)position_ids$")
 
-# Keys of the classification head: the only weights whose rows stand for label names.
+# Keys of BERT's classification head: the only weights whose rows stand for label names. A model class whose
+# head is built otherwise names its own (`PreTrainedModel.label_row_keys`).
 HEAD_KEYS = ("classifier.weight", "classifier.bias")
 
 
@@ -150,15 +153,18 @@ class Embedding(nn.Embedding):
 class PreTrainedModel(nn.Module):
     """Base of every model here: holds the config, the init rule, saving and `from_pretrained`."""
 
+    # The config class that from_pretrained reads config.json with, and whose instances the model takes.
+    config_class = BertConfig
     # Checkpoints of a head model (BertForSequenceClassification) name the encoder's weights `bert.*`.
     base_model_prefix = "bert"
-    # The config this family reads (XLNet's models set XLNetConfig and "transformer").
-    config_class = BertConfig
+    # The weights whose rows stand for label names (see `match_head_to_labels`).
+    label_row_keys = HEAD_KEYS
 
     def __init__(self, config):
         super().__init__()
         if not isinstance(config, self.config_class):
-            raise TypeError(f"config must be a {self.config_class.__name__}, got {type(config).__name__}")
+            raise TypeError(f"{type(self).__name__} takes a {self.config_class.__name__}, "
+                            f"got {type(config).__name__}")
         self.config = config
         self.loading_info = LoadingInfo()
 
@@ -218,6 +224,7 @@ class PreTrainedModel(nn.Module):
         config_file, weights_file = _find_files(pretrained_model_name_or_path, config, state_dict, fetch)
 
         # 2. Read the config.
+        #    The config class refuses a config.json whose model_type is another family's.
         if config is None:
             config = cls.config_class.from_pretrained(config_file, **config_overrides)
         elif config_overrides:
@@ -236,6 +243,9 @@ class PreTrainedModel(nn.Module):
         #    here; what it holds that no model uses (Adam's slots, global_step, the cls/ heads) is only listed.
         source, unused_in_checkpoint = weights_file or "the given state_dict", []
         if state_dict is None and weights_file.endswith(".index"):
+            if cls.config_class is not BertConfig:
+                raise LoadingError(f"{weights_file}: a TensorFlow checkpoint; Google's names are mapped for BERT "
+                                   f"only, not for {cls.__name__}. Convert it with the reference library first")
             converted = bert_state_dict(weights_file)
             state_dict, unused_in_checkpoint = converted.state_dict, converted.unused
             source = f"{weights_file} (TensorFlow checkpoint, converted in memory)"
@@ -252,7 +262,7 @@ class PreTrainedModel(nn.Module):
                 info.unexpected_keys.append(key)
         if labels is not None:
             match_head_to_labels(state_dict, labels, checkpoint_labels, _config_path(config_file) or "the config",
-                                 ignore_mismatched_sizes)
+                                 ignore_mismatched_sizes, head_keys=model.label_row_keys)
         info.mismatched_keys = _drop_mismatched(model, state_dict, ignore_mismatched_sizes, source)
 
         # 6. Load: walk the modules and let each copy its own tensors out of the state dict.
@@ -458,7 +468,8 @@ def _no_match_message(selector, names, model, checkpoint_keys):
     return f"reinit selector {selector!r} matches no parameter of {type(model).__name__}: {reason}{hint}"
 
 
-def match_head_to_labels(state_dict, labels, checkpoint_labels, config_source, ignore_mismatched_sizes=False):
+def match_head_to_labels(state_dict, labels, checkpoint_labels, config_source, ignore_mismatched_sizes=False,
+                         head_keys=HEAD_KEYS):
     """Reorder a loaded head's rows (in place) so that row i scores `labels[i]`.
 
     A checkpoint saved by transformers may number its classes in any order, e.g. id2label
@@ -470,7 +481,7 @@ def match_head_to_labels(state_dict, labels, checkpoint_labels, config_source, i
     names no labels (LABEL_0, LABEL_1, ...: its rows are taken in order, as always). A checkpoint whose names
     differ from the task's is an error: its head was trained for other classes.
     """
-    if HEAD_KEYS[0] not in state_dict or checkpoint_labels is None:
+    if head_keys[0] not in state_dict or checkpoint_labels is None:
         return
     if sorted(checkpoint_labels) == sorted(labels):
         label2id = {name: row for row, name in enumerate(checkpoint_labels)}
@@ -478,7 +489,7 @@ def match_head_to_labels(state_dict, labels, checkpoint_labels, config_source, i
         if rows != list(range(len(labels))):
             logger.info("classifier rows reordered to the task's labels: %s",
                         ", ".join(f"{name} <- row {row}" for name, row in zip(labels, rows)))
-            for key in HEAD_KEYS:
+            for key in head_keys:
                 if key in state_dict:
                     state_dict[key] = state_dict[key][rows]  # [C, H] rows picked -> [C, H] in task order
         return
@@ -542,8 +553,15 @@ def _check_architecture(model, state_dict, info, source):
 
 # ---- step 8: report ------------------------------------------------------------------------------------
 
-def group_by_module(names, depth_pattern=r"^(.*?[./]layer[._]\d+|[^./]+[./][^./]+|[^./]+)[./]"):
+# A name's module, for the report: down to a layer's number (BERT's `layer.4`, ALBERT's `albert_layer_groups.0`,
+# TensorFlow's `layer_4`), else its first two parts.
+MODULE_OF_NAME = r"^(.*?[./](?:layer|albert_layer_groups)[._]\d+|[^./]+[./][^./]+|[^./]+)[./]"
+
+
+def group_by_module(names, depth_pattern=MODULE_OF_NAME):
     """{'bert.encoder.layer.4': ['attention.self.query.weight', ...], 'bert.pooler': [...], ...}.
+
+    ALBERT's names group by layer group: 'albert.encoder.albert_layer_groups.0': ['albert_layers.0.ffn.weight', ...].
 
     TensorFlow names group the same way: 'bert/encoder/layer_4': ['attention/self/query/kernel/adam_m', ...].
     """
@@ -595,7 +613,7 @@ def top_layer_selectors(config, num_layers, pooler=False, layer_prefix="bert.enc
     total = config.num_hidden_layers
     if not 0 <= num_layers <= total:
         raise BadValueError(f"cannot re-initialize the top {num_layers} layers: the model has {total} "
-                         f"encoder layers (choose 0..{total})")
+                            f"encoder layers (choose 0..{total})")
     selectors = [f"{layer_prefix}.{index}" for index in range(total - num_layers, total)]
     if pooler:
         selectors.append(pooler_name)

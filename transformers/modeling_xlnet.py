@@ -290,7 +290,7 @@ class XLNetForSequenceClassification(XLNetPreTrainedModel):
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None) -> SequenceClassifierOutput:
         sequence = self.transformer(input_ids, attention_mask, token_type_ids).last_hidden_state  # [B, L, H]
         logits = self.logits_proj(self.sequence_summary(sequence))  # [B, L, H] -> [B, H] -> [B, C]
-        return SequenceClassifierOutput(loss=classification_loss(logits, labels), logits=logits)
+        return SequenceClassifierOutput(loss=classification_loss(logits, labels, self.num_labels), logits=logits)
 
 
 # ---- re-initialization ------------------------------------------------------------------------------------

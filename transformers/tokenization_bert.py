@@ -455,22 +455,7 @@ class BertTokenizer:
         """
         ids_a = self.convert_tokens_to_ids(self.tokenize(text))
         ids_b = None if text_pair is None else self.convert_tokens_to_ids(self.tokenize(text_pair))
-        if max_length is not None:
-            num_special = 2 if ids_b is None else 3
-            if max_length < num_special:
-                raise ValueError(f"max_length={max_length} leaves no room: [CLS] and [SEP] alone take "
-                                 f"{num_special} positions")
-            ids_a, ids_b = truncate_longest_first(ids_a, ids_b, max_length - num_special)
-
-        input_ids = [self.cls_token_id] + ids_a + [self.sep_token_id]
-        # Segment a owns [CLS] and its own [SEP]: "[CLS] 股 票 [SEP] 突 破 [SEP]" -> 0 0 0 0 1 1 1.
-        token_type_ids = [0] * len(input_ids)
-        if ids_b is not None:
-            input_ids += ids_b + [self.sep_token_id]
-            token_type_ids += [1] * (len(ids_b) + 1)
-        # 1 for every real token. Padding, added later by the caller, gets 0 so attention ignores it.
-        attention_mask = [1] * len(input_ids)
-        return {"input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask}
+        return lay_out_inputs(ids_a, ids_b, max_length, self.cls_token_id, self.sep_token_id)
 
     def batch_encode_plus(self, texts, text_pairs=None, max_length=None):
         """[encode_plus(text, pair)] for each text (and its pair): a list of dicts, not padded."""
@@ -600,23 +585,59 @@ def _write_json(path, value):
         writer.write("\n")
 
 
-def truncate_longest_first(ids_a, ids_b, room):
-    """Cuts tokens from the end of the longer sequence, one at a time, until both fit in `room`.
+def lay_out_inputs(ids_a, ids_b, max_length, cls_id, sep_id, separators_between=1, type_b=1,
+                   odd_token_to_longer=False):
+    """Token ids of a text (and its pair) -> {"input_ids", "token_type_ids", "attention_mask"}, cut to max_length.
+
+    BERT and ALBERT:  [CLS] a [SEP] b [SEP]        "[CLS] 股 票 [SEP] 突 破 [SEP]" -> types 0 0 0 0 1 1 1
+    RoBERTa:          <s> a </s> </s> b </s>       (separators_between=2, type_b=0: one segment type only)
+    Segment a owns the first token and its own separator. With max_length, tokens are cut from the end of
+    the texts (`truncate_longest_first`, which explains `odd_token_to_longer`) so that the result, special
+    tokens included, fits.
+    """
+    num_special = 2 if ids_b is None else 2 + separators_between
+    if max_length is not None:
+        if max_length < num_special:
+            raise ValueError(f"max_length={max_length} leaves no room: the special tokens alone take "
+                             f"{num_special} positions")
+        ids_a, ids_b = truncate_longest_first(ids_a, ids_b, max_length - num_special, odd_token_to_longer)
+    input_ids = [cls_id] + ids_a + [sep_id]
+    token_type_ids = [0] * len(input_ids)
+    if ids_b is not None:
+        second = [sep_id] * (separators_between - 1) + ids_b + [sep_id]
+        input_ids += second
+        token_type_ids += [type_b] * len(second)
+    # 1 for every real token. Padding, added later by the caller, gets 0 so attention ignores it.
+    return {"input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": [1] * len(input_ids)}
+
+
+def truncate_longest_first(ids_a, ids_b, room, odd_token_to_longer=False):
+    """Cuts tokens from the end of the longer sequence first, until both fit in `room`.
 
     Why the longer one: in a pair such as (short question, long passage) the few question tokens are
     the most valuable ones, and one token less costs the long text proportionally little. Cutting both
     evenly would throw away question words while the passage still had plenty.
-    On a tie the second sequence loses the token, as in Hugging Face's tokenizers.
     Example, room 5: a = 5 tokens, b = 3 tokens -> cut a, a, b -> a keeps 3, b keeps 2.
+
+    When both end up cut and `room` is odd, one of them keeps the odd token. Hugging Face's two tokenizers
+    disagree on which: the Python one (transformers 2.x's, and the BERT tokenizer our tests compare with)
+    cuts one token at a time, the second sequence on a tie, so the first keeps it; the Rust one (the only
+    ALBERT and RoBERTa tokenizer transformers 5 has) gives it to the longer, the second on a tie
+    (`odd_token_to_longer=True`). Room 21, a = 30, b = 30: a keeps 11, b 10; with the flag, a 10, b 11.
     """
     if ids_b is None:
         return ids_a[:room], None
-    keep_a, keep_b = len(ids_a), len(ids_b)
-    while keep_a + keep_b > room:
-        if keep_a > keep_b:
-            keep_a -= 1
+    if 2 * min(len(ids_a), len(ids_b)) <= room:
+        # Only the longer is cut (if anything): it keeps what the shorter leaves of the room.
+        if len(ids_a) > len(ids_b):
+            keep_a, keep_b = room - len(ids_b), len(ids_b)
         else:
-            keep_b -= 1
+            keep_a, keep_b = len(ids_a), room - len(ids_a)
+    else:
+        # Both are cut, to half the room each; the odd token goes to the first, or with the flag to the longer.
+        half, odd = room // 2, room % 2
+        a_gets_odd = len(ids_a) > len(ids_b) if odd_token_to_longer else True
+        keep_a, keep_b = (half + odd, half) if a_gets_odd else (half, half + odd)
     return ids_a[:keep_a], ids_b[:keep_b]
 
 

@@ -1,0 +1,229 @@
+"""Step 3 for ALBERT: the network, from token ids to a sentence vector and class scores.
+
+ALBERT ("A Lite BERT", Lan et al., ICLR 2020) is BERT with two changes that cut the number of weights, not
+the amount of computing:
+
+1. Factorized embeddings. Tokens, positions and segments get narrow vectors of size E (embedding_size), and one
+   matrix `embedding_hidden_mapping_in` [E, H] widens them to H before the first layer.
+2. Weights shared across depth. The network runs num_hidden_layers layers, but there are only
+   num_hidden_groups sets of layer weights (usually one): depth i runs group `config.group_of_depth(i)`.
+
+Takes what a tokenizer made (`input_ids`, `attention_mask`, `token_type_ids`) and hands on `BertModelOutput` or,
+with the head, `SequenceClassifierOutput`: the same outputs as modeling_bert.py, which this file reuses for
+everything ALBERT does the same way (the embedding sum, the attention arithmetic, the mask, the outputs).
+
+Pieces in the order data flows through them:
+    embeddings (E) -> embedding_hidden_mapping_in (E -> H) -> attention -> feed-forward -> layer
+    -> layer group -> transformer (depth loop) -> pooler -> AlbertModel -> AlbertForSequenceClassification
+
+Parameter names are transformers' (`albert.encoder.albert_layer_groups.0.albert_layers.0.attention.query.weight`),
+so that checkpoints saved by transformers load as they are.
+
+Shape legend, used in the comments of this file:
+    B batch size, L sequence length, E embedding size, H hidden size, N attention heads, D head size (H = N * D),
+    I intermediate size, C number of labels, Q rows that ask queries (L; 1 in the classifier's last layer).
+
+Run `python -m transformers.modeling_albert` to build a small random ALBERT and print the shape after each step.
+"""
+import torch
+from torch import nn
+
+from .configuration_albert import AlbertConfig
+from .file_utils import BadValueError
+from .modeling_bert import (BertEmbeddings, BertModelOutput, BertSelfAttention, SequenceClassifierOutput,
+                            attention_bias_from_mask, classification_loss, get_activation)
+from .modeling_utils import Linear, PreTrainedModel
+
+
+class AlbertEmbeddings(BertEmbeddings):
+    """BERT's embeddings (token + position + segment, LayerNorm, dropout), each vector E wide instead of H.
+
+    The vocabulary table is the big one: for a 30,000-token vocabulary and H = 768, BERT's has 23M numbers,
+    ALBERT's (E = 128) 3.8M, plus 0.1M for the [E, H] matrix that widens them.
+    """
+
+    def __init__(self, config):
+        super().__init__(config, width=config.embedding_size)
+
+
+class AlbertAttention(BertSelfAttention):
+    """BERT's self-attention (query, key, value, heads) with its output projection and LayerNorm in the same
+    module: ALBERT's checkpoints name them `attention.dense` and `attention.LayerNorm`, where BERT's say
+    `attention.output.dense` and `attention.output.LayerNorm`."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.dense = Linear(config.hidden_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, queries_from, hidden_states, attention_bias):
+        context = super().forward(queries_from, hidden_states, attention_bias)  # [B, Q, H] heads side by side
+        # [B, Q, H] -> [B, Q, H]; the residual is the query rows' own input, as in BERT.
+        return self.LayerNorm(queries_from + self.dropout(self.dense(context)))
+
+
+class AlbertLayer(nn.Module):
+    """One Transformer block: attention, then the feed-forward block `ffn` (H -> I) and `ffn_output` (I -> H).
+
+    The feed-forward output has no dropout before its residual + LayerNorm: neither the original ALBERT code
+    nor transformers applies one there (released ALBERTs train with dropout 0 anyway).
+    """
+
+    def __init__(self, config):
+        super().__init__()
+        self.attention = AlbertAttention(config)
+        self.ffn = Linear(config.hidden_size, config.intermediate_size)
+        self.activation = get_activation(config.hidden_act)
+        self.ffn_output = Linear(config.intermediate_size, config.hidden_size)
+        self.full_layer_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, hidden_states, attention_bias, first_token_only=False):
+        # first_token_only: compute the [CLS] row alone ([B, L, H] -> [B, 1, H]), as BertLayer does.
+        queries_from = hidden_states[:, :1] if first_token_only else hidden_states
+        attended = self.attention(queries_from, hidden_states, attention_bias)  # [B, Q, H]
+        widened = self.activation(self.ffn(attended))  # [B, Q, H] -> [B, Q, I]
+        return self.full_layer_layer_norm(self.ffn_output(widened) + attended)  # [B, Q, I] -> [B, Q, H]
+
+
+class AlbertLayerGroup(nn.Module):
+    """inner_group_num layers, each with its own weights, run one after the other whenever the group is used."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.albert_layers = nn.ModuleList(AlbertLayer(config) for _ in range(config.inner_group_num))
+
+    def forward(self, hidden_states, attention_bias, first_token_only=False):
+        last = len(self.albert_layers) - 1
+        for index, layer in enumerate(self.albert_layers):
+            hidden_states = layer(hidden_states, attention_bias, first_token_only and index == last)
+        return hidden_states
+
+
+class AlbertTransformer(nn.Module):
+    """Widens the embeddings to H, then runs num_hidden_layers depths, each with its group's shared weights.
+
+    The depth loop is what sharing means: with one group, `albert_layer_groups.0` is called num_hidden_layers
+    times, and its gradient is the sum of what every depth asks of it. That is also why re-initializing
+    "the top N layers" has no meaning for such a model (see `top_group_selectors`).
+    """
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.embedding_hidden_mapping_in = Linear(config.embedding_size, config.hidden_size)
+        self.albert_layer_groups = nn.ModuleList(AlbertLayerGroup(config) for _ in range(config.num_hidden_groups))
+
+    def forward(self, embedded, attention_bias, first_token_only=False):
+        hidden_states = self.embedding_hidden_mapping_in(embedded)  # [B, L, E] -> [B, L, H]
+        last = self.config.num_hidden_layers - 1
+        for depth in range(self.config.num_hidden_layers):
+            group = self.albert_layer_groups[self.config.group_of_depth(depth)]
+            # [B, L, H] -> [B, L, H]; the last depth with first_token_only: [B, L, H] -> [B, 1, H]
+            hidden_states = group(hidden_states, attention_bias, first_token_only and depth == last)
+        return hidden_states
+
+
+class AlbertModel(PreTrainedModel):
+    """The encoder without a task head: ids -> one vector per token and a pooled vector per sentence."""
+
+    config_class = AlbertConfig
+    base_model_prefix = "albert"
+
+    def __init__(self, config: AlbertConfig, initialize=True):
+        super().__init__(config)
+        self.embeddings = AlbertEmbeddings(config)
+        self.encoder = AlbertTransformer(config)
+        # The pooler is a bare Linear here (`albert.pooler.weight`), where BERT's is `bert.pooler.dense.weight`;
+        # it does the same: dense + tanh on the [CLS] vector, trained by pre-training's sentence-order task.
+        self.pooler = Linear(config.hidden_size, config.hidden_size)
+        if initialize:  # from_pretrained passes False and fills the tensors itself
+            self.init_weights()
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None,
+                first_token_only=False) -> BertModelOutput:
+        """first_token_only=True: the last depth computes the [CLS] row alone (see BertEncoder)."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        embedded = self.embeddings(input_ids, token_type_ids)  # [B, L] -> [B, L, E]
+        attention_bias = attention_bias_from_mask(attention_mask, embedded.dtype)  # [B, L] -> [B, 1, 1, L]
+        sequence = self.encoder(embedded, attention_bias, first_token_only)  # [B, L, E] -> [B, L or 1, H]
+        pooled = torch.tanh(self.pooler(sequence[:, 0]))  # [B, L or 1, H] -> [B, H], the [CLS] position
+        return BertModelOutput(last_hidden_state=sequence, pooler_output=pooled)
+
+
+class AlbertForSequenceClassification(PreTrainedModel):
+    """AlbertModel plus a linear head on the pooled vector: C class scores, or one number when C == 1."""
+
+    config_class = AlbertConfig
+    base_model_prefix = "albert"
+
+    def __init__(self, config: AlbertConfig, initialize=True):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.albert = AlbertModel(config, initialize=False)  # initialized below, together with the head
+        self.dropout = nn.Dropout(config.classifier_dropout_prob)
+        self.classifier = Linear(config.hidden_size, config.num_labels)
+        if initialize:
+            self.init_weights()
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None) -> SequenceClassifierOutput:
+        pooled = self.albert(input_ids, attention_mask, token_type_ids, first_token_only=True).pooler_output
+        logits = self.classifier(self.dropout(pooled))  # [B, H] -> [B, C]
+        return SequenceClassifierOutput(loss=classification_loss(logits, labels, self.num_labels), logits=logits)
+
+
+# ---- --reinit_layers for ALBERT --------------------------------------------------------------------------
+
+def top_group_selectors(config, num_layers, pooler=False):
+    """What `--reinit_layers N` selects in an ALBERT: the top N layer groups (and the pooler).
+
+    Re-initializing the top N layers (Zhang et al.) assumes that the top layers have weights of their own. In
+    ALBERT they do only when there are several groups: with 12 layers in 4 groups, group 3 serves depths 9-11
+    alone, so "the top 1" means group 3, i.e. the top 3 depths. With a single group (every released ALBERT,
+    albert_zh included) one set of weights serves every depth: re-initializing it would throw away the whole
+    pre-trained encoder, which is not what the flag asks for. That case is refused with an explanation;
+    `--reinit_keys` can still select any of ALBERT's own names.
+    """
+    groups = config.num_hidden_groups
+    if num_layers and groups == 1:
+        raise BadValueError(
+            f"--reinit_layers {num_layers}: this ALBERT has one layer group, whose weights serve all "
+            f"{config.num_hidden_layers} depths, so it has no top layers of its own to re-initialize (doing so "
+            "would re-initialize the whole encoder). Use --reinit_keys on ALBERT's names instead, e.g. "
+            "albert.encoder.albert_layer_groups.0.albert_layers.0.ffn_output or albert.pooler (see --list_keys)")
+    if not 0 <= num_layers <= groups:
+        raise BadValueError(f"cannot re-initialize the top {num_layers} layer groups: this ALBERT has {groups} "
+                            f"(choose 0..{groups}); each group serves "
+                            f"{config.num_hidden_layers / groups:g} consecutive depths")
+    selectors = [f"albert.encoder.albert_layer_groups.{index}" for index in range(groups - num_layers, groups)]
+    if pooler:
+        selectors.append("albert.pooler")
+    return selectors
+
+
+def _demo():
+    config = AlbertConfig(vocab_size=100, embedding_size=16, hidden_size=32, num_hidden_layers=4,
+                          num_hidden_groups=2, num_attention_heads=4, intermediate_size=64)
+    torch.manual_seed(0)
+    model = AlbertModel(config).eval()
+    input_ids = torch.tensor([[2, 17, 42, 3]])
+    print("input_ids                      ", list(input_ids.shape), "[B, L]")
+    with torch.no_grad():
+        embedded = model.embeddings(input_ids, torch.zeros_like(input_ids))
+        print("embeddings                     ", list(embedded.shape), "[B, L, E]")
+        hidden = model.encoder.embedding_hidden_mapping_in(embedded)
+        print("embedding_hidden_mapping_in    ", list(hidden.shape), "[B, L, H]")
+        bias = attention_bias_from_mask(torch.ones_like(input_ids), hidden.dtype)
+        for depth in range(config.num_hidden_layers):
+            group = config.group_of_depth(depth)
+            hidden = model.encoder.albert_layer_groups[group](hidden, bias)
+            print(f"depth {depth}: albert_layer_groups.{group} ", list(hidden.shape), "[B, L, H]")
+        print("pooler_output                  ", list(model(input_ids).pooler_output.shape), "[B, H]")
+    print(f"{sum(p.numel() for p in model.parameters())} parameters for {config.num_hidden_layers} depths")
+
+
+if __name__ == "__main__":
+    _demo()

@@ -1,0 +1,242 @@
+"""Step 2 for ALBERT: text -> token ids with a SentencePiece model (`spiece.model`).
+
+Takes raw text (or a pair) and the `spiece.model` that ALBERT was pre-trained with, and hands on the three
+lists the model reads: `input_ids`, `token_type_ids`, `attention_mask`, laid out as BERT's
+(`[CLS] a [SEP] b [SEP]`, types 0 then 1). albert_zh checkpoints ship BERT's `vocab.txt` instead; for those
+the family table uses BertTokenizer, not this file.
+
+SentencePiece cuts text into pieces of a trained unigram vocabulary, with no idea of "words": a space is part
+of the piece that follows it, written "▁" (U+2581):
+
+    "Hello wörld!!"  -> prepare -> "hello world!!"  -> SentencePiece -> ["▁hello", "▁world", "!!"]
+
+Before SentencePiece sees the text we do what ALBERT's tokenizer in transformers does, in the same order:
+quotes written `` and '' become ", accents are stripped (NFKD, then combining marks dropped) and the text is
+lower-cased. SentencePiece then applies the normalization stored in the model (NFKC, whitespace runs folded
+into one "▁", a "▁" put in front). The most likely split is then found by `best_split`, word by word, as
+transformers does. We do not let SentencePiece split, because of ties: "!!!!" scores the same as "!" + "!!!" and
+as "!!!" + "!", and SentencePiece picks the other one than transformers does (about 1 tweet in 300). Both
+sides use the same vocabulary and scores, read from spiece.model. tests/test_albert.py checks that the result
+equals the reference's, token for token, on real tweets.
+
+Run `python -m transformers.tokenization_albert path/to/spiece_folder "some text"` to see the output.
+"""
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import unicodedata
+
+from .tokenization_bert import TOKENIZER_CONFIG_NAME, lay_out_inputs
+
+SPIECE_NAME = "spiece.model"
+# SentencePiece writes a space as this character, U+2581, at the start of the piece that follows it.
+WORD_START = "\u2581"
+# ALBERT's special tokens, as its spiece.model holds them (ids 0..4 in every release).
+SPECIAL_TOKENS = {"pad_token": "<pad>", "unk_token": "<unk>", "cls_token": "[CLS]", "sep_token": "[SEP]",
+                  "mask_token": "[MASK]"}
+
+
+class AlbertTokenizer:
+    """Text (or a text pair) -> input_ids, token_type_ids, attention_mask, with a SentencePiece model."""
+
+    def __init__(self, vocab_file, do_lower_case=True, keep_accents=False, **special_tokens):
+        import sentencepiece  # a runtime dependency (requirements.txt), needed only for this family
+
+        unknown = set(special_tokens) - set(SPECIAL_TOKENS)
+        if unknown:
+            raise TypeError(f"AlbertTokenizer has no special token role {sorted(unknown)}; "
+                            f"roles are {', '.join(SPECIAL_TOKENS)}")
+        self.vocab_file = vocab_file
+        self.do_lower_case = do_lower_case
+        self.keep_accents = keep_accents
+        self.sp_model = sentencepiece.SentencePieceProcessor()
+        try:
+            self.sp_model.Load(str(vocab_file))
+        except (OSError, RuntimeError) as error:
+            raise ValueError(f"{vocab_file}: not a readable SentencePiece model ({error})") from None
+        self.ids_to_tokens = [self.sp_model.IdToPiece(index) for index in range(self.sp_model.GetPieceSize())]
+        # What best_split chooses from: the normal pieces (not <unk>, <pad>, [CLS], ...) and their scores
+        # (log-probabilities). <unk> scores 10 below the least likely piece, as in SentencePiece.
+        normal = [index for index in range(len(self.ids_to_tokens))
+                  if not (self.sp_model.IsControl(index) or self.sp_model.IsUnknown(index))]
+        self.piece_ids = {self.ids_to_tokens[index]: index for index in normal}
+        self.piece_scores = [self.sp_model.GetScore(index) for index in range(len(self.ids_to_tokens))]
+        self.longest_piece = max(map(len, self.piece_ids))
+        self.unk_score = min(self.piece_scores[index] for index in normal) - 10.0
+        # The pieces' scores decide the split as much as the pieces do; a feature cache is keyed on both.
+        self.rules_sha1 = hashlib.sha1(json.dumps(self.piece_scores).encode("utf-8")).hexdigest()
+        self.vocab = {token: index for index, token in enumerate(self.ids_to_tokens)}
+        self.special = {**SPECIAL_TOKENS, **special_tokens}
+        for role, token in self.special.items():
+            if token not in self.vocab:
+                raise ValueError(f"{vocab_file}: the {role} {token!r} is not one of the model's pieces")
+        self.cls_token_id = self.vocab[self.special["cls_token"]]
+        self.sep_token_id = self.vocab[self.special["sep_token"]]
+        self.pad_token_id = self.vocab[self.special["pad_token"]]
+        self.unk_token_id = self.vocab[self.special["unk_token"]]
+
+    @property
+    def vocab_size(self):
+        return len(self.ids_to_tokens)
+
+    # ---- text -> tokens -> ids ----
+
+    def prepare(self, text):
+        """What ALBERT's tokenizer does before SentencePiece: `` and '' -> ", strip accents, lower-case.
+
+        "Ça ``marche''" -> 'ca "marche"'. Accents are stripped by decomposing (NFKD: "ç" -> "c" + U+0327) and
+        dropping the non-spacing marks (category Mn) that decomposition split off.
+        """
+        text = text.replace("``", '"').replace("''", '"')
+        if not self.keep_accents:
+            text = "".join(ch for ch in unicodedata.normalize("NFKD", text) if unicodedata.category(ch) != "Mn")
+        return text.lower() if self.do_lower_case else text
+
+    def encode(self, text):
+        """Text -> piece ids: prepare, SentencePiece's normalization, then the best split of each word."""
+        normalized = self.sp_model.Normalize(self.prepare(text))  # "Hello  wörld!!" -> "▁hello▁world!!"
+        words = [WORD_START + word for word in normalized.split(WORD_START) if word]  # ["▁hello", "▁world!!"]
+        return [index for word in words for index in self.best_split(word)]
+
+    def best_split(self, word):
+        """The ids of the most likely split of `word` into pieces (Viterbi over the unigram scores).
+
+        best[end] holds the best (score, start, id) of a split of word[:end]. Positions are visited left to
+        right and, for each, every piece that starts there; a later candidate replaces the stored one only if
+        it scores strictly higher, so on a tie the piece that starts earliest wins: "▁!!!!" -> "▁", "!", "!!!".
+        A character no piece covers becomes <unk>, scored below every piece; a run of them is one <unk>.
+        """
+        best = [None] * (len(word) + 1)
+        best[0] = (0.0, 0, None)
+        for start in range(len(word)):
+            if best[start] is None:
+                continue
+            base = best[start][0]
+            found_single = False
+            for end in range(start + 1, min(len(word), start + self.longest_piece) + 1):
+                index = self.piece_ids.get(word[start:end])
+                if index is None:
+                    continue
+                found_single = found_single or end == start + 1
+                score = base + self.piece_scores[index]
+                if best[end] is None or score > best[end][0]:
+                    best[end] = (score, start, index)
+            if not found_single:
+                score = base + self.unk_score
+                if best[start + 1] is None or score > best[start + 1][0]:
+                    best[start + 1] = (score, start, self.unk_token_id)
+        ids, end = [], len(word)
+        while end > 0:
+            _, start, index = best[end]
+            if not (index == self.unk_token_id and ids and ids[-1] == self.unk_token_id):
+                ids.append(index)
+            end = start
+        return ids[::-1]
+
+    def tokenize(self, text):
+        """Text -> pieces: "Hello wörld!!" -> ["▁hello", "▁world", "!!"]."""
+        return self.convert_ids_to_tokens(self.encode(text))
+
+    def convert_tokens_to_ids(self, tokens):
+        if isinstance(tokens, str):
+            raise TypeError(f"convert_tokens_to_ids takes a list of tokens, got the string {tokens!r}")
+        return [self.vocab.get(token, self.unk_token_id) for token in tokens]
+
+    def convert_ids_to_tokens(self, ids):
+        for index in ids:
+            if not 0 <= index < len(self.ids_to_tokens):
+                raise ValueError(f"token id {index} is not in the vocabulary {self.vocab_file} "
+                                 f"(ids run from 0 to {len(self.ids_to_tokens) - 1})")
+        return [self.ids_to_tokens[index] for index in ids]
+
+    # ---- ids -> model inputs ----
+
+    def encode_plus(self, text, text_pair=None, max_length=None):
+        """{"input_ids", "token_type_ids", "attention_mask"}: `[CLS] a [SEP] b [SEP]`, unpadded."""
+        ids_a = self.encode(text)
+        ids_b = None if text_pair is None else self.encode(text_pair)
+        # Truncation follows transformers 5's ALBERT tokenizer (see `truncate_longest_first`).
+        return lay_out_inputs(ids_a, ids_b, max_length, self.cls_token_id, self.sep_token_id,
+                              odd_token_to_longer=True)
+
+    def batch_encode_plus(self, texts, text_pairs=None, max_length=None):
+        pairs = [None] * len(texts) if text_pairs is None else text_pairs
+        if len(pairs) != len(texts):
+            raise ValueError(f"got {len(texts)} texts but {len(pairs)} text_pairs")
+        return [self.encode_plus(a, b, max_length=max_length) for a, b in zip(texts, pairs)]
+
+    # ---- loading and saving ----
+
+    @classmethod
+    def from_pretrained(cls, path, do_lower_case=None, cache_dir=None, force_download=False, local_files_only=False):
+        """From a directory holding spiece.model (and optionally tokenizer_config.json), or the file itself.
+
+        do_lower_case=None reads the saved choice, and is True when there is none (every ALBERT release is
+        uncased). cache_dir, force_download, local_files_only: accepted for the family table's common call;
+        a SentencePiece model is read from local files only.
+        """
+        path = str(path)
+        if os.path.isdir(path):
+            vocab_file = os.path.join(path, SPIECE_NAME)
+            if not os.path.isfile(vocab_file):
+                raise FileNotFoundError(f"{path}: no {SPIECE_NAME} (ALBERT's SentencePiece model); an albert_zh "
+                                        "folder has vocab.txt instead")
+            settings = read_settings(os.path.join(path, TOKENIZER_CONFIG_NAME))
+        elif os.path.isfile(path):
+            vocab_file, settings = path, {}
+        else:
+            raise FileNotFoundError(f"SentencePiece model not found: {path} is neither a directory nor a file")
+        if do_lower_case is not None:
+            settings["do_lower_case"] = do_lower_case
+        return cls(vocab_file, **settings)
+
+    def save_pretrained(self, save_directory):
+        """Writes spiece.model and tokenizer_config.json (what transformers reads); returns their paths."""
+        os.makedirs(save_directory, exist_ok=True)
+        target = os.path.join(save_directory, SPIECE_NAME)
+        if os.path.abspath(target) != os.path.abspath(self.vocab_file):
+            shutil.copyfile(self.vocab_file, target)
+        config_file = os.path.join(save_directory, TOKENIZER_CONFIG_NAME)
+        with open(config_file, "w", encoding="utf-8") as writer:
+            json.dump({"tokenizer_class": "AlbertTokenizer", "do_lower_case": self.do_lower_case,
+                       "keep_accents": self.keep_accents, **self.special}, writer, indent=2, ensure_ascii=False)
+            writer.write("\n")
+        return target, config_file
+
+
+def read_settings(config_file):
+    """do_lower_case, keep_accents and the special tokens of a tokenizer_config.json ({} without one)."""
+    if not os.path.isfile(config_file):
+        return {}
+    try:
+        with open(config_file, encoding="utf-8") as reader:
+            config = json.load(reader)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{config_file}: not valid JSON (line {error.lineno}: {error.msg})") from None
+    settings = {key: config[key] for key in ("do_lower_case", "keep_accents") if key in config}
+    for role in SPECIAL_TOKENS:
+        token = config.get(role)
+        token = token.get("content") if isinstance(token, dict) else token
+        if isinstance(token, str):
+            settings[role] = token
+    return settings
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Print what AlbertTokenizer makes of a text or a text pair.")
+    parser.add_argument("model", help="spiece.model, or a directory holding it")
+    parser.add_argument("text")
+    parser.add_argument("text_pair", nargs="?")
+    args = parser.parse_args(argv)
+    tokenizer = AlbertTokenizer.from_pretrained(args.model)
+    encoded = tokenizer.encode_plus(args.text, args.text_pair)
+    print(f"prepared:       {tokenizer.prepare(args.text)!r}")
+    print(f"tokens:         {tokenizer.convert_ids_to_tokens(encoded['input_ids'])}")
+    for name in ("input_ids", "token_type_ids", "attention_mask"):
+        print(f"{name + ':':16}{encoded[name]}")
+
+
+if __name__ == "__main__":
+    main()
