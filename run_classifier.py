@@ -46,9 +46,10 @@ from bert_read_step_to_step.features import (FeatureDataset, collate_features, f
 from bert_read_step_to_step.metrics import compute_metrics
 from bert_read_step_to_step.precision import (BF16_CHOICES, autocast as precision_autocast, bf16_support,
                                               choose_precision, precision_notes)
-from bert_read_step_to_step.stabilizers import DecoupledAdam, add_mixout, pretrained_weights
+from bert_read_step_to_step.stabilizers import DecoupledAdam, add_mixout
 from bert_read_step_to_step.tasks import (TASKS, add_generic_task_options, find_data_file, generic_task_options,
                                           get_labels, get_task, read_examples)
+from bert_read_step_to_step.weight_change import format_report, relative_change, write_report
 from transformers import BertConfig, BertForSequenceClassification, BertTokenizer, top_layer_selectors
 from transformers.file_utils import (UserError, is_remote_url, run_entry_point, write_atomically,
                                      write_folder_atomically, write_json_atomically)
@@ -962,8 +963,11 @@ def train_evaluate_predict(args, runtime, model, info, tokenizer, train_dataset,
 
     results = {}
     if args.do_train:
+        # The weights training starts from (loaded, re-initialized or new): weight_change.json measures from
+        # them, and --mixout / --prior_weight_decay pull toward the loaded ones.
+        start = {name: param.detach().clone() for name, param in model.named_parameters()}
         global_step, mean_loss = train(args, runtime, train_dataset, model, tokenizer, dev_dataset, plan, trajectory,
-                                       stabilizer_priors(args, model, info))
+                                       stabilizer_priors(args, start, info))
         logger.info("global_step = %d, loss %.4f (mean over this run's steps)", global_step, mean_loss)
         if runtime.distributed:
             # Every rank ends with the same weights (DDP averages gradients); the log line lets a reader check.
@@ -973,6 +977,7 @@ def train_evaluate_predict(args, runtime, model, info, tokenizer, train_dataset,
             tokenizer.save_pretrained(args.output_dir)
             write_run_record(args, runtime, model.config, info)
             logger.info("Saved model to %s", args.output_dir)
+            write_weight_change(args, start, model, info)
         barrier(runtime)
 
     if args.do_eval and runtime.is_main:
@@ -997,15 +1002,31 @@ def train_evaluate_predict(args, runtime, model, info, tokenizer, train_dataset,
     return results
 
 
-def stabilizer_priors(args, model, info):
-    """The pre-trained weights w0 that --mixout and --prior_weight_decay pull toward: every parameter loaded
-    from the checkpoint as it is now, before training (re-initialized and new ones have none). Under
+def not_loaded(info):
+    """Names of the parameters that did not come from the checkpoint: re-initialized, missing or mismatched."""
+    return set(info.missing_keys) | set(info.reinit_keys) | set(info.mismatched_keys)
+
+
+def stabilizer_priors(args, start, info):
+    """The pre-trained weights w0 that --mixout and --prior_weight_decay pull toward: of the weights training
+    starts from (`start`), those loaded from the checkpoint (re-initialized and new ones have none). Under
     --resume_from_checkpoint the model was loaded from --model_name_or_path as at the start, so these are the
     same w0 as the interrupted run's; the checkpoint's trained weights replace them only in `train`."""
     if not (args.mixout or args.prior_weight_decay):
         return {}
-    not_loaded = set(info.missing_keys) | set(info.reinit_keys) | set(info.mismatched_keys)
-    return pretrained_weights(model, {name for name, _ in model.named_parameters() if name not in not_loaded})
+    fresh = not_loaded(info)
+    return {name: tensor for name, tensor in start.items() if name not in fresh}
+
+
+def write_weight_change(args, start, model, info):
+    """OUTPUT_DIR/weight_change.json (+ .png with matplotlib): how far each module moved from where training
+    started, relative to its size (bert_read_step_to_step/weight_change.py). Under a resume, "where training
+    started" is the original start (the model as loaded and re-initialized), not the checkpoint."""
+    after = {name: param.detach().cpu() for name, param in model.named_parameters()}
+    report = relative_change(start, after, fresh=not_loaded(info))
+    logger.info("Relative weight change per module (%s):\n%s", os.path.join(args.output_dir, "weight_change.json"),
+                format_report(report))
+    logger.info(write_report(args.output_dir, report, f"What fine-tuning moved: {args.output_dir}"))
 
 
 def weights_digest(model):

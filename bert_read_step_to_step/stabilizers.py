@@ -4,7 +4,7 @@ the pre-trained weights. `run_classifier.py` turns them on with --use_bertadam, 
 --prior_weight_decay.
 
 Each takes the pre-trained weights `w0` where it needs them, as {parameter name: tensor} of the parameters
-that were loaded from the checkpoint (`pretrained_weights`): a re-initialized or new parameter (the
+that were loaded from the checkpoint (run_classifier's `stabilizer_priors`): a re-initialized or new parameter (the
 classifier) has no pre-trained value, so mixout leaves it alone and its decay pulls it toward zero.
 """
 import math
@@ -13,12 +13,6 @@ import torch
 import torch.nn.functional as F
 
 from transformers.modeling_utils import Linear
-
-
-def pretrained_weights(model, loaded_names):
-    """{name: a detached copy} of the model's parameters whose values came from the checkpoint (`loaded_names`),
-    taken before training moves them. These are the `w0` of mixout and of --prior_weight_decay."""
-    return {name: param.detach().clone() for name, param in model.named_parameters() if name in loaded_names}
 
 
 # ---- the optimizer: Adam with decoupled weight decay, bias correction optional, decay toward a prior -------

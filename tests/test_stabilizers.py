@@ -17,7 +17,7 @@ from _classifier_runs import assert_same_weights, balanced_tweets, common_args, 
     write_generic_task
 from _classifier_runs import one_torch_thread  # noqa: F401 (an autouse fixture: torch on one thread here)
 from _support import minilm_dir
-from bert_read_step_to_step.stabilizers import DecoupledAdam, MixoutLinear, add_mixout, mixout, pretrained_weights
+from bert_read_step_to_step.stabilizers import DecoupledAdam, MixoutLinear, add_mixout, mixout
 from transformers import BertForSequenceClassification
 from transformers.modeling_utils import Linear
 
@@ -105,8 +105,8 @@ def minilm_head():
 def test_mixout_layers_keep_state_dict_and_are_plain_in_eval(minilm_head):
     model = minilm_head
     before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
-    pretrained = pretrained_weights(model, {name for name, _ in model.named_parameters()
-                                            if not name.startswith("classifier")})
+    pretrained = {name: param.detach().clone() for name, param in model.named_parameters()
+                  if not name.startswith("classifier")}
     torch.manual_seed(4)
     for name in pretrained:  # move the weights away from w0, as training would
         model.get_parameter(name).data.add_(0.01 * torch.randn_like(pretrained[name]))
@@ -137,7 +137,8 @@ def test_priors_are_the_loaded_weights_only():
         "--do_train", "--reinit_layers", "1", "--reinit_pooler", "--mixout", "0.5"])
     config = run_classifier.BertConfig.from_pretrained(str(minilm_dir()), num_labels=3)
     model, info = run_classifier.load_model(args, config, ["a", "b", "c"])
-    priors = run_classifier.stabilizer_priors(args, model, info)
+    start = {name: param.detach().clone() for name, param in model.named_parameters()}
+    priors = run_classifier.stabilizer_priors(args, start, info)
     names = {name for name, _ in model.named_parameters()}
     no_prior = {name for name in names if name.startswith(("bert.encoder.layer.5.", "bert.pooler.", "classifier."))}
     assert set(priors) == names - no_prior
