@@ -54,6 +54,7 @@ within the seed spread, so it is a reasonable choice, not a tuned one. Likewise 
 spread, not a significant difference: use --seeds 1-20 for that.
 """
 import argparse
+import concurrent.futures
 import csv
 import glob
 import hashlib
@@ -245,6 +246,10 @@ def parse_args(argv=None):
     p.add_argument("--keep_models", action="store_true", help="keep each run's fine-tuned weights")
     p.add_argument("--report_only", action="store_true",
                    help="run nothing: rewrite summary.md/.csv/.png from output_dir/results.json")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="runs at once, each in its own process with 1/N of the CPU cores as torch threads. "
+                        "Other thread counts sum floating-point numbers in another order, so scores can differ "
+                        "from a --workers 1 sweep in the last digits")
     p.add_argument("--verbose", action="store_true",
                    help="show each run's log and progress bars here (they always go to the run's run.log)")
     p.add_argument("--debug", action="store_true",
@@ -253,6 +258,8 @@ def parse_args(argv=None):
     args.extra_args = extra
     if args.train_size < 0:
         parser.error(f"--train_size must be >= 0 (0: all), got {args.train_size}")
+    if args.workers < 1:
+        parser.error(f"--workers must be >= 1, got {args.workers}")
     return args
 
 
@@ -496,14 +503,17 @@ def extra_generic_task_options(task_name, extra_args):
 RUN_CLASSIFIER = Path(__file__).resolve().parent.parent / "run_classifier.py"
 
 
-def train_and_evaluate(argv, log_path, verbose=False):
+def train_and_evaluate(argv, log_path, verbose=False, threads=None):
     """One fine-tuning run, `python run_classifier.py ARGV` in a process of its own: returns the final
     model's dev metrics (its eval_results.json), e.g. {"acc": 0.71}. Its output goes to log_path, and to
-    this console too when verbose. Tests replace this function with a fake to check the bookkeeping."""
+    this console too when verbose. threads: the CPU threads its torch may use (None: torch's own choice).
+    Tests replace this function with a fake to check the bookkeeping."""
     command = [sys.executable, str(RUN_CLASSIFIER), *argv]
+    # torch sizes its thread pool from these when it starts, so the run uses `threads` from its first op.
+    env = None if threads is None else dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     with open(log_path, "w", encoding="utf-8") as log:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                   encoding="utf-8", errors="replace")
+                                   encoding="utf-8", errors="replace", env=env)
         last_line = ""
         for line in process.stdout:
             log.write(line)
@@ -852,27 +862,77 @@ def run_folder(output_dir, setting, seed):
     return os.path.join(output_dir, "runs", setting.label, f"seed-{seed}")
 
 
-def run_one(args, config, document, runs_data_dir, output_dir, setting, seed):
-    """Train and score one (setting, seed) in a clean run folder; append its record to the document.
-    Returns (score, seconds)."""
+def run_one(args, config, document, runs_data_dir, output_dir, setting, seed, threads=None):
+    """Train and score one (setting, seed) in a clean run folder. Returns its results.json record, which
+    the caller appends to the document (one thread appends and saves, however many runs are under way)."""
     run_dir = run_folder(output_dir, setting, seed)
     if os.path.isdir(run_dir):
         shutil.rmtree(run_dir)  # an interrupted earlier attempt: start it clean
     os.makedirs(run_dir)
     argv = run_argv(config, runs_data_dir, setting, seed, run_dir)
     started = time.perf_counter()
-    metrics = train_and_evaluate(argv, os.path.join(run_dir, RUN_LOG_NAME), args.verbose)
+    metrics = train_and_evaluate(argv, os.path.join(run_dir, RUN_LOG_NAME), args.verbose, threads=threads)
     seconds = time.perf_counter() - started
     if not args.keep_models:
         remove_weights(run_dir)
     metric = document["primary_metric"]
-    document["runs"].append({
+    return {
         "setting": setting.label, "reinit_layers": setting.layers, "reinit_pooler": setting.pooler,
         "use_bertadam": setting.bertadam, "mixout": setting.mixout, "prior_weight_decay": setting.prior_wd,
         "seed": seed, "metrics": metrics, "primary_metric": metric, "score": metrics[metric],
         "run_seconds": round(seconds, 1), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "output_dir": os.path.relpath(run_dir, output_dir), "argv": argv})
-    return metrics[metric], seconds
+        "output_dir": os.path.relpath(run_dir, output_dir), "argv": argv}
+
+
+def threads_per_worker(workers):
+    """The CPU cores this process may use, shared out between `workers` runs at once (at least 1 each):
+    two runs of 8 threads each on 8 cores would spend their time waiting for each other."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // workers)
+
+
+def run_all(args, config, document, runs_data_dir, output_dir, todo, results_path):
+    """Run `todo` ((setting, seed) pairs), saving results.json after each finished run, so an interrupted
+    sweep keeps what it finished. With --workers N > 1: the first run alone (it builds the feature cache in the
+    runs' data folder, which every later run then reads instead of tokenizing again), then N at a time in
+    parallel processes, each with its share of the cores (threads_per_worker). A failed run stops the sweep
+    once the runs under way have finished and been saved."""
+    started = time.perf_counter()
+    threads = threads_per_worker(args.workers) if args.workers > 1 else None
+
+    def start(number, setting, seed):
+        print(f"[{number}/{len(todo)}] setting {setting.label}, seed {seed}: training (log: "
+              f"{os.path.join(run_folder(output_dir, setting, seed), RUN_LOG_NAME)})", flush=True)
+        return run_one(args, config, document, runs_data_dir, output_dir, setting, seed, threads)
+
+    def finish(done, record):
+        document["runs"].append(record)
+        save_results(document, results_path)
+        left = (time.perf_counter() - started) / done * (len(todo) - done) / min(args.workers, len(todo))
+        print(f"[{done}/{len(todo)}] setting {record['setting']}, seed {record['seed']}: dev "
+              f"{document['primary_metric']} {record['score']:.4f} in {record['run_seconds']:.0f} s; about "
+              f"{left / 60:.0f} min left", flush=True)
+
+    numbered = list(enumerate(todo, start=1))
+    serial = numbered if args.workers == 1 else numbered[:1]
+    for number, (setting, seed) in serial:
+        finish(number, start(number, setting, seed))
+    if len(serial) == len(numbered):
+        return
+    print(f"Running the other {len(numbered) - 1} runs {args.workers} at a time, {threads} threads each", flush=True)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=args.workers) as pool:
+        futures = [pool.submit(start, number, setting, seed) for number, (setting, seed) in numbered[1:]]
+        failure = None
+        for done, future in enumerate(concurrent.futures.as_completed(futures), start=2):
+            try:
+                finish(done, future.result())
+            except Exception as error:  # noqa: BLE001 (re-raised below, after the runs under way are saved)
+                if failure is None:
+                    failure = error
+                    for pending in futures:
+                        pending.cancel()  # runs not started yet; the ones under way finish and are saved
+        if failure is not None:
+            raise failure
 
 
 def main(argv=None):
@@ -892,14 +952,7 @@ def main(argv=None):
           f"{RESULTS_NAME}, {len(todo)} to run; training on {document['data']['train_examples']} examples "
           f"from {runs_data_dir}")
     started = time.perf_counter()
-    for number, (setting, seed) in enumerate(todo, start=1):
-        print(f"[{number}/{len(todo)}] setting {setting.label}, seed {seed}: training (log: "
-              f"{os.path.join(run_folder(output_dir, setting, seed), RUN_LOG_NAME)})", flush=True)
-        score, seconds = run_one(args, config, document, runs_data_dir, output_dir, setting, seed)
-        save_results(document, results_path)  # after every run: an interrupted sweep keeps what it finished
-        left = (time.perf_counter() - started) / number * (len(todo) - number)
-        print(f"[{number}/{len(todo)}] setting {setting.label}, seed {seed}: dev {document['primary_metric']} "
-              f"{score:.4f} in {seconds:.0f} s; about {left / 60:.0f} min left", flush=True)
+    run_all(args, config, document, runs_data_dir, output_dir, todo, results_path)
 
     summaries = write_reports(output_dir, document)
     if todo:

@@ -60,11 +60,12 @@ class FakeRun:
     + 0.02 (pooler) + 0.001 * seed, and leaves weights and a checkpoint folder behind like a real run."""
 
     def __init__(self, fail_on_call=None):
-        self.calls = []
+        self.calls, self.threads = [], []
         self.fail_on_call = fail_on_call
 
-    def __call__(self, argv, log_path, verbose=False):
+    def __call__(self, argv, log_path, verbose=False, threads=None):
         self.calls.append(list(argv))
+        self.threads.append(threads)
         with open(log_path, "w", encoding="utf-8") as log:
             log.write("fake run\n")
         run_dir = argv_value(argv, "--output_dir")
@@ -285,6 +286,31 @@ def test_results_are_saved_after_each_run_and_a_stopped_run_is_redone_clean(tmp_
     assert not (out / "runs" / "0" / "seed-2" / "half_written.txt").exists()  # its folder was started afresh
 
 
+def test_parallel_workers_run_every_run_once_with_the_cores_shared_out(tmp_path, data_dir, fake_run):
+    serial = reinit_sweep.main(sweep_argv(data_dir, tmp_path / "serial", "0,1,2+pooler", "1-3"))
+    fake_run.calls.clear()
+    fake_run.threads.clear()
+    parallel = reinit_sweep.main(sweep_argv(data_dir, tmp_path / "parallel", "0,1,2+pooler", "1-3", "--workers", "3"))
+    assert fake_run.seen()[0] == ("0", 1)  # first, alone: it builds the feature cache the others read
+    assert sorted(fake_run.seen()) == sorted((s, seed) for s in ("0", "1", "2+pooler") for seed in (1, 2, 3))
+    cores = len(os.sched_getaffinity(0))
+    assert fake_run.threads == [max(1, cores // 3)] * 9
+    assert parallel.ran == 9 and len(results_of(tmp_path / "parallel")["runs"]) == 9
+    assert [(s.setting, s.seeds, s.scores) for s in parallel.summaries] == \
+        [(s.setting, s.seeds, s.scores) for s in serial.summaries]
+
+
+def test_a_failed_parallel_run_stops_the_sweep_and_the_finished_runs_are_kept(tmp_path, data_dir, monkeypatch):
+    failing = FakeRun(fail_on_call=3)
+    monkeypatch.setattr(reinit_sweep, "train_and_evaluate", failing)
+    with pytest.raises(RuntimeError, match="killed mid-run"):
+        reinit_sweep.main(sweep_argv(data_dir, tmp_path / "sweep", "0,2+pooler", "1-3", "--workers", "2"))
+    saved = [(record["setting"], record["seed"]) for record in results_of(tmp_path / "sweep")["runs"]]
+    failed = failing.seen()[2]
+    assert failed not in saved and ("0", 1) in saved and len(saved) >= 2
+    assert set(saved) == set(failing.seen()) - {failed}  # every other run that started finished and was saved
+
+
 def test_model_weights_are_deleted_unless_kept(tmp_path, data_dir, fake_run):
     reinit_sweep.main(sweep_argv(data_dir, tmp_path / "a", "0", "1"))
     run_dir = tmp_path / "a" / "runs" / "0" / "seed-1"
@@ -423,6 +449,10 @@ def test_real_tiny_sweep_writes_results_table_and_plot(tiny_sweep):
         run_dir = out / record["output_dir"]
         assert json.loads((run_dir / "eval_results.json").read_text())["acc"] == record["score"]
         assert "Eval results final" in (run_dir / "run.log").read_text(encoding="utf-8")
+    # One feature cache for the whole sweep: the first run builds it, the others read it.
+    logs = [(out / record["output_dir"] / "run.log").read_text(encoding="utf-8") for record in runs]
+    assert "Saved 24 features into cache file" in logs[0]
+    assert all("Loading features from cache file" in log and "Saved 24 features" not in log for log in logs[1:])
 
     # The setting reached the model: 1+pooler+bertadam re-initialized layer 5 (the top of 6) and the pooler and
     # trained with BERTAdam; 0 re-initialized nothing and used AdamW.
