@@ -16,6 +16,9 @@ Re-initializing the top 2 layers and the pooler before fine-tuning (Zhang et al.
     ... --reinit_layers 2 --reinit_pooler          (on a 12-layer model the same as
     ... --reinit_keys bert.encoder.layer.10 bert.encoder.layer.11 bert.pooler)
 Finding names to pass: ... --list_keys
+Zhang et al.'s other stabilizers, alone or with re-init (bert_read_step_to_step/stabilizers.py):
+    ... --use_bertadam      ... --mixout 0.7      ... --prior_weight_decay --weight_decay 0.01
+After training, OUTPUT_DIR/weight_change.json says how far each layer moved (bert_read_step_to_step/weight_change.py).
 
 Training state (model, optimizer, scheduler, grad scaler, RNG states, position in the data) lives in one
 `TrainState`; a checkpoint is that state on disk, so `--resume_from_checkpoint` continues exactly.
@@ -684,7 +687,7 @@ def train(args, runtime, train_dataset, model, tokenizer, dev_dataset, plan, tra
 
     dev_dataset is only used with --evaluate_during_training (None otherwise); `trajectory` goes into
     every checkpoint, so that a resume can be checked against it; `pretrained` ({name: w0}, see
-    `stabilizers.pretrained_weights`) is what --mixout and --prior_weight_decay pull toward. Returns
+    `stabilizer_priors`) is what --mixout and --prior_weight_decay pull toward. Returns
     (global step, mean loss of this run).
     """
     model.to(runtime.device)

@@ -11,7 +11,8 @@ re-initialized and new ones (each row says which). Any two model folders compare
 
     python -m bert_read_step_to_step.weight_change PRETRAINED_DIR FINETUNED_DIR [--out_dir DIR]
 
-Worked example: the embeddings' only tensor goes from [[3, 4]] to [[3, 5]]: ‖[[0, 1]]‖ / ‖[[3, 4]]‖ = 1 / 5 = 0.2.
+Worked example: the embeddings' only tensor goes from [[3, 4]] to [[3, 5]]:
+    ‖[[0, 1]]‖ / ‖[[3, 4]]‖ = 1 / 5 = 0.2.
 """
 import argparse
 import math
