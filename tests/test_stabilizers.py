@@ -146,6 +146,28 @@ def test_priors_are_the_loaded_weights_only():
     assert all(torch.equal(priors[name], loaded[name]) for name in priors)
 
 
+@pytest.mark.parametrize("flags, correct_bias, with_priors", [
+    ([], None, False),  # torch's fused AdamW
+    (["--use_bertadam"], False, False),
+    (["--prior_weight_decay", "--weight_decay", "0.1"], True, True),
+    (["--use_bertadam", "--prior_weight_decay", "--weight_decay", "0.1"], False, True),
+])
+def test_the_flags_choose_the_optimizer(flags, correct_bias, with_priors):
+    args = run_classifier.parse_args(common_args("data", "out") + ["--do_train"] + flags)
+    model = BertForSequenceClassification.from_pretrained(str(minilm_dir()), num_labels=3)
+    pretrained = {name: param.detach().clone() for name, param in model.named_parameters()
+                  if not name.startswith("classifier")}
+    optimizer = run_classifier.make_optimizer(args, model, pretrained)
+    if correct_bias is None:
+        assert type(optimizer) is torch.optim.AdamW
+        return
+    assert isinstance(optimizer, DecoupledAdam)
+    assert {group["correct_bias"] for group in optimizer.param_groups} == {correct_bias}
+    prior_names = {name for name, param in model.named_parameters() if param in optimizer.priors}
+    assert prior_names == (set(pretrained) if with_priors else set())
+    assert all(optimizer.priors[model.get_parameter(name)] is pretrained[name] for name in prior_names)
+
+
 @pytest.mark.parametrize("bad, message", [
     (["--mixout", "1"], "--mixout must be in [0, 1)"),
     (["--prior_weight_decay"], "give --weight_decay > 0 too"),
