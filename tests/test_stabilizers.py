@@ -7,6 +7,7 @@ each gives a run that resumes exactly, combined with re-init and layer-wise lr d
 - prior weight decay: pre-trained weights decay toward w0, the others toward zero.
 """
 import math
+import re
 import shutil
 
 import pytest
@@ -209,4 +210,9 @@ def test_run_with_stabilizer_resumes_exactly_and_saves_a_plain_model(stabilizer,
     start = BertForSequenceClassification.from_pretrained(str(minilm_dir()), num_labels=3).state_dict()
     name = "bert.encoder.layer.0.attention.self.query.weight"
     assert not torch.equal(saved[name], start[name])
+    # Resuming that checkpoint without the stabilizer would start another training from its middle: refused.
+    plain = [arg for arg in resumed_argv if arg not in STABILIZERS[stabilizer]]
+    with pytest.raises(run_classifier.UserError, match="this run would not continue that training: .*"
+                                                        + re.escape(STABILIZERS[stabilizer][0]) + r" \S+ there"):
+        run_main(plain + ["--resume_from_checkpoint", tmp_path / "whole" / "checkpoint-2"])
     shutil.rmtree(tmp_path)
