@@ -18,6 +18,9 @@ Re-initializing the top 2 layers and the pooler before fine-tuning (Zhang et al.
 Finding names to pass: ... --list_keys
 Other families: --model_type albert or roberta (English RoBERTa; Chinese RoBERTa-wwm is read as BERT). The family
 is config.json's model_type (transformers/model_families.py); a --model_type that disagrees is an error.
+Zhang et al.'s other stabilizers, alone or with re-init (bert_read_step_to_step/stabilizers.py):
+    ... --use_bertadam      ... --mixout 0.7      ... --prior_weight_decay --weight_decay 0.01
+After training, OUTPUT_DIR/weight_change.json says how far each layer moved (bert_read_step_to_step/weight_change.py).
 
 Training state (model, optimizer, scheduler, grad scaler, RNG states, position in the data) lives in one
 `TrainState`; a checkpoint is that state on disk, so `--resume_from_checkpoint` continues exactly.
@@ -48,8 +51,10 @@ from bert_read_step_to_step.features import (FeatureDataset, collate_features, f
 from bert_read_step_to_step.metrics import compute_metrics
 from bert_read_step_to_step.precision import (BF16_CHOICES, autocast as precision_autocast, bf16_support,
                                               choose_precision, precision_notes)
+from bert_read_step_to_step.stabilizers import DecoupledAdam, add_mixout
 from bert_read_step_to_step.tasks import (TASKS, add_generic_task_options, find_data_file, generic_task_options,
                                           get_labels, get_task, read_examples)
+from bert_read_step_to_step.weight_change import format_report, relative_change, write_report
 from transformers.model_families import FAMILIES, choose_family, family_of
 from transformers.file_utils import (UserError, is_remote_url, run_entry_point, write_atomically,
                                      write_folder_atomically, write_json_atomically)
@@ -129,6 +134,17 @@ def parse_args(argv=None):
     p.add_argument("--max_steps", default=-1, type=int, help="if > 0: total optimizer steps (overrides epochs)")
     p.add_argument("--warmup_proportion", default=0.1, type=float, help="share of steps with rising lr")
 
+    # Zhang et al.'s other remedies for unstable few-sample runs (bert_read_step_to_step/stabilizers.py).
+    p = parser.add_argument_group("stabilizers")
+    p.add_argument("--use_bertadam", action="store_true",
+                   help="the original BERT optimizer: Adam without bias correction (larger early steps)")
+    p.add_argument("--mixout", type=float, default=0.0, metavar="P",
+                   help="mixout (Lee et al.): in training, each pre-trained Linear weight is swapped for its "
+                        "pre-trained value with probability P (0 = off)")
+    p.add_argument("--prior_weight_decay", action="store_true",
+                   help="--weight_decay pulls pre-trained weights toward their pre-trained values, not toward "
+                        "zero (re-initialized and new ones still decay toward zero)")
+
     p = parser.add_argument_group("run")
     p.add_argument("--logging_steps", type=int, default=50,
                    help="log the mean loss of the last N optimizer steps every N steps (0 = never)")
@@ -190,6 +206,10 @@ def check_args(args, parser):
         parser.error(f"--features_cache_dir {args.features_cache_dir} is a file, not a folder")
     if not 0.0 < args.layerwise_lr_decay <= 1.0:
         parser.error(f"--layerwise_lr_decay must be in (0, 1], got {args.layerwise_lr_decay}")
+    if not 0.0 <= args.mixout < 1.0:
+        parser.error(f"--mixout must be in [0, 1), got {args.mixout}")
+    if args.prior_weight_decay and not args.weight_decay > 0:
+        parser.error("--prior_weight_decay changes what --weight_decay pulls toward: give --weight_decay > 0 too")
     if args.fp16 and args.bf16 != "off":
         parser.error(f"--fp16 and --bf16 {args.bf16} both given: choose one (on CPU --fp16 means bf16 too)")
     if not (args.do_train or args.do_eval or args.do_predict or args.list_keys):
@@ -500,7 +520,8 @@ def training_plan(args, runtime, num_examples):
 # would not continue that training but start another from the middle of it, so it is refused.
 TRAJECTORY_ARGS = ("learning_rate", "per_gpu_train_batch_size", "gradient_accumulation_steps", "num_train_epochs",
                    "max_steps", "warmup_proportion", "weight_decay", "layerwise_lr_decay", "adam_epsilon",
-                   "max_grad_norm", "seed", "max_seq_length", "reinit_std", "fp16", "task_name")
+                   "max_grad_norm", "seed", "max_seq_length", "reinit_std", "fp16", "task_name", "use_bertadam",
+                   "mixout", "prior_weight_decay")
 
 
 def training_trajectory(args, runtime, config):
@@ -584,17 +605,33 @@ def wrap_model(model, runtime):
     if runtime.n_gpu > 1:
         model = torch.nn.DataParallel(model)
     if runtime.distributed:
+        # broadcast_buffers=False: this model's only buffers are mixout's pre-trained targets, the same on
+        # every rank and never changed; DDP would otherwise send them from rank 0 before every forward.
         model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[runtime.local_rank] if runtime.device.type == "cuda" else None)
+            model, device_ids=[runtime.local_rank] if runtime.device.type == "cuda" else None,
+            broadcast_buffers=False)
     return model, core
 
 
-def start_training(args, runtime, model, core, plan):
-    """A TrainState at step 0, or at the checkpoint's step with --resume_from_checkpoint."""
-    # fused=True: one kernel updates all tensors at once instead of several element-wise passes per
-    # update; the same AdamW rule, several times faster on CPU and GPU (torch >= 2.4).
-    optimizer = torch.optim.AdamW(parameter_groups(core, args), lr=args.learning_rate, eps=args.adam_epsilon,
-                                  fused=True)
+def make_optimizer(args, core, pretrained):
+    """torch's AdamW; or, with --use_bertadam or --prior_weight_decay, the same rule written out in
+    DecoupledAdam, without bias correction (BERTAdam) and/or decaying pre-trained weights toward `pretrained`."""
+    groups = parameter_groups(core, args)
+    if not (args.use_bertadam or args.prior_weight_decay):
+        # fused=True: one kernel updates all tensors at once instead of several element-wise passes per
+        # update; the same AdamW rule, several times faster on CPU and GPU (torch >= 2.4).
+        return torch.optim.AdamW(groups, lr=args.learning_rate, eps=args.adam_epsilon, fused=True)
+    priors = {}
+    if args.prior_weight_decay:
+        priors = {param: pretrained[name] for name, param in core.named_parameters() if name in pretrained}
+    return DecoupledAdam(groups, lr=args.learning_rate, eps=args.adam_epsilon,
+                         correct_bias=not args.use_bertadam, priors=priors)
+
+
+def start_training(args, runtime, model, core, plan, pretrained):
+    """A TrainState at step 0, or at the checkpoint's step with --resume_from_checkpoint.
+    pretrained: {name: w0} on the device, for --prior_weight_decay (empty when not needed)."""
+    optimizer = make_optimizer(args, core, pretrained)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, linear_warmup_then_decay(int(plan.total_steps * args.warmup_proportion), plan.total_steps))
     scaler = torch.amp.GradScaler("cuda") if runtime.precision == "fp16" else None
@@ -649,14 +686,21 @@ class LossLog:
         return mean, steps
 
 
-def train(args, runtime, train_dataset, model, tokenizer, dev_dataset, plan, trajectory):
+def train(args, runtime, train_dataset, model, tokenizer, dev_dataset, plan, trajectory, pretrained):
     """The training loop: accumulate, clip, step, schedule; log, evaluate and checkpoint as asked.
 
     dev_dataset is only used with --evaluate_during_training (None otherwise); `trajectory` goes into
-    every checkpoint, so that a resume can be checked against it. Returns (global step, mean loss of this run).
+    every checkpoint, so that a resume can be checked against it; `pretrained` ({name: w0}, see
+    `stabilizer_priors`) is what --mixout and --prior_weight_decay pull toward. Returns
+    (global step, mean loss of this run).
     """
+    model.to(runtime.device)
+    pretrained = {name: tensor.to(runtime.device) for name, tensor in pretrained.items()}
+    if args.mixout:
+        mixed = add_mixout(model, pretrained, args.mixout)
+        logger.info("mixout p=%g on %d pre-trained Linear layers", args.mixout, len(mixed))
     model, core = wrap_model(model, runtime)
-    state = start_training(args, runtime, model, core, plan)
+    state = start_training(args, runtime, model, core, plan, pretrained)
     logger.info("***** Running training *****")
     logger.info("  examples %d, epochs %d, batch size per process %d, processes %d, accumulation %d, steps %d",
                 len(train_dataset), plan.num_epochs, plan.batch_size, runtime.world_size,
@@ -928,7 +972,11 @@ def train_evaluate_predict(args, runtime, model, info, tokenizer, train_dataset,
 
     results = {}
     if args.do_train:
-        global_step, mean_loss = train(args, runtime, train_dataset, model, tokenizer, dev_dataset, plan, trajectory)
+        # The weights training starts from (loaded, re-initialized or new): weight_change.json measures from
+        # them, and --mixout / --prior_weight_decay pull toward the loaded ones.
+        start = {name: param.detach().clone() for name, param in model.named_parameters()}
+        global_step, mean_loss = train(args, runtime, train_dataset, model, tokenizer, dev_dataset, plan, trajectory,
+                                       stabilizer_priors(args, start, info))
         logger.info("global_step = %d, loss %.4f (mean over this run's steps)", global_step, mean_loss)
         if runtime.distributed:
             # Every rank ends with the same weights (DDP averages gradients); the log line lets a reader check.
@@ -938,6 +986,7 @@ def train_evaluate_predict(args, runtime, model, info, tokenizer, train_dataset,
             tokenizer.save_pretrained(args.output_dir)
             write_run_record(args, runtime, model.config, info)
             logger.info("Saved model to %s", args.output_dir)
+            write_weight_change(args, start, model, info)
         barrier(runtime)
 
     if args.do_eval and runtime.is_main:
@@ -959,6 +1008,33 @@ def train_evaluate_predict(args, runtime, model, info, tokenizer, train_dataset,
     if runtime.distributed:
         dist.destroy_process_group()
     return results
+
+
+def not_loaded(info):
+    """Names of the parameters that did not come from the checkpoint: re-initialized, missing or mismatched."""
+    return set(info.missing_keys) | set(info.reinit_keys) | set(info.mismatched_keys)
+
+
+def stabilizer_priors(args, start, info):
+    """The pre-trained weights w0 that --mixout and --prior_weight_decay pull toward: of the weights training
+    starts from (`start`), those loaded from the checkpoint (re-initialized and new ones have none). Under
+    --resume_from_checkpoint the model was loaded from --model_name_or_path as at the start, so these are the
+    same w0 as the interrupted run's; the checkpoint's trained weights replace them only in `train`."""
+    if not (args.mixout or args.prior_weight_decay):
+        return {}
+    fresh = not_loaded(info)
+    return {name: tensor for name, tensor in start.items() if name not in fresh}
+
+
+def write_weight_change(args, start, model, info):
+    """OUTPUT_DIR/weight_change.json (+ .png with matplotlib): how far each module moved from where training
+    started, relative to its size (bert_read_step_to_step/weight_change.py). Under a resume, "where training
+    started" is the original start (the model as loaded and re-initialized), not the checkpoint."""
+    after = {name: param.detach().cpu() for name, param in model.named_parameters()}
+    report = relative_change(start, after, fresh=not_loaded(info))
+    logger.info("Relative weight change per module (%s):\n%s", os.path.join(args.output_dir, "weight_change.json"),
+                format_report(report))
+    logger.info(write_report(args.output_dir, report, f"What fine-tuning moved: {args.output_dir}"))
 
 
 def weights_digest(model):

@@ -16,7 +16,10 @@ This module repeats that experiment on your own task and model, small enough to 
 
 In:  a task (any row of tasks.TASKS, or `generic`), its data folder, a model, the settings and seeds to try.
      A setting is `N` (re-initialize the top N encoder layers) or `N+pooler` (those and the pooler); `0` is
-     plain fine-tuning. Arguments after `--` go to every run_classifier run unchanged. --precision auto (the
+     plain fine-tuning. Zhang et al.'s other stabilizers join it with `+`: `bertadam` (Adam without bias
+     correction), `mixoutP` (mixout with probability P), `prior_wd` (weight decay toward the pre-trained
+     weights), e.g. `2+pooler+bertadam`, or alone: `bertadam`, `mixout0.7`.
+     Arguments after `--` go to every run_classifier run unchanged. --precision auto (the
      default) trains in bf16 autocast where the hardware computes bf16 natively and in fp32 elsewhere, and
      says which at the start (bert_read_step_to_step/precision.py); results.json records the choice.
 Out: in --output_dir,
@@ -25,8 +28,10 @@ Out: in --output_dir,
      runs/<setting>/seed-<seed>/         one run_classifier output folder per run, with its run.log; the
                                          model weights are deleted once the run is scored (--keep_models)
      results.json                        one record per finished run (rewritten after each run)
-     summary.md, summary.csv             per setting: mean ± std of the dev metric, min, max, seeds
-     summary.png                         the runs as points over a box per setting (needs matplotlib)
+     summary.md, summary.csv             per setting: mean ± std of the dev metric, min, max, seeds, and
+                                         the failure rate: runs at or below the majority-class dev score
+     summary.png                         every run as a point over a box per setting, and the majority
+                                         line (needs matplotlib)
 
 Resuming and extending. results.json is the sweep's memory: a run whose (setting, seed) is in it is not run
 again. Run the same command after an interruption and it finishes the rest; add seeds or settings and only the
@@ -49,6 +54,7 @@ within the seed spread, so it is a reasonable choice, not a tuned one. Likewise 
 spread, not a significant difference: use --seeds 1-20 for that.
 """
 import argparse
+import concurrent.futures
 import csv
 import glob
 import hashlib
@@ -66,13 +72,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import torch
 
 from bert_read_step_to_step import prepare_demo_data
 from bert_read_step_to_step.cli_help import DefaultsHelpFormatter
-from bert_read_step_to_step.metrics import primary_metric
+from bert_read_step_to_step.metrics import compute_metrics, primary_metric
 from bert_read_step_to_step.precision import bf16_support, choose_precision
-from bert_read_step_to_step.tasks import add_generic_task_options, generic_task_options, get_task, read_examples
+from bert_read_step_to_step.tasks import (add_generic_task_options, generic_task_options, get_labels, get_task,
+                                          read_examples)
 from transformers.model_families import choose_family
 from transformers.file_utils import (SAFE_WEIGHTS_NAME, WEIGHTS_NAME, UserError, demo_model_dir, run_entry_point,
                                      write_json_atomically)
@@ -89,6 +97,7 @@ DEFAULT_EPOCHS = 2.0
 DEFAULT_MAX_SEQ_LENGTH = 64
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_LEARNING_RATE = 1e-4
+PRIOR_WEIGHT_DECAY = 0.01  # what the prior_wd setting pulls with (BERT's usual weight decay)
 # Scoring runs without gradients, so a larger batch is cheaper per example and gives the same predictions.
 EVAL_BATCH_SIZE = 64
 
@@ -107,26 +116,69 @@ class SweepError(UserError):
 
 @dataclass(frozen=True, order=True)
 class Setting:
-    """What is re-initialized before fine-tuning. Sorted by (layers, pooler): 0, 0+pooler, 1, 1+pooler, ..."""
+    """What is re-initialized before fine-tuning, and which of Zhang et al.'s other stabilizers are on
+    (run_classifier's --use_bertadam, --mixout P, --prior_weight_decay). Sorted by the fields in order:
+    0, 0+pooler, 1, 1+pooler, ..., and after each re-init its variants with stabilizers."""
     layers: int
     pooler: bool
+    bertadam: bool = False
+    mixout: float = 0.0
+    prior_wd: bool = False
 
     @property
     def label(self):
-        return f"{self.layers}+pooler" if self.pooler else str(self.layers)
+        """"2+pooler", "0", "bertadam", "2+pooler+mixout0.7+prior_wd": what parse_setting reads back."""
+        stabilizers = (["bertadam"] if self.bertadam else []) + ([f"mixout{self.mixout:g}"] if self.mixout else []) \
+            + (["prior_wd"] if self.prior_wd else [])
+        reinit = f"{self.layers}+pooler" if self.pooler else str(self.layers)
+        return "+".join(stabilizers if reinit == "0" and stabilizers else [reinit] + stabilizers)
 
     def describe(self):
-        """Words for a plot axis: "none", "pooler", "top 2", "top 2 + pooler"."""
-        parts = ([f"top {self.layers}"] if self.layers else []) + (["pooler"] if self.pooler else [])
+        """Words for a plot axis: "none", "pooler", "top 2", "top 2 + pooler", "BERTAdam + mixout 0.7"."""
+        parts = ([f"top {self.layers}"] if self.layers else []) + (["pooler"] if self.pooler else []) \
+            + (["BERTAdam"] if self.bertadam else []) + ([f"mixout {self.mixout:g}"] if self.mixout else []) \
+            + (["prior WD"] if self.prior_wd else [])
         return " + ".join(parts) or "none"
 
 
+SETTING_FORMS = "N, N+pooler, optionally joined with +bertadam, +mixoutP (0 < P < 1) and +prior_wd " \
+                "(for example 0, 2+pooler, bertadam, 2+pooler+bertadam, mixout0.7, prior_wd)"
+
+
 def parse_setting(text):
-    """"2+pooler" -> Setting(2, True); "0" -> Setting(0, False)."""
-    match = re.fullmatch(r"(\d+)(\+pooler)?", text.strip())
-    if not match:
-        raise SweepError(f"setting {text!r} is not N or N+pooler (for example 0, 2 or 2+pooler)")
-    return Setting(int(match.group(1)), match.group(2) is not None)
+    """"2+pooler" -> Setting(2, True); "0" -> Setting(0, False); "bertadam" -> Setting(0, False, bertadam=True);
+    "2+pooler+mixout0.7" -> Setting(2, True, mixout=0.7). The re-init part, when given, comes first."""
+    parts = [part.strip() for part in text.strip().split("+")]
+    fields = {"layers": 0, "pooler": False}
+    for position, part in enumerate(parts):
+        mixout = re.fullmatch(r"mixout(0?\.\d+)", part)
+        if part.isdigit() and position == 0:
+            key, value = "layers", int(part)
+        elif part == "pooler" and position == 1 and parts[0].isdigit():
+            key, value = "pooler", True
+        elif part in ("bertadam", "prior_wd"):
+            key, value = part, True
+        elif mixout and 0 < float(mixout.group(1)) < 1:
+            key, value = "mixout", float(mixout.group(1))
+        else:
+            raise SweepError(f"setting {text!r}: {part!r} is not understood; a setting is {SETTING_FORMS}")
+        if key in fields and key not in ("layers", "pooler"):
+            raise SweepError(f"setting {text!r} names {key} twice")
+        fields[key] = value
+    return Setting(**fields)
+
+
+def setting_flags(setting):
+    """The run_classifier flags of a setting. prior_wd also sets --weight_decay PRIOR_WEIGHT_DECAY (a weight
+    decay is what it redirects); a --weight_decay after `--` comes later on the command line and wins."""
+    flags = ["--reinit_layers", str(setting.layers)] + (["--reinit_pooler"] if setting.pooler else [])
+    if setting.bertadam:
+        flags.append("--use_bertadam")
+    if setting.mixout:
+        flags += ["--mixout", f"{setting.mixout:g}"]
+    if setting.prior_wd:
+        flags += ["--prior_weight_decay", "--weight_decay", str(PRIOR_WEIGHT_DECAY)]
+    return flags
 
 
 def parse_settings(text):
@@ -175,7 +227,8 @@ def parse_args(argv=None):
 
     p = parser.add_argument_group("what to compare")
     p.add_argument("--settings", default=DEFAULT_SETTINGS,
-                   help="comma-separated N or N+pooler: re-initialize the top N layers (and the pooler)")
+                   help="comma-separated N or N+pooler (re-initialize the top N layers, and the pooler), "
+                        "optionally +bertadam, +mixoutP, +prior_wd, e.g. 0,2+pooler,bertadam,2+pooler+bertadam")
     p.add_argument("--seeds", default=DEFAULT_SEEDS, help="comma-separated seeds or ranges, e.g. 1,2,3 or 1-20")
 
     p = parser.add_argument_group("fine-tuning (the same for every run)")
@@ -193,6 +246,10 @@ def parse_args(argv=None):
     p.add_argument("--keep_models", action="store_true", help="keep each run's fine-tuned weights")
     p.add_argument("--report_only", action="store_true",
                    help="run nothing: rewrite summary.md/.csv/.png from output_dir/results.json")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="runs at once, each in its own process with 1/N of the CPU cores as torch threads. "
+                        "Other thread counts sum floating-point numbers in another order, so scores can differ "
+                        "from a --workers 1 sweep in the last digits")
     p.add_argument("--verbose", action="store_true",
                    help="show each run's log and progress bars here (they always go to the run's run.log)")
     p.add_argument("--debug", action="store_true",
@@ -201,6 +258,8 @@ def parse_args(argv=None):
     args.extra_args = extra
     if args.train_size < 0:
         parser.error(f"--train_size must be >= 0 (0: all), got {args.train_size}")
+    if args.workers < 1:
+        parser.error(f"--workers must be >= 1, got {args.workers}")
     return args
 
 
@@ -368,6 +427,25 @@ def write_if_changed(path, data):
         f.write(data)
 
 
+def majority_baseline(task_name, data_dir, generic_options):
+    """What a model that always predicts the dev set's most frequent label scores on it: {"label", "share",
+    "score" (the task's primary metric)}; None for a regression task, which has no majority class.
+
+    Zhang et al. count a run as failed when its dev score is no better than this: fine-tuning that learned
+    nothing the label counts did not already say. Worked example: dev labels a a a b -> label "a",
+    share 0.75, and for accuracy score 0.75; for MCC the score of a constant prediction is 0.
+    """
+    spec = get_task(task_name, **generic_options)
+    if spec.output_mode == "regression":
+        return None
+    label_list = get_labels(spec, data_dir)
+    labels = [label_list.index(example.label) for example in read_examples(spec, data_dir, "dev")]
+    counts = [labels.count(index) for index in range(len(label_list))]
+    majority = counts.index(max(counts))  # a tie goes to the label listed first
+    score = compute_metrics(spec.metric, np.full(len(labels), majority), np.array(labels))[primary_metric(task_name)]
+    return {"label": label_list[majority], "share": counts[majority] / len(labels), "score": score}
+
+
 # ==== one run ==============================================================================================
 
 # run_classifier options that the sweep sets for each run, with the sweep option that chooses each value.
@@ -375,7 +453,9 @@ def write_if_changed(path, data):
 CONTROLLED_BY_SWEEP = {
     "task_name": "--task_name", "data_dir": "--data_dir", "model_name_or_path": "--model_name_or_path",
     "output_dir": "--output_dir", "seed": "--seeds", "reinit_layers": "--settings", "reinit_pooler": "--settings",
-    "reinit_keys": "--settings", "num_train_epochs": "--epochs", "max_seq_length": "--max_seq_length",
+    "reinit_keys": "--settings", "use_bertadam": "--settings",
+    "mixout": "--settings", "prior_weight_decay": "--settings",
+    "num_train_epochs": "--epochs", "max_seq_length": "--max_seq_length",
     "per_gpu_train_batch_size": "--batch_size", "learning_rate": "--learning_rate", "do_train": "(always on)",
     "do_eval": "(always on)", "list_keys": "(always off)", "resume_from_checkpoint": "(a new run each time)",
     "bf16": "--precision",
@@ -388,14 +468,12 @@ def run_argv(config, data_dir, setting, seed, run_dir):
     argv = ["--model_type", "bert", "--model_name_or_path", config["model_name_or_path"],
             "--task_name", config["task_name"], "--data_dir", data_dir,
             "--output_dir", run_dir, "--overwrite_output_dir", "--do_train", "--do_eval",
-            "--seed", str(seed), "--reinit_layers", str(setting.layers),
+            "--seed", str(seed), *setting_flags(setting),
             "--num_train_epochs", str(config["epochs"]), "--max_seq_length", str(config["max_seq_length"]),
             "--per_gpu_train_batch_size", str(config["batch_size"]),
             "--per_gpu_eval_batch_size", str(EVAL_BATCH_SIZE),
             "--learning_rate", str(config["learning_rate"]),
             "--save_steps", "0"]  # no checkpoints: only the final model is scored
-    if setting.pooler:
-        argv.append("--reinit_pooler")
     if config["precision"] == "bf16":
         argv.append("--bf16")
     return argv + list(config["extra_args"])
@@ -431,14 +509,17 @@ def extra_generic_task_options(task_name, extra_args):
 RUN_CLASSIFIER = Path(__file__).resolve().parent.parent / "run_classifier.py"
 
 
-def train_and_evaluate(argv, log_path, verbose=False):
+def train_and_evaluate(argv, log_path, verbose=False, threads=None):
     """One fine-tuning run, `python run_classifier.py ARGV` in a process of its own: returns the final
     model's dev metrics (its eval_results.json), e.g. {"acc": 0.71}. Its output goes to log_path, and to
-    this console too when verbose. Tests replace this function with a fake to check the bookkeeping."""
+    this console too when verbose. threads: the CPU threads its torch may use (None: torch's own choice).
+    Tests replace this function with a fake to check the bookkeeping."""
     command = [sys.executable, str(RUN_CLASSIFIER), *argv]
+    # torch sizes its thread pool from these when it starts, so the run uses `threads` from its first op.
+    env = None if threads is None else dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     with open(log_path, "w", encoding="utf-8") as log:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                   encoding="utf-8", errors="replace")
+                                   encoding="utf-8", errors="replace", env=env)
         last_line = ""
         for line in process.stdout:
             log.write(line)
@@ -547,10 +628,16 @@ class SettingSummary:
     std: Optional[float]
     min: float
     max: float
+    failures: Optional[int] = None  # runs at or below the majority-class dev score; None: no baseline known
+
+    @property
+    def failure_rate(self):
+        return None if self.failures is None else self.failures / len(self.scores)
 
 
-def summarize(runs):
-    """One SettingSummary per setting found in the run records, in Setting order."""
+def summarize(runs, majority_score=None):
+    """One SettingSummary per setting found in the run records, in Setting order. With `majority_score`
+    (see majority_baseline), each counts its failed runs: dev score <= majority_score."""
     by_setting = {}
     for record in sorted(runs, key=lambda record: record["seed"]):
         by_setting.setdefault(parse_setting(record["setting"]), []).append(record)
@@ -560,7 +647,8 @@ def summarize(runs):
         summaries.append(SettingSummary(
             setting=setting, seeds=[record["seed"] for record in by_setting[setting]], scores=scores,
             mean=statistics.mean(scores), std=statistics.stdev(scores) if len(scores) > 1 else None,
-            min=min(scores), max=max(scores)))
+            min=min(scores), max=max(scores),
+            failures=None if majority_score is None else sum(score <= majority_score for score in scores)))
     return summaries
 
 
@@ -582,6 +670,19 @@ def describe_sweep(document):
             f"{config['max_seq_length']}, precision {config.get('precision', 'fp32')}{extra}.")
 
 
+def majority_score(document):
+    """The majority-class dev score recorded in results.json, or None (regression, or no record of it)."""
+    majority = document.get("data", {}).get("majority")
+    return None if majority is None else majority["score"]
+
+
+def failure_cell(summary):
+    """"2/5 (40%)", or "n/a" when there is no majority baseline to fail against."""
+    if summary.failures is None:
+        return "n/a"
+    return f"{summary.failures}/{len(summary.scores)} ({100 * summary.failure_rate:.0f}%)"
+
+
 def write_markdown(path, document, summaries, metric):
     """summary.md: the table, scores x 100 as papers print them, and what was run."""
     def points(value):
@@ -594,30 +695,45 @@ def write_markdown(path, document, summaries, metric):
         "",
         describe_sweep(document),
         f"Setting `N`: the top N encoder layers re-initialized before fine-tuning; `N+pooler`: those and the pooler; "
-        f"`0`: the checkpoint as it is. Dev {metric} × 100, mean ± sample standard deviation over seeds "
+        f"`0`: the checkpoint as it is; `bertadam`, `mixoutP`, `prior_wd`: run_classifier's --use_bertadam, "
+        f"--mixout P, --prior_weight_decay. Dev {metric} × 100, mean ± sample standard deviation over seeds "
         f"{', '.join(map(str, seeds))}.",
+        failed_sentence(document, metric),
         "",
-        f"| setting | dev {metric} (×100) mean ± std | min | max | seeds |",
-        "|:--|--:|--:|--:|--:|",
+        f"| setting | dev {metric} (×100) mean ± std | min | max | failed | seeds |",
+        "|:--|--:|--:|--:|--:|--:|",
     ]
     for summary in summaries:
         spread = f" ± {points(summary.std)}" if summary.std is not None else " (one seed)"
         lines.append(f"| {summary.setting.label} | {points(summary.mean)}{spread} | {points(summary.min)} | "
-                     f"{points(summary.max)} | {len(summary.scores)} |")
+                     f"{points(summary.max)} | {failure_cell(summary)} | {len(summary.scores)} |")
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
+
+
+def failed_sentence(document, metric):
+    majority = document.get("data", {}).get("majority")
+    if majority is None:
+        return "Failed runs are not counted: results.json records no majority-class baseline (regression task?)."
+    return (f"Failed: runs whose dev {metric} is at or below {100 * majority['score']:.1f}, what always predicting "
+            f"the most frequent dev label ({majority['label']!r}, {100 * majority['share']:.1f}% of dev) scores "
+            f"(Zhang et al.'s count of failed runs).")
 
 
 def write_csv(path, summaries, metric):
     """summary.csv: the same numbers unscaled and unrounded, for other tools."""
     with open(path, "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(["setting", "reinit_layers", "reinit_pooler", "metric", "mean", "std", "min", "max",
-                         "n_seeds"])
+        writer.writerow(["setting", "reinit_layers", "reinit_pooler", "use_bertadam", "mixout", "prior_weight_decay",
+                         "metric", "mean", "std", "min", "max", "n_seeds", "failures", "failure_rate"])
         for summary in summaries:
-            writer.writerow([summary.setting.label, summary.setting.layers, summary.setting.pooler, metric,
-                             repr(summary.mean), "" if summary.std is None else repr(summary.std),
-                             repr(summary.min), repr(summary.max), len(summary.scores)])
+            setting = summary.setting
+            writer.writerow([setting.label, setting.layers, setting.pooler, setting.bertadam, setting.mixout,
+                             setting.prior_wd, metric, repr(summary.mean),
+                             "" if summary.std is None else repr(summary.std),
+                             repr(summary.min), repr(summary.max), len(summary.scores),
+                             "" if summary.failures is None else summary.failures,
+                             "" if summary.failures is None else repr(summary.failure_rate)])
 
 
 def write_plot(path, document, summaries, metric):
@@ -648,8 +764,12 @@ def write_plot(path, document, summaries, metric):
         # The mean's value to the right of the box, where no dot can sit on it.
         axes.annotate(f"{100 * summary.mean:.1f}", (position + 0.27, 100 * summary.mean), va="center",
                       fontsize=9, color="tab:red")
-    axes.set_xticks(positions, [f"{summary.setting.describe()}\n(n={len(summary.scores)})" for summary in summaries])
-    axes.set_xlabel("re-initialized before fine-tuning")
+    if majority_score(document) is not None:
+        axes.axhline(100 * majority_score(document), color="tab:orange", linestyle="--", zorder=2,
+                     label="majority class: a run at or below it failed")
+    axes.set_xticks(positions, [f"{summary.setting.describe()}\n(n={len(summary.scores)}, failed "
+                                f"{failure_cell(summary)})" for summary in summaries])
+    axes.set_xlabel("re-initialized before fine-tuning, and stabilizers")
     axes.set_ylabel(f"dev {metric} (×100)")
     axes.set_title(f"Re-init sweep: task {config['task_name']}, {model_label(config['model_name_or_path'])}, "
                    f"{train_examples} training examples\nepochs {config['epochs']:g}, learning rate "
@@ -657,7 +777,7 @@ def write_plot(path, document, summaries, metric):
                    fontsize=10)
     axes.grid(axis="y", alpha=0.3)
     # Below the axis, not inside it: wherever it sat inside, some sweep would have a dot under it.
-    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=9, frameon=False)
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3, fontsize=9, frameon=False)
     figure.savefig(path)
     return True
 
@@ -665,7 +785,7 @@ def write_plot(path, document, summaries, metric):
 def write_reports(output_dir, document):
     """summary.md, summary.csv and (with matplotlib) summary.png from the runs in `document`."""
     metric = document["primary_metric"]
-    summaries = summarize(document["runs"])
+    summaries = summarize(document["runs"], majority_score(document))
     if not summaries:
         print("No finished runs yet: nothing to summarize")
         return summaries
@@ -728,7 +848,8 @@ def prepare_data(args, config, output_dir, document, results_path):
                                                args.data_seed, subset_dir, generic_options)
     files = get_task(args.task_name, **generic_options).files
     data = {"train_dir": runs_data_dir, "train_examples": train_examples,
-            "sha1": {split: file_sha1(os.path.join(runs_data_dir, files[split])) for split in ("train", "dev")}}
+            "sha1": {split: file_sha1(os.path.join(runs_data_dir, files[split])) for split in ("train", "dev")},
+            "majority": majority_baseline(args.task_name, runs_data_dir, generic_options)}
     if document is None:
         document = {"format": RESULTS_FORMAT, "sweep": config, "primary_metric": primary_metric(args.task_name),
                     "data": data, "runs": []}
@@ -737,6 +858,9 @@ def prepare_data(args, config, output_dir, document, results_path):
         raise SweepError(f"{results_path}: the training or dev file in {runs_data_dir} is not the one the finished "
                          f"runs used (sha1 {document.get('data', {}).get('sha1')} there, {data['sha1']} now); "
                          f"was the data regenerated? Use another --output_dir")
+    elif "majority" not in document["data"]:  # written before failure rates were counted: same data, add it
+        document["data"]["majority"] = data["majority"]
+        save_results(document, results_path)
     return document, runs_data_dir
 
 
@@ -744,26 +868,77 @@ def run_folder(output_dir, setting, seed):
     return os.path.join(output_dir, "runs", setting.label, f"seed-{seed}")
 
 
-def run_one(args, config, document, runs_data_dir, output_dir, setting, seed):
-    """Train and score one (setting, seed) in a clean run folder; append its record to the document.
-    Returns (score, seconds)."""
+def run_one(args, config, document, runs_data_dir, output_dir, setting, seed, threads=None):
+    """Train and score one (setting, seed) in a clean run folder. Returns its results.json record, which
+    the caller appends to the document (one thread appends and saves, however many runs are under way)."""
     run_dir = run_folder(output_dir, setting, seed)
     if os.path.isdir(run_dir):
         shutil.rmtree(run_dir)  # an interrupted earlier attempt: start it clean
     os.makedirs(run_dir)
     argv = run_argv(config, runs_data_dir, setting, seed, run_dir)
     started = time.perf_counter()
-    metrics = train_and_evaluate(argv, os.path.join(run_dir, RUN_LOG_NAME), args.verbose)
+    metrics = train_and_evaluate(argv, os.path.join(run_dir, RUN_LOG_NAME), args.verbose, threads=threads)
     seconds = time.perf_counter() - started
     if not args.keep_models:
         remove_weights(run_dir)
     metric = document["primary_metric"]
-    document["runs"].append({
+    return {
         "setting": setting.label, "reinit_layers": setting.layers, "reinit_pooler": setting.pooler,
+        "use_bertadam": setting.bertadam, "mixout": setting.mixout, "prior_weight_decay": setting.prior_wd,
         "seed": seed, "metrics": metrics, "primary_metric": metric, "score": metrics[metric],
         "run_seconds": round(seconds, 1), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "output_dir": os.path.relpath(run_dir, output_dir), "argv": argv})
-    return metrics[metric], seconds
+        "output_dir": os.path.relpath(run_dir, output_dir), "argv": argv}
+
+
+def threads_per_worker(workers):
+    """The CPU cores this process may use, shared out between `workers` runs at once (at least 1 each):
+    two runs of 8 threads each on 8 cores would spend their time waiting for each other."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // workers)
+
+
+def run_all(args, config, document, runs_data_dir, output_dir, todo, results_path):
+    """Run `todo` ((setting, seed) pairs), saving results.json after each finished run, so an interrupted
+    sweep keeps what it finished. With --workers N > 1: the first run alone (it builds the feature cache in the
+    runs' data folder, which every later run then reads instead of tokenizing again), then N at a time in
+    parallel processes, each with its share of the cores (threads_per_worker). A failed run stops the sweep
+    once the runs under way have finished and been saved."""
+    started = time.perf_counter()
+    threads = threads_per_worker(args.workers) if args.workers > 1 else None
+
+    def start(number, setting, seed):
+        print(f"[{number}/{len(todo)}] setting {setting.label}, seed {seed}: training (log: "
+              f"{os.path.join(run_folder(output_dir, setting, seed), RUN_LOG_NAME)})", flush=True)
+        return run_one(args, config, document, runs_data_dir, output_dir, setting, seed, threads)
+
+    def finish(done, record):
+        document["runs"].append(record)
+        save_results(document, results_path)
+        left = (time.perf_counter() - started) / done * (len(todo) - done) / min(args.workers, len(todo))
+        print(f"[{done}/{len(todo)}] setting {record['setting']}, seed {record['seed']}: dev "
+              f"{document['primary_metric']} {record['score']:.4f} in {record['run_seconds']:.0f} s; about "
+              f"{left / 60:.0f} min left", flush=True)
+
+    numbered = list(enumerate(todo, start=1))
+    serial = numbered if args.workers == 1 else numbered[:1]
+    for number, (setting, seed) in serial:
+        finish(number, start(number, setting, seed))
+    if len(serial) == len(numbered):
+        return
+    print(f"Running the other {len(numbered) - 1} runs {args.workers} at a time, {threads} threads each", flush=True)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=args.workers) as pool:
+        futures = [pool.submit(start, number, setting, seed) for number, (setting, seed) in numbered[1:]]
+        failure = None
+        for done, future in enumerate(concurrent.futures.as_completed(futures), start=2):
+            try:
+                finish(done, future.result())
+            except Exception as error:  # noqa: BLE001 (re-raised below, after the runs under way are saved)
+                if failure is None:
+                    failure = error
+                    for pending in futures:
+                        pending.cancel()  # runs not started yet; the ones under way finish and are saved
+        if failure is not None:
+            raise failure
 
 
 def main(argv=None):
@@ -783,14 +958,7 @@ def main(argv=None):
           f"{RESULTS_NAME}, {len(todo)} to run; training on {document['data']['train_examples']} examples "
           f"from {runs_data_dir}")
     started = time.perf_counter()
-    for number, (setting, seed) in enumerate(todo, start=1):
-        print(f"[{number}/{len(todo)}] setting {setting.label}, seed {seed}: training (log: "
-              f"{os.path.join(run_folder(output_dir, setting, seed), RUN_LOG_NAME)})", flush=True)
-        score, seconds = run_one(args, config, document, runs_data_dir, output_dir, setting, seed)
-        save_results(document, results_path)  # after every run: an interrupted sweep keeps what it finished
-        left = (time.perf_counter() - started) / number * (len(todo) - number)
-        print(f"[{number}/{len(todo)}] setting {setting.label}, seed {seed}: dev {document['primary_metric']} "
-              f"{score:.4f} in {seconds:.0f} s; about {left / 60:.0f} min left", flush=True)
+    run_all(args, config, document, runs_data_dir, output_dir, todo, results_path)
 
     summaries = write_reports(output_dir, document)
     if todo:

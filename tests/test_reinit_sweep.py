@@ -11,6 +11,7 @@ import io
 import json
 import math
 import os
+import re
 import sys
 
 import pytest
@@ -59,11 +60,12 @@ class FakeRun:
     + 0.02 (pooler) + 0.001 * seed, and leaves weights and a checkpoint folder behind like a real run."""
 
     def __init__(self, fail_on_call=None):
-        self.calls = []
+        self.calls, self.threads = [], []
         self.fail_on_call = fail_on_call
 
-    def __call__(self, argv, log_path, verbose=False):
+    def __call__(self, argv, log_path, verbose=False, threads=None):
         self.calls.append(list(argv))
+        self.threads.append(threads)
         with open(log_path, "w", encoding="utf-8") as log:
             log.write("fake run\n")
         run_dir = argv_value(argv, "--output_dir")
@@ -97,15 +99,17 @@ def results_of(output_dir):
     return json.loads((output_dir / "results.json").read_text(encoding="utf-8"))
 
 
-def hand_written_results(runs):
-    """A results.json document as the sweep writes it, with the given (setting, seed, score) runs."""
+def hand_written_results(runs, majority=None):
+    """A results.json document as the sweep writes it, with the given (setting, seed, score) runs and, when
+    given, the majority-class baseline {"label", "share", "score"} (older documents have none)."""
     sweep = {"task_name": "generic", "data_dir": "/data/tweets", "model_name_or_path": "/models/minilm/model",
              "train_size": 500, "data_seed": 42, "epochs": 2.0, "max_seq_length": 64, "batch_size": 16,
              "learning_rate": 1e-4, "extra_args": []}
     records = [{"setting": setting, "seed": seed, "metrics": {"acc": score}, "score": score}
                for setting, seed, score in runs]
     return {"format": 1, "sweep": sweep, "primary_metric": "acc",
-            "data": {"train_dir": "/out/data_train500_seed42", "train_examples": 500}, "runs": records}
+            "data": {"train_dir": "/out/data_train500_seed42", "train_examples": 500,
+                     **({"majority": majority} if majority else {})}, "runs": records}
 
 
 HAND_RUNS = [("0", 1, 0.60), ("0", 2, 0.70), ("0", 3, 0.65), ("2+pooler", 1, 0.72), ("2+pooler", 2, 0.74),
@@ -120,7 +124,7 @@ def test_settings_and_seeds_parse():
         ["0", "0+pooler", "1", "3+pooler"]
     assert Setting(2, True).describe() == "top 2 + pooler" and Setting(0, False).describe() == "none"
     assert reinit_sweep.parse_seeds("1-3,10,2") == [1, 2, 3, 10]
-    with pytest.raises(SweepError, match="N or N\\+pooler"):
+    with pytest.raises(SweepError, match="'pool' is not understood"):
         reinit_sweep.parse_settings("2+pool")
     with pytest.raises(SweepError, match="a <= b"):
         reinit_sweep.parse_seeds("5-1")
@@ -145,9 +149,9 @@ def test_summary_matches_hand_computed_values(tmp_path):
 
     markdown = (tmp_path / "summary.md").read_text(encoding="utf-8")
     rows = [line for line in markdown.splitlines() if line.startswith("| ") and "setting" not in line]
-    assert rows == ["| 0 | 65.0 ± 5.0 | 60.0 | 70.0 | 3 |",
-                    "| 1 | 50.0 (one seed) | 50.0 | 50.0 | 1 |",
-                    "| 2+pooler | 73.0 ± 1.4 | 72.0 | 74.0 | 2 |"]
+    assert rows == ["| 0 | 65.0 ± 5.0 | 60.0 | 70.0 | n/a | 3 |",
+                    "| 1 | 50.0 (one seed) | 50.0 | 50.0 | n/a | 1 |",
+                    "| 2+pooler | 73.0 ± 1.4 | 72.0 | 74.0 | n/a | 2 |"]
     assert "dev acc" in markdown and "500 training examples" in markdown
 
     with open(tmp_path / "summary.csv", encoding="utf-8") as f:
@@ -156,6 +160,79 @@ def test_summary_matches_hand_computed_values(tmp_path):
     assert float(table[0]["mean"]) == pytest.approx(0.65) and float(table[0]["std"]) == pytest.approx(0.05)
     assert (float(table[2]["min"]), float(table[2]["max"]), table[2]["n_seeds"]) == (0.72, 0.74, "2")
     assert (table[2]["reinit_layers"], table[2]["reinit_pooler"], table[1]["std"]) == ("2", "True", "")
+
+
+def test_failure_rate_counts_runs_at_or_below_the_majority_score(tmp_path):
+    runs = [("0", 1, 0.40), ("0", 2, 0.34), ("0", 3, 0.30), ("0", 4, 0.70),
+            ("2+pooler+bertadam", 1, 0.66), ("2+pooler+bertadam", 2, 0.35)]
+    document = hand_written_results(runs, majority={"label": "neutral", "share": 0.34, "score": 0.34})
+    (tmp_path / "results.json").write_text(json.dumps(document), encoding="utf-8")
+    outcome = reinit_sweep.main(["--output_dir", str(tmp_path), "--report_only"])
+
+    # "0": 0.34 (equal: at the baseline) and 0.30 failed, 0.40 and 0.70 did not -> 2 of 4.
+    # "2+pooler+bertadam": 0.35 is above 0.34 -> 0 of 2.
+    by_label = {summary.setting.label: summary for summary in outcome.summaries}
+    assert (by_label["0"].failures, by_label["0"].failure_rate) == (2, 0.5)
+    assert (by_label["2+pooler+bertadam"].failures, by_label["2+pooler+bertadam"].failure_rate) == (0, 0.0)
+    assert (by_label["0"].min, by_label["0"].max) == (0.30, 0.70)
+    markdown = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    # "0": mean 0.435, squared deviations sum to 0.0987, / 3 -> std 0.181; "2+pooler+bertadam": 0.31 / sqrt(2).
+    assert "| 0 | 43.5 ± 18.1 | 30.0 | 70.0 | 2/4 (50%) | 4 |" in markdown
+    assert "| 2+pooler+bertadam | 50.5 ± 21.9 | 35.0 | 66.0 | 0/2 (0%) | 2 |" in markdown
+    assert "at or below 34.0" in markdown and "'neutral'" in markdown
+    with open(tmp_path / "summary.csv", encoding="utf-8") as f:
+        table = {row["setting"]: row for row in csv.DictReader(f)}
+    assert (table["0"]["failures"], float(table["0"]["failure_rate"])) == ("2", 0.5)
+    assert (table["2+pooler+bertadam"]["use_bertadam"], table["2+pooler+bertadam"]["reinit_layers"]) == ("True", "2")
+
+
+def test_majority_baseline_is_read_from_the_dev_file(tmp_path):
+    folder = tmp_path / "task"
+    folder.mkdir()
+    (folder / "train.tsv").write_text("label\ttext\na\tx\nb\ty\nc\tz\n", encoding="utf-8")
+    (folder / "dev.tsv").write_text("label\ttext\nb\tu\nb\tv\na\tw\nb\tx\n", encoding="utf-8")
+    baseline = reinit_sweep.majority_baseline("generic", str(folder), {})
+    assert baseline == {"label": "b", "share": 0.75, "score": 0.75}  # 3 of the 4 dev labels are "b"
+
+
+def test_stabilizer_settings_parse_label_and_reach_the_command_line(tmp_path):
+    settings = reinit_sweep.parse_settings("0,2+pooler,bertadam,2+pooler+bertadam,mixout0.7,prior_wd,"
+                                           "1+mixout0.1+prior_wd")
+    assert settings[2] == Setting(0, False, bertadam=True)
+    assert settings[3] == Setting(2, True, bertadam=True)
+    assert settings[4] == Setting(0, False, mixout=0.7) and settings[5] == Setting(0, False, prior_wd=True)
+    assert settings[6] == Setting(1, False, mixout=0.1, prior_wd=True)
+    assert [reinit_sweep.parse_setting(setting.label) for setting in settings] == settings  # labels read back
+    assert [setting.label for setting in settings[2:5]] == ["bertadam", "2+pooler+bertadam", "mixout0.7"]
+    assert Setting(2, True, bertadam=True, mixout=0.7).describe() == "top 2 + pooler + BERTAdam + mixout 0.7"
+    config = {"model_name_or_path": "m", "task_name": "generic", "epochs": 1.0, "max_seq_length": 24,
+              "batch_size": 8, "learning_rate": 1e-4, "precision": "fp32", "extra_args": []}
+    argv = reinit_sweep.run_argv(config, "d", settings[3], 1, "r")
+    assert argv_value(argv, "--reinit_layers") == "2" and "--reinit_pooler" in argv and "--use_bertadam" in argv
+    argv = reinit_sweep.run_argv(config, "d", settings[6], 1, "r")
+    assert argv_value(argv, "--mixout") == "0.1" and "--prior_weight_decay" in argv
+    assert float(argv_value(argv, "--weight_decay")) > 0 and "--use_bertadam" not in argv
+    for bad in ("mixout1.5", "bertadam+bertadam", "pooler", "bertadam+2"):
+        with pytest.raises(SweepError, match=f"setting '{re.escape(bad)}'"):
+            reinit_sweep.parse_setting(bad)
+    with pytest.raises(SweepError, match="--mixout"):
+        reinit_sweep.check_extra_args(["--mixout", "0.3"])
+
+
+def test_results_from_before_failure_rates_get_the_baseline_added(tmp_path, data_dir, fake_run):
+    out = tmp_path / "sweep"
+    reinit_sweep.main(sweep_argv(data_dir, out))
+    old = results_of(out)
+    del old["data"]["majority"]
+    for record in old["runs"]:
+        for key in ("use_bertadam", "mixout", "prior_weight_decay"):
+            del record[key]
+    (out / "results.json").write_text(json.dumps(old), encoding="utf-8")
+    outcome = reinit_sweep.main(sweep_argv(data_dir, out))
+    assert outcome.ran == 0 and outcome.skipped == 4
+    # write_tweets gives 6 dev tweets of each label: a tie, won by the first label; share 1/3.
+    assert results_of(out)["data"]["majority"] == {"label": "negative", "share": 1 / 3, "score": 1 / 3}
+    assert all(summary.failures == 0 for summary in outcome.summaries)  # the fake scores are all > 0.5
 
 
 # ---- resume and extend ---------------------------------------------------------------------------------
@@ -207,6 +284,31 @@ def test_results_are_saved_after_each_run_and_a_stopped_run_is_redone_clean(tmp_
     assert fake.seen() == [("0", 2), ("2+pooler", 2)]
     assert outcome.ran == 2 and len(results_of(out)["runs"]) == 4
     assert not (out / "runs" / "0" / "seed-2" / "half_written.txt").exists()  # its folder was started afresh
+
+
+def test_parallel_workers_run_every_run_once_with_the_cores_shared_out(tmp_path, data_dir, fake_run):
+    serial = reinit_sweep.main(sweep_argv(data_dir, tmp_path / "serial", "0,1,2+pooler", "1-3"))
+    fake_run.calls.clear()
+    fake_run.threads.clear()
+    parallel = reinit_sweep.main(sweep_argv(data_dir, tmp_path / "parallel", "0,1,2+pooler", "1-3", "--workers", "3"))
+    assert fake_run.seen()[0] == ("0", 1)  # first, alone: it builds the feature cache the others read
+    assert sorted(fake_run.seen()) == sorted((s, seed) for s in ("0", "1", "2+pooler") for seed in (1, 2, 3))
+    cores = len(os.sched_getaffinity(0))
+    assert fake_run.threads == [max(1, cores // 3)] * 9
+    assert parallel.ran == 9 and len(results_of(tmp_path / "parallel")["runs"]) == 9
+    assert [(s.setting, s.seeds, s.scores) for s in parallel.summaries] == \
+        [(s.setting, s.seeds, s.scores) for s in serial.summaries]
+
+
+def test_a_failed_parallel_run_stops_the_sweep_and_the_finished_runs_are_kept(tmp_path, data_dir, monkeypatch):
+    failing = FakeRun(fail_on_call=3)
+    monkeypatch.setattr(reinit_sweep, "train_and_evaluate", failing)
+    with pytest.raises(RuntimeError, match="killed mid-run"):
+        reinit_sweep.main(sweep_argv(data_dir, tmp_path / "sweep", "0,2+pooler", "1-3", "--workers", "2"))
+    saved = [(record["setting"], record["seed"]) for record in results_of(tmp_path / "sweep")["runs"]]
+    failed = failing.seen()[2]
+    assert failed not in saved and ("0", 1) in saved and len(saved) >= 2
+    assert set(saved) == set(failing.seen()) - {failed}  # every other run that started finished and was saved
 
 
 def test_model_weights_are_deleted_unless_kept(tmp_path, data_dir, fake_run):
@@ -326,29 +428,38 @@ def test_without_matplotlib_the_plot_is_skipped_with_a_message(tmp_path, monkeyp
 
 @pytest.fixture(scope="module")
 def tiny_sweep(tmp_path_factory):
-    """A real sweep: MiniLM, 24 training tweets, 1 epoch of batch 8, settings 0 and 1+pooler, seeds 1 and 2.
-    Models are kept so that the next test can compare weights. Returns (output folder, printed text)."""
+    """A real sweep: MiniLM, 24 training tweets, 1 epoch of batch 8, settings 0 and 1+pooler+bertadam, seeds
+    1 and 2. Models are kept so that the next test can compare weights. Returns (output folder, printed text)."""
     root = tmp_path_factory.mktemp("tiny_sweep")
     data = write_tweets(root / "tweets")
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        reinit_sweep.main(sweep_argv(data, root / "sweep", "0,1+pooler", "1,2", "--keep_models"))
+        reinit_sweep.main(sweep_argv(data, root / "sweep", "0,1+pooler+bertadam", "1,2", "--keep_models"))
     return root / "sweep", printed.getvalue(), data
 
 
 def test_real_tiny_sweep_writes_results_table_and_plot(tiny_sweep):
     out, printed, _ = tiny_sweep
     runs = results_of(out)["runs"]
-    assert [(r["setting"], r["seed"]) for r in runs] == [("0", 1), ("1+pooler", 1), ("0", 2), ("1+pooler", 2)]
+    assert [(r["setting"], r["seed"]) for r in runs] == [("0", 1), ("1+pooler+bertadam", 1), ("0", 2),
+                                                         ("1+pooler+bertadam", 2)]
     for record in runs:
         assert set(record["metrics"]) == {"acc"} and 0.0 <= record["score"] <= 1.0
         assert record["score"] == record["metrics"]["acc"] and record["run_seconds"] > 0
         run_dir = out / record["output_dir"]
         assert json.loads((run_dir / "eval_results.json").read_text())["acc"] == record["score"]
         assert "Eval results final" in (run_dir / "run.log").read_text(encoding="utf-8")
+    # One feature cache for the whole sweep: the first run builds it, the others read it.
+    logs = [(out / record["output_dir"] / "run.log").read_text(encoding="utf-8") for record in runs]
+    assert "Saved 24 features into cache file" in logs[0]
+    assert all("Loading features from cache file" in log and "Saved 24 features" not in log for log in logs[1:])
 
-    # The setting reached the model: 1+pooler re-initialized layer 5 (the top of 6) and the pooler, 0 nothing.
-    keys = json.loads((out / "runs" / "1+pooler" / "seed-1" / "reinit_keys.json").read_text())["resolved_keys"]
+    # The setting reached the model: 1+pooler+bertadam re-initialized layer 5 (the top of 6) and the pooler and
+    # trained with BERTAdam; 0 re-initialized nothing and used AdamW.
+    trained_with = json.loads((out / "runs" / "1+pooler+bertadam" / "seed-1" / "training_args.json").read_text())
+    assert trained_with["use_bertadam"] is True
+    assert json.loads((out / "runs" / "0" / "seed-1" / "training_args.json").read_text())["use_bertadam"] is False
+    keys = json.loads((out / "runs" / "1+pooler+bertadam" / "seed-1" / "reinit_keys.json").read_text())["resolved_keys"]
     top, pooler = "bert.encoder.layer.5.", "bert.pooler."
     assert all(key.startswith((top, pooler)) for key in keys)
     assert any(key.startswith(top) for key in keys) and any(key.startswith(pooler) for key in keys)
@@ -357,9 +468,9 @@ def test_real_tiny_sweep_writes_results_table_and_plot(tiny_sweep):
     assert train_lines[0] == "label\ttext" and len(train_lines) == 25
 
     markdown = (out / "summary.md").read_text(encoding="utf-8")
-    assert "| 0 | " in markdown and "| 1+pooler | " in markdown and markdown.count(" | 2 |") == 2
+    assert "| 0 | " in markdown and "| 1+pooler+bertadam | " in markdown and markdown.count(" | 2 |") == 2
     with open(out / "summary.csv", encoding="utf-8") as f:
-        assert [row["setting"] for row in csv.DictReader(f)] == ["0", "1+pooler"]
+        assert [row["setting"] for row in csv.DictReader(f)] == ["0", "1+pooler+bertadam"]
     png = out / "summary.png"
     if importlib.util.find_spec("matplotlib") is not None:
         assert png.stat().st_size > 0 and png.read_bytes()[:8] == PNG_SIGNATURE
@@ -368,12 +479,12 @@ def test_real_tiny_sweep_writes_results_table_and_plot(tiny_sweep):
 
 
 def test_a_run_gives_the_same_weights_inside_a_sweep_and_alone(tiny_sweep, tmp_path):
-    """1+pooler with seed 2 ran last in the sweep above, after three other runs. Run alone in a fresh sweep
+    """1+pooler+bertadam with seed 2 ran last in the sweep above, after three other runs. Run alone in a fresh sweep
     it must give the same weights, bit for bit: a sweep's result does not depend on what else it ran."""
     out, _, data = tiny_sweep
-    reinit_sweep.main(sweep_argv(data, tmp_path / "alone", "1+pooler", "2", "--keep_models"))
-    after_others = load_file(str(out / "runs" / "1+pooler" / "seed-2" / "model.safetensors"))
-    alone = load_file(str(tmp_path / "alone" / "runs" / "1+pooler" / "seed-2" / "model.safetensors"))
+    reinit_sweep.main(sweep_argv(data, tmp_path / "alone", "1+pooler+bertadam", "2", "--keep_models"))
+    after_others = load_file(str(out / "runs" / "1+pooler+bertadam" / "seed-2" / "model.safetensors"))
+    alone = load_file(str(tmp_path / "alone" / "runs" / "1+pooler+bertadam" / "seed-2" / "model.safetensors"))
     assert after_others.keys() == alone.keys()
     assert all(torch.equal(after_others[name], alone[name]) for name in alone)
     assert results_of(tmp_path / "alone")["runs"][0]["score"] == results_of(out)["runs"][3]["score"]

@@ -1,0 +1,142 @@
+"""What did fine-tuning move? The relative change of each module's weights, ‖W_after − W_before‖ / ‖W_before‖.
+
+A module is the embeddings, one encoder layer, the pooler or the head (the classifier); its norm is taken over
+all of its tensors together (the Frobenius norm of their concatenation). Layers that barely move kept what
+pre-training gave them; layers that move most were reshaped for the task, which is the evidence a reader wants
+when choosing which layers to re-initialize (Zhang et al. re-initialize the top ones).
+
+run_classifier.py writes OUTPUT_DIR/weight_change.json (and weight_change.png with matplotlib) after training,
+measured from the weights training started from: the checkpoint's for loaded modules, the fresh draw for
+re-initialized and new ones (each row says which). Any two model folders compare the same way:
+
+    python -m bert_read_step_to_step.weight_change PRETRAINED_DIR FINETUNED_DIR [--out_dir DIR]
+
+Worked example: the embeddings' only tensor goes from [[3, 4]] to [[3, 5]]:
+    ‖[[0, 1]]‖ / ‖[[3, 4]]‖ = 1 / 5 = 0.2.
+"""
+import argparse
+import math
+import os
+import re
+
+from bert_read_step_to_step.cli_help import DefaultsHelpFormatter
+from transformers.file_utils import SAFE_WEIGHTS_NAME, WEIGHTS_NAME, UserError, run_entry_point, write_json_atomically
+from transformers.modeling_utils import IGNORED_CHECKPOINT_KEYS, read_state_dict
+
+REPORT_NAME, PLOT_NAME = "weight_change.json", "weight_change.png"
+LAYER = re.compile(r"^encoder\.layer\.(\d+)\.")
+
+
+def module_of(name):
+    """The module a parameter belongs to, in reading order: "embeddings", "layer 0", ..., "pooler", "head".
+    A task model's names start with "bert." and a bare encoder's do not; both give the same module."""
+    name = name[len("bert."):] if name.startswith("bert.") else name
+    layer = LAYER.match(name)
+    if layer:
+        return f"layer {layer.group(1)}"
+    if name.startswith(("embeddings.", "pooler.")):
+        return name.split(".")[0]
+    return "head"
+
+
+def module_order(module):
+    """Sort key: embeddings, then the layers by number, then the pooler, then the head."""
+    if module.startswith("layer "):
+        return (1, int(module.split()[1]))
+    return ({"embeddings": 0, "pooler": 2}.get(module, 3), 0)
+
+
+def relative_change(before, after, fresh=()):
+    """{"modules": [row per module], "only_in_before": [names], "only_in_after": [names]} for two
+    {name: tensor} dicts. A row: {"module", "relative_change", "norm_before", "norm_change", "tensors",
+    "measured_from"}. Only tensors present in both with the same shape are compared; `fresh` names the
+    tensors whose "before" is a fresh initialization (re-initialized or new) rather than pre-trained weights."""
+    shared = sorted(name for name in before if name in after and before[name].shape == after[name].shape)
+    sums = {}
+    for name in shared:
+        old, new = before[name].double(), after[name].double()
+        row = sums.setdefault(module_of(name), {"before": 0.0, "change": 0.0, "tensors": 0, "fresh": False})
+        row["before"] += float((old ** 2).sum())
+        row["change"] += float(((new - old) ** 2).sum())
+        row["tensors"] += 1
+        row["fresh"] = row["fresh"] or name in fresh
+    modules = []
+    for module in sorted(sums, key=module_order):
+        row = sums[module]
+        norm_before, norm_change = math.sqrt(row["before"]), math.sqrt(row["change"])
+        modules.append({"module": module, "relative_change": norm_change / norm_before if norm_before else None,
+                        "norm_before": norm_before, "norm_change": norm_change, "tensors": row["tensors"],
+                        "measured_from": "fresh init" if row["fresh"] else "pre-trained"})
+    return {"modules": modules, "only_in_before": sorted(set(before) - set(shared)),
+            "only_in_after": sorted(set(after) - set(shared))}
+
+
+def write_report(folder, report, title):
+    """weight_change.json in `folder`, and weight_change.png when matplotlib is installed. Returns the
+    message to show about the picture (written, or skipped and why)."""
+    write_json_atomically(os.path.join(folder, REPORT_NAME), report)
+    png = os.path.join(folder, PLOT_NAME)
+    try:
+        from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
+    except ImportError:
+        return f"matplotlib is not installed: skipping {png} (pip install matplotlib)"
+    rows = [row for row in report["modules"] if row["relative_change"] is not None]
+    figure = Figure(figsize=(max(6.0, 0.6 * len(rows) + 2), 4.0), dpi=120, layout="constrained")
+    axes = figure.add_subplot()
+    colors = ["tab:orange" if row["measured_from"] == "fresh init" else "tab:blue" for row in rows]
+    axes.bar(range(len(rows)), [row["relative_change"] for row in rows], color=colors)
+    axes.set_xticks(range(len(rows)), [row["module"] for row in rows], rotation=45, ha="right")
+    axes.set_ylabel("‖W_after − W_before‖ / ‖W_before‖")
+    axes.set_title(f"{title}\nblue: from pre-trained weights; orange: from a fresh init", fontsize=10)
+    axes.grid(axis="y", alpha=0.3)
+    figure.savefig(png)
+    return f"Wrote {png}"
+
+
+def format_report(report):
+    lines = [f"{'module':12s} {'relative change':>16s}  measured from"]
+    for row in report["modules"]:
+        value = "n/a (zero)" if row["relative_change"] is None else f"{row['relative_change']:.6f}"
+        lines.append(f"{row['module']:12s} {value:>16s}  {row['measured_from']}")
+    for side in ("before", "after"):
+        if report[f"only_in_{side}"]:
+            lines.append(f"only in the {side} model, not compared: {', '.join(report[f'only_in_{side}'])}")
+    return "\n".join(lines)
+
+
+# ==== comparing two folders ================================================================================
+
+def read_folder_weights(folder):
+    """{name: tensor} of a model folder's weights file, without the position_ids buffer some checkpoints carry."""
+    for name in (SAFE_WEIGHTS_NAME, WEIGHTS_NAME):
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            return {key: value for key, value in read_state_dict(path).items()
+                    if not IGNORED_CHECKPOINT_KEYS.search(key)}
+    raise UserError(f"{folder}: no {SAFE_WEIGHTS_NAME} or {WEIGHTS_NAME} there; give a model folder")
+
+
+def normalized_names(state_dict):
+    """The same tensor under one name whether or not the model's names start with "bert."."""
+    return {name[len("bert."):] if name.startswith("bert.") else name: tensor for name, tensor in state_dict.items()}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=DefaultsHelpFormatter)
+    parser.add_argument("before", help="model folder before (e.g. the pre-trained model)")
+    parser.add_argument("after", help="model folder after (e.g. a fine-tuned output_dir)")
+    parser.add_argument("--out_dir", default=None,
+                        help=f"write {REPORT_NAME} (and {PLOT_NAME}) there; default: print only")
+    args = parser.parse_args(argv)
+    report = relative_change(normalized_names(read_folder_weights(args.before)),
+                             normalized_names(read_folder_weights(args.after)))
+    print(format_report(report))
+    if args.out_dir:
+        os.makedirs(args.out_dir, exist_ok=True)
+        print(write_report(args.out_dir, report, f"{args.before} -> {args.after}"))
+        print(f"Wrote {os.path.join(args.out_dir, REPORT_NAME)}")
+    return report
+
+
+if __name__ == "__main__":
+    run_entry_point(main, "python -m bert_read_step_to_step.weight_change")

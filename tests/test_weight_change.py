@@ -1,0 +1,79 @@
+"""weight_change: the relative change per module, checked against numbers worked out by hand, and the report a
+real training run writes (checked against the saved weights and the checkpoint, computed here directly)."""
+import importlib.util
+import json
+import math
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from _classifier_runs import balanced_tweets, common_args, run_main, saved_weights, write_generic_task
+from _classifier_runs import one_torch_thread  # noqa: F401 (an autouse fixture: torch on one thread here)
+from _support import minilm_dir
+from bert_read_step_to_step import weight_change
+
+
+def test_two_folders_compare_module_by_module_as_worked_out_by_hand(tmp_path, capsys):
+    before, after = tmp_path / "before", tmp_path / "after"
+    before.mkdir()
+    after.mkdir()
+    # A bare encoder's names (no "bert."), in safetensors, with a position_ids buffer that is not a weight.
+    save_file({"embeddings.word_embeddings.weight": torch.tensor([[3.0, 4.0]]),
+               "embeddings.position_ids": torch.arange(2),
+               "encoder.layer.0.attention.self.query.weight": torch.ones(2, 2),
+               "encoder.layer.0.output.dense.bias": torch.zeros(4),
+               "encoder.layer.1.output.dense.bias": torch.tensor([2.0, 0.0]),
+               "pooler.dense.weight": torch.eye(2)}, str(before / "model.safetensors"))
+    # A task model's names ("bert." and a head), as a PyTorch .bin.
+    torch.save({"bert.embeddings.word_embeddings.weight": torch.tensor([[3.0, 5.0]]),
+                "bert.encoder.layer.0.attention.self.query.weight": 2 * torch.ones(2, 2),
+                "bert.encoder.layer.0.output.dense.bias": torch.tensor([0.0, 0.0, 0.0, 3.0]),
+                "bert.encoder.layer.1.output.dense.bias": torch.tensor([2.0, 0.0]),
+                "bert.pooler.dense.weight": torch.eye(2),
+                "classifier.weight": torch.ones(3, 2)}, str(after / "pytorch_model.bin"))
+    report = weight_change.main([str(before), str(after), "--out_dir", str(tmp_path / "report")])
+
+    rows = {row["module"]: row for row in report["modules"]}
+    assert list(rows) == ["embeddings", "layer 0", "layer 1", "pooler"]
+    # embeddings: ‖[[0, 1]]‖ / ‖[[3, 4]]‖ = 1 / 5.
+    assert rows["embeddings"]["relative_change"] == pytest.approx(0.2)
+    # layer 0: the query weight moves by ones(2, 2) (squared norm 4), the bias by [0, 0, 0, 3] (9); the module's
+    # squared norm before is 4 + 0: sqrt(13) / sqrt(4).
+    assert rows["layer 0"]["relative_change"] == pytest.approx(math.sqrt(13) / 2)
+    assert rows["layer 0"]["tensors"] == 2
+    assert rows["layer 1"]["relative_change"] == 0.0 and rows["pooler"]["relative_change"] == 0.0
+    assert report["only_in_after"] == ["classifier.weight"] and report["only_in_before"] == []
+    assert json.loads((tmp_path / "report" / "weight_change.json").read_text()) == report
+    printed = capsys.readouterr().out
+    assert "layer 0" in printed
+    png = tmp_path / "report" / "weight_change.png"
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    else:
+        assert "matplotlib is not installed: skipping" in printed and not png.exists()
+
+
+def test_missing_weights_file_is_named(tmp_path):
+    with pytest.raises(weight_change.UserError, match="no model.safetensors or pytorch_model.bin"):
+        weight_change.main([str(tmp_path), str(tmp_path)])
+
+
+def test_a_training_run_reports_each_module_from_where_it_started(tmp_path):
+    data = write_generic_task(tmp_path / "data", balanced_tweets(8), balanced_tweets(3, start=6))
+    out = tmp_path / "out"
+    run_main(common_args(data, out, max_seq_length=16) + [
+        "--do_train", "--per_gpu_train_batch_size", "2", "--max_steps", "2", "--save_steps", "0",
+        "--learning_rate", "1e-3", "--seed", "3", "--reinit_layers", "1"])
+    report = json.loads((out / "weight_change.json").read_text())
+    rows = {row["module"]: row for row in report["modules"]}
+    assert list(rows) == ["embeddings"] + [f"layer {i}" for i in range(6)] + ["pooler", "head"]
+    assert [rows[module]["measured_from"] for module in ("layer 4", "layer 5", "pooler", "head")] == \
+        ["pre-trained", "fresh init", "pre-trained", "fresh init"]
+    # Layer 0 was loaded: its change is measured from the checkpoint's own tensors.
+    checkpoint, saved = saved_weights(minilm_dir()), saved_weights(out)
+    names = [name for name in checkpoint if name.startswith("encoder.layer.0.")]
+    change = math.sqrt(sum(float(((saved["bert." + n].double() - checkpoint[n].double()) ** 2).sum()) for n in names))
+    size = math.sqrt(sum(float((checkpoint[n].double() ** 2).sum()) for n in names))
+    assert rows["layer 0"]["relative_change"] == pytest.approx(change / size, rel=1e-9)
+    assert 0 < rows["layer 0"]["relative_change"] < 1
