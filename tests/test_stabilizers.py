@@ -19,7 +19,7 @@ from _classifier_runs import assert_same_weights, balanced_tweets, common_args, 
 from _classifier_runs import one_torch_thread  # noqa: F401 (an autouse fixture: torch on one thread here)
 from _support import minilm_dir
 from bert_read_step_to_step.stabilizers import DecoupledAdam, MixoutLinear, add_mixout, mixout
-from transformers import BertForSequenceClassification
+from transformers import BertConfig, BertForSequenceClassification
 from transformers.modeling_utils import Linear
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
@@ -136,7 +136,7 @@ def test_mixout_layers_keep_state_dict_and_are_plain_in_eval(minilm_head):
 def test_priors_are_the_loaded_weights_only():
     args = run_classifier.parse_args(common_args("data", "out") + [
         "--do_train", "--reinit_layers", "1", "--reinit_pooler", "--mixout", "0.5"])
-    config = run_classifier.BertConfig.from_pretrained(str(minilm_dir()), num_labels=3)
+    config = BertConfig.from_pretrained(str(minilm_dir()), num_labels=3)
     model, info = run_classifier.load_model(args, config, ["a", "b", "c"])
     start = {name: param.detach().clone() for name, param in model.named_parameters()}
     priors = run_classifier.stabilizer_priors(args, start, info)
