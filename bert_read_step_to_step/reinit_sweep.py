@@ -930,6 +930,8 @@ def run_all(args, config, document, runs_data_dir, output_dir, todo, results_pat
         futures = [pool.submit(start, number, setting, seed) for number, (setting, seed) in numbered[1:]]
         failure = None
         for done, future in enumerate(concurrent.futures.as_completed(futures), start=2):
+            if future.cancelled():
+                continue  # cancelled after a failure below; result() would raise CancelledError (a BaseException)
             try:
                 finish(done, future.result())
             except Exception as error:  # noqa: BLE001 (re-raised below, after the runs under way are saved)

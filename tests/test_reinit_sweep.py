@@ -13,6 +13,7 @@ import math
 import os
 import re
 import sys
+import threading
 
 import pytest
 import torch
@@ -62,14 +63,17 @@ class FakeRun:
     def __init__(self, fail_on_call=None):
         self.calls, self.threads = [], []
         self.fail_on_call = fail_on_call
+        self.lock = threading.Lock()  # with --workers, runs start in several threads at once
 
     def __call__(self, argv, log_path, verbose=False, threads=None):
-        self.calls.append(list(argv))
-        self.threads.append(threads)
+        with self.lock:
+            self.calls.append(list(argv))
+            self.threads.append(threads)
+            number = len(self.calls)
         with open(log_path, "w", encoding="utf-8") as log:
             log.write("fake run\n")
         run_dir = argv_value(argv, "--output_dir")
-        if len(self.calls) == self.fail_on_call:
+        if number == self.fail_on_call:
             open(os.path.join(run_dir, "half_written.txt"), "w").close()
             raise RuntimeError("killed mid-run")
         open(os.path.join(run_dir, "model.safetensors"), "wb").close()
