@@ -28,7 +28,7 @@ import os
 import shutil
 import unicodedata
 
-from .tokenization_bert import TOKENIZER_CONFIG_NAME, lay_out_inputs
+from .tokenization_bert import TOKENIZER_CONFIG_NAME, lay_out_inputs, read_tokenizer_settings
 
 SPIECE_NAME = "spiece.model"
 # SentencePiece writes a space as this character, U+2581, at the start of the piece that follows it.
@@ -210,18 +210,7 @@ def read_settings(config_file):
     """do_lower_case, keep_accents and the special tokens of a tokenizer_config.json ({} without one)."""
     if not os.path.isfile(config_file):
         return {}
-    try:
-        with open(config_file, encoding="utf-8") as reader:
-            config = json.load(reader)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{config_file}: not valid JSON (line {error.lineno}: {error.msg})") from None
-    settings = {key: config[key] for key in ("do_lower_case", "keep_accents") if key in config}
-    for role in SPECIAL_TOKENS:
-        token = config.get(role)
-        token = token.get("content") if isinstance(token, dict) else token
-        if isinstance(token, str):
-            settings[role] = token
-    return settings
+    return read_tokenizer_settings(config_file, ("do_lower_case", "keep_accents"), SPECIAL_TOKENS)
 
 
 def main(argv=None):

@@ -103,16 +103,22 @@ def tokenizer_settings(directory):
 
 
 def read_tokenizer_config(config_file):
-    """The settings of a tokenizer_config.json that we use. Special tokens may be written as strings or,
-    by older versions, as {"content": "[UNK]", ...} objects."""
+    """The settings of a tokenizer_config.json that BertTokenizer uses, as its keyword arguments."""
+    return read_tokenizer_settings(config_file, ("do_lower_case", "strip_accents", "tokenize_chinese_chars"),
+                                   SPECIAL_TOKEN_ROLES)
+
+
+def read_tokenizer_settings(config_file, setting_names, special_roles):
+    """{name: value} of the named settings and special tokens a tokenizer_config.json holds; every tokenizer
+    family reads its file with this. Special tokens may be written as strings or, by older versions, as
+    {"content": "[UNK]", ...} objects."""
     try:
         with open(config_file, encoding="utf-8") as reader:
             config = json.load(reader)
     except json.JSONDecodeError as error:
         raise ValueError(f"{config_file}: not valid JSON (line {error.lineno}: {error.msg})") from None
-    settings = {key: config[key] for key in ("do_lower_case", "strip_accents", "tokenize_chinese_chars")
-                if key in config}
-    for role in SPECIAL_TOKEN_ROLES:
+    settings = {key: config[key] for key in setting_names if key in config}
+    for role in special_roles:
         token = config.get(role)
         token = token.get("content") if isinstance(token, dict) else token
         if isinstance(token, str):

@@ -24,8 +24,8 @@ import json
 import os
 import re
 
-from .tokenization_bert import TOKENIZER_CONFIG_NAME, TOKENIZER_JSON_NAME, _category_runs, _ranges_text, \
-    lay_out_inputs
+from .tokenization_bert import (TOKENIZER_CONFIG_NAME, TOKENIZER_JSON_NAME, _category_runs, _ranges_text,
+                                 lay_out_inputs, read_tokenizer_settings)
 
 VOCAB_JSON_NAME = "vocab.json"
 MERGES_NAME = "merges.txt"
@@ -250,19 +250,9 @@ def read_special_tokens(config_file):
     """The special tokens a tokenizer_config.json names ({} without one)."""
     if not os.path.isfile(config_file):
         return {}
-    try:
-        with open(config_file, encoding="utf-8") as reader:
-            config = json.load(reader)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{config_file}: not valid JSON (line {error.lineno}: {error.msg})") from None
-    if config.get("add_prefix_space"):
+    special = read_tokenizer_settings(config_file, ("add_prefix_space",), SPECIAL_TOKENS)
+    if special.pop("add_prefix_space", False):
         raise ValueError(f"{config_file}: add_prefix_space is true; only RoBERTa's own setting (false) is supported")
-    special = {}
-    for role in SPECIAL_TOKENS:
-        token = config.get(role)
-        token = token.get("content") if isinstance(token, dict) else token
-        if isinstance(token, str):
-            special[role] = token
     return special
 
 

@@ -23,13 +23,13 @@ Run `python -m transformers.tokenization_xlnet --model spiece.model "some text" 
 """
 import argparse
 import functools
-import json
 import os
 import re
 import shutil
 import unicodedata
 
-from .tokenization_bert import TOKENIZER_CONFIG_NAME, TOKENIZER_JSON_NAME, _write_json, truncate_longest_first
+from .tokenization_bert import (TOKENIZER_CONFIG_NAME, TOKENIZER_JSON_NAME, _write_json, read_tokenizer_settings,
+                                 truncate_longest_first)
 
 SPIECE_NAME = "spiece.model"
 WORD_START = "\u2581"  # "▁", which SentencePiece writes before every word
@@ -280,18 +280,7 @@ class XLNetTokenizer:
 def read_xlnet_tokenizer_config(config_file):
     """The settings of a tokenizer_config.json that change how XLNet's tokenizer cuts text, as keyword arguments.
     Special tokens may be written as strings or, by older versions, as {"content": "<sep>", ...} objects."""
-    try:
-        with open(config_file, encoding="utf-8") as reader:
-            config = json.load(reader)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{config_file}: not valid JSON (line {error.lineno}: {error.msg})") from None
-    settings = {key: config[key] for key in SETTINGS if key in config}
-    for role in SPECIAL_TOKEN_ROLES:
-        token = config.get(role)
-        token = token.get("content") if isinstance(token, dict) else token
-        if isinstance(token, str):
-            settings[role] = token
-    return settings
+    return read_tokenizer_settings(config_file, SETTINGS, SPECIAL_TOKEN_ROLES)
 
 
 def main(argv=None):
