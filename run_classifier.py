@@ -46,8 +46,9 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from bert_read_step_to_step.cli_help import DefaultsHelpFormatter
-from bert_read_step_to_step.features import (FeatureDataset, collate_features, file_fingerprint, load_and_cache_features,
-                                             padding_of, unk_report)
+from bert_read_step_to_step.features import (FeatureDataset, collate_features, file_fingerprint,
+                                             length_bucketed_batches, load_and_cache_features, padding_of,
+                                             unk_report)
 from bert_read_step_to_step.metrics import compute_metrics
 from bert_read_step_to_step.precision import (BF16_CHOICES, autocast as precision_autocast, bf16_support,
                                               choose_precision, precision_notes)
@@ -133,6 +134,10 @@ def parse_args(argv=None):
     p.add_argument("--num_train_epochs", default=3.0, type=float, help="passes over the training set")
     p.add_argument("--max_steps", default=-1, type=int, help="if > 0: total optimizer steps (overrides epochs)")
     p.add_argument("--warmup_proportion", default=0.1, type=float, help="share of steps with rising lr")
+    p.add_argument("--group_by_length", action="store_true",
+                   help="length-bucketed training batches: each batch holds examples of similar length, so "
+                        "less padding is computed; the same examples each epoch, batches still shuffled "
+                        "(seeded). Changes which examples share a batch, so results differ from plain batches")
 
     # Zhang et al.'s other remedies for unstable few-sample runs (bert_read_step_to_step/stabilizers.py).
     p = parser.add_argument_group("stabilizers")
@@ -451,18 +456,23 @@ def load_features(args, runtime, tokenizer, split):
     return FeatureDataset(features, padding_of(tokenizer))
 
 
-def epoch_batches(num_examples, batch_size, epoch, seed, rank=0, world_size=1):
+def epoch_batches(num_examples, batch_size, epoch, seed, rank=0, world_size=1, lengths=None):
     """The batches of one epoch as lists of example indexes, for this rank.
 
     The order depends only on (seed, epoch), not on any RNG state, so a resumed run can skip to the same
     place: batch k of epoch e is the same whether or not the run was stopped in between. Each rank takes
     every world_size-th example of the shuffled order, and all ranks get the same number of batches.
+    lengths (--group_by_length): each example's length in tokens; then this rank's examples are grouped
+    into batches of similar length (features.length_bucketed_batches): the same examples, the same number
+    of batches, less padding.
     """
     generator = torch.Generator()
     generator.manual_seed(seed * 1000 + epoch)
     order = torch.randperm(num_examples, generator=generator).tolist()
     per_rank = num_examples // world_size
     mine = order[rank::world_size][:per_rank]
+    if lengths is not None:
+        return length_bucketed_batches(mine, lengths, batch_size, generator)
     return [mine[start:start + batch_size] for start in range(0, len(mine), batch_size)]
 
 
@@ -521,7 +531,7 @@ def training_plan(args, runtime, num_examples):
 TRAJECTORY_ARGS = ("learning_rate", "per_gpu_train_batch_size", "gradient_accumulation_steps", "num_train_epochs",
                    "max_steps", "warmup_proportion", "weight_decay", "layerwise_lr_decay", "adam_epsilon",
                    "max_grad_norm", "seed", "max_seq_length", "reinit_std", "fp16", "task_name", "use_bertadam",
-                   "mixout", "prior_weight_decay")
+                   "mixout", "prior_weight_decay", "group_by_length")
 
 
 def training_trajectory(args, runtime, config):
@@ -641,11 +651,13 @@ def start_training(args, runtime, model, core, plan, pretrained):
     return state
 
 
-def batches_to_go(args, runtime, plan, state, num_examples):
+def batches_to_go(args, runtime, plan, state, dataset):
     """The batches of `state.epoch` still to train on: whole accumulation groups only (a partial group at the
     epoch's end would step on fewer batches), no more than the steps still to take, from where a resumed run
     stopped. Returns (batches, index of the first one to take)."""
-    batches = epoch_batches(num_examples, plan.batch_size, state.epoch, args.seed, runtime.rank, runtime.world_size)
+    lengths = [len(feature.input_ids) for feature in dataset.features] if args.group_by_length else None
+    batches = epoch_batches(len(dataset), plan.batch_size, state.epoch, args.seed, runtime.rank, runtime.world_size,
+                            lengths)
     batches = batches[:plan.steps_per_epoch * args.gradient_accumulation_steps]
     end = min(len(batches), state.batches_done_in_epoch
               + (plan.total_steps - state.global_step) * args.gradient_accumulation_steps)
@@ -713,7 +725,7 @@ def train(args, runtime, train_dataset, model, tokenizer, dev_dataset, plan, tra
     model.train()
     model.zero_grad(set_to_none=True)
     while state.global_step < plan.total_steps and state.epoch < plan.num_epochs:
-        batches, first = batches_to_go(args, runtime, plan, state, len(train_dataset))
+        batches, first = batches_to_go(args, runtime, plan, state, train_dataset)
         bar = tqdm(collated(train_dataset, batches[first:]), desc=f"Epoch {state.epoch + 1}/{plan.num_epochs}",
                    disable=not runtime.is_main, initial=first, total=len(batches))
         for batch in bar:
@@ -835,18 +847,28 @@ def load_train_state(state, checkpoint_dir, args, runtime):
 # ==== evaluate and predict =================================================================================
 
 def predict_logits(args, runtime, model, dataset, desc):
-    """[N, C] logits for a dataset, in its order."""
+    """[N, C] logits for a dataset, in its order.
+
+    The examples are scored shortest first, so that each batch holds examples of similar length and little
+    padding is computed; the logits are then put back in the dataset's order. In eval mode an example's
+    logits do not depend on what shares its batch (padding is masked out), so the order only changes the
+    cost, and the last digits that a matmul of another shape rounds differently.
+    """
     size = args.per_gpu_eval_batch_size * max(1, runtime.n_gpu)
-    batches = [list(range(start, min(start + size, len(dataset)))) for start in range(0, len(dataset), size)]
+    by_length = sorted(range(len(dataset)), key=lambda index: len(dataset.features[index].input_ids))
+    batches = [by_length[start:start + size] for start in range(0, len(dataset), size)]
     model.to(runtime.device).eval()
-    outputs = []
+    logits = None
     with torch.no_grad():
-        for batch in tqdm(collated(dataset, batches), desc=desc, total=len(batches),
-                          disable=not runtime.is_main):
+        for indexes, batch in zip(batches, tqdm(collated(dataset, batches), desc=desc, total=len(batches),
+                                                disable=not runtime.is_main)):
             batch = {name: tensor.to(runtime.device) for name, tensor in batch.items() if name != "labels"}
             with autocast(runtime):
-                outputs.append(model(**batch).logits.float().cpu())
-    return torch.cat(outputs)
+                batch_logits = model(**batch).logits.float().cpu()  # [b, C]
+            if logits is None:
+                logits = torch.empty(len(dataset), batch_logits.shape[-1])  # [N, C]
+            logits[indexes] = batch_logits
+    return logits
 
 
 def to_predictions(logits, output_mode):

@@ -33,7 +33,7 @@ from typing import Union
 import torch
 from torch.utils.data import Dataset
 
-from transformers.file_utils import resolve_cache_dir, run_entry_point, write_atomically
+from transformers.file_utils import exclusive_lock, resolve_cache_dir, run_entry_point, write_atomically
 
 from .tasks import LABELS_FROM_TRAIN_FILE, find_data_file, get_labels, get_task, read_examples
 
@@ -43,6 +43,7 @@ module_logger = logging.getLogger(__name__)
 # torch.nn.CrossEntropyLoss ignores by default; regression uses NaN for the same purpose.
 NO_LABEL_ID = -100
 NUM_EXAMPLES_TO_LOG = 3
+FEATURES_LOCK_NAME = ".features.lock"  # in the cache folder: held while a cache file is built
 CACHE_FORMAT = 1     # bump when the layout of the cache file changes, so old files are rebuilt
 
 
@@ -302,23 +303,36 @@ def load_and_cache_features(task, data_dir, split, tokenizer, max_seq_length, ov
                                                          data_dir, label_list))
 
     if not overwrite_cache:
-        payload = _load_cache(cache_path, logger)
-        if payload is not None:
-            logger.info("Loading features from cache file %s", cache_path)
-            return _payload_to_features(payload)
-
-    data_file = os.path.join(data_dir, spec.files[split])
-    logger.info("Creating features from %s (task %s, max_seq_length %d)", data_file, spec.name, max_seq_length)
-    examples = read_examples(spec, data_dir, split)
-    features = convert_examples_to_features(examples, tokenizer, max_seq_length, label_list,
-                                            spec.output_mode, logger=logger)
+        features = _cached_features(cache_path, logger)
+        if features is not None:
+            return features
     os.makedirs(cache_dir, exist_ok=True)
-    # Written under a temporary name and renamed: a run killed while writing leaves no half-written cache
-    # that the next run would trust.
-    payload = _features_to_payload(features, label_list, spec.output_mode)
-    write_atomically(cache_path, lambda temp: torch.save(payload, temp))
-    logger.info("Saved %d features into cache file %s", len(features), cache_path)
+    # Several runs may start together on one data folder (reinit_sweep --workers, two users): the first to
+    # take the lock builds the file, the others wait for it and then read it, so it is built once.
+    with exclusive_lock(os.path.join(cache_dir, FEATURES_LOCK_NAME)):
+        features = None if overwrite_cache else _cached_features(cache_path, logger)
+        if features is not None:
+            return features  # built by another run while this one waited
+        data_file = os.path.join(data_dir, spec.files[split])
+        logger.info("Creating features from %s (task %s, max_seq_length %d)", data_file, spec.name, max_seq_length)
+        examples = read_examples(spec, data_dir, split)
+        features = convert_examples_to_features(examples, tokenizer, max_seq_length, label_list,
+                                                spec.output_mode, logger=logger)
+        # Written under a temporary name and renamed: a run killed while writing leaves no half-written cache
+        # that the next run would trust.
+        payload = _features_to_payload(features, label_list, spec.output_mode)
+        write_atomically(cache_path, lambda temp: torch.save(payload, temp))
+        logger.info("Saved %d features into cache file %s", len(features), cache_path)
     return features
+
+
+def _cached_features(cache_path, logger):
+    """The features in the cache file, or None when there is no readable one."""
+    payload = _load_cache(cache_path, logger)
+    if payload is None:
+        return None
+    logger.info("Loading features from cache file %s", cache_path)
+    return _payload_to_features(payload)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -353,6 +367,39 @@ class FeatureDataset(Dataset):
 
     def __getitem__(self, index):
         return self.features[index]
+
+
+# Examples per bucket, in batches. Smaller buckets hold a narrower range of lengths (less padding) but leave
+# fewer ways to mix examples into batches. On the demo's 500-example training subsets (batch 16, max_seq_length
+# 64) the tokens fed per real token are 1.66 in plain random batches, 1.09 with buckets of 4 batches, 1.18
+# with 8, and 1.03 with whole-set sorting, which would give the same batches every epoch.
+BUCKET_BATCHES = 4
+
+
+def length_bucketed_batches(order, lengths, batch_size, generator, bucket_batches=BUCKET_BATCHES):
+    """Cut `order` (example indexes in a shuffled order) into batches of examples of about the same length.
+
+    A batch is padded to its longest example, so a random batch of tweets of 10 to 64 tokens computes mostly
+    padding. Bucketing cuts that, keeping every example exactly once per epoch and the batches random:
+      1. sort `order` by length (stable: examples of equal length stay in their shuffled order);
+      2. cut the sorted list into buckets of `bucket_batches * batch_size` examples, the shortest first;
+      3. shuffle each bucket with `generator` and cut it into batches;
+      4. shuffle the batches, so an epoch does not go from short to long; the one partial batch (the last
+         bucket's remainder) stays last, where plain batching has it too, so that a run that drops an
+         epoch's incomplete accumulation group drops the same number of examples either way.
+    Worked example: lengths 9 3 7 5 2 8 (indexes 0-5), batch_size 2, bucket_batches 1 -> sorted 4 1 3 2 5 0
+    -> buckets [4 1] [3 2] [5 0] -> batches in some order, e.g. [3 2] [0 5] [1 4]: each pairs neighbours
+    in length. Returns a list of lists of indexes; the same (order, generator state) gives the same batches.
+    """
+    by_length = sorted(order, key=lambda index: lengths[index])
+    bucket_size = bucket_batches * batch_size
+    batches = []
+    for start in range(0, len(by_length), bucket_size):
+        bucket = by_length[start:start + bucket_size]
+        bucket = [bucket[i] for i in torch.randperm(len(bucket), generator=generator).tolist()]
+        batches += [bucket[i:i + batch_size] for i in range(0, len(bucket), batch_size)]
+    partial = [batches.pop()] if batches and len(batches[-1]) < batch_size else []
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()] + partial
 
 
 def collate_features(batch, pad_to=None, padding=Padding()):

@@ -14,8 +14,9 @@ Why different tasks get different metrics:
     Pearson (linear) and Spearman (rank order).
 """
 import numpy as np
-from scipy.stats import pearsonr, spearmanr
-from sklearn.metrics import f1_score, matthews_corrcoef
+
+# scipy and scikit-learn are imported inside compute_metrics, by the metrics that need them: together they
+# take longer to import than torch's first second, and accuracy (most tasks, the demo) needs neither.
 
 # metric name -> the key of its result that compare runs
 PRIMARY_KEYS = {
@@ -57,11 +58,14 @@ def compute_metrics(metric_name_or_task, preds, labels):
     if name == "acc_and_f1":
         acc = _accuracy(preds, labels)
         # F1 of class 1 ("paraphrase" / "duplicate"): harmonic mean of precision and recall.
+        from sklearn.metrics import f1_score
         f1 = float(f1_score(y_true=labels, y_pred=preds))
         return {"acc": acc, "f1": f1, "acc_and_f1": (acc + f1) / 2}
     if name == "mcc":
+        from sklearn.metrics import matthews_corrcoef
         return {"mcc": float(matthews_corrcoef(labels, preds))}
     if name == "pearson_and_spearman":
+        from scipy.stats import pearsonr, spearmanr
         pearson = float(pearsonr(preds, labels)[0])
         spearman = float(spearmanr(preds, labels)[0])
         return {"pearson": pearson, "spearman": spearman, "corr": (pearson + spearman) / 2}

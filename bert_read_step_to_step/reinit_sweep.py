@@ -97,6 +97,10 @@ DEFAULT_EPOCHS = 2.0
 DEFAULT_MAX_SEQ_LENGTH = 64
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_LEARNING_RATE = 1e-4
+# Two runs at once, one thread each, beat one run on two threads: a run's matmuls are small (16 x 64 tokens),
+# so a second thread speeds one run up by less than 2x, and a run's start-up, loading and saving, which use one
+# core, overlap with the other run's training. (One on a one-core machine.)
+DEFAULT_WORKERS = 2
 PRIOR_WEIGHT_DECAY = 0.01  # what the prior_wd setting pulls with (BERT's usual weight decay)
 # Scoring runs without gradients, so a larger batch is cheaper per example and gives the same predictions.
 EVAL_BATCH_SIZE = 64
@@ -236,6 +240,9 @@ def parse_args(argv=None):
     p.add_argument("--max_seq_length", type=int, default=DEFAULT_MAX_SEQ_LENGTH, help="longer inputs are truncated")
     p.add_argument("--batch_size", type=int, default=DEFAULT_BATCH_SIZE, help="training batch size")
     p.add_argument("--learning_rate", type=float, default=DEFAULT_LEARNING_RATE, help="peak learning rate")
+    p.add_argument("--batching", default="length", choices=("length", "random"),
+                   help="length: length-bucketed training batches (run_classifier's --group_by_length), less "
+                        "padding; random: plain shuffled batches. Both see every example once per epoch")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                    help="auto (default): bf16 autocast where the hardware computes bf16 natively, else fp32 "
                         "(run_classifier's --bf16 auto); fp32 or bf16 to choose. Weights stay fp32")
@@ -246,10 +253,10 @@ def parse_args(argv=None):
     p.add_argument("--keep_models", action="store_true", help="keep each run's fine-tuned weights")
     p.add_argument("--report_only", action="store_true",
                    help="run nothing: rewrite summary.md/.csv/.png from output_dir/results.json")
-    p.add_argument("--workers", type=int, default=1, metavar="N",
-                   help="runs at once, each in its own process with 1/N of the CPU cores as torch threads. "
-                        "Other thread counts sum floating-point numbers in another order, so scores can differ "
-                        "from a --workers 1 sweep in the last digits")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="runs at once, each in its own process with 1/N of the CPU cores as torch threads "
+                        "(default: 2, or 1 on a one-core machine). Other thread counts sum floating-point numbers "
+                        "in another order, so scores can differ from a --workers 1 sweep in the last digits")
     p.add_argument("--verbose", action="store_true",
                    help="show each run's log and progress bars here (they always go to the run's run.log)")
     p.add_argument("--debug", action="store_true",
@@ -258,6 +265,8 @@ def parse_args(argv=None):
     args.extra_args = extra
     if args.train_size < 0:
         parser.error(f"--train_size must be >= 0 (0: all), got {args.train_size}")
+    if args.workers is None:
+        args.workers = min(DEFAULT_WORKERS, usable_cores())
     if args.workers < 1:
         parser.error(f"--workers must be >= 1, got {args.workers}")
     return args
@@ -304,6 +313,7 @@ def sweep_config(args, data_dir, model_path):
         "batch_size": args.batch_size,
         "learning_rate": args.learning_rate,
         "precision": sweep_precision(args),
+        "batching": args.batching,
         "extra_args": list(args.extra_args),
     }
 
@@ -455,7 +465,7 @@ CONTROLLED_BY_SWEEP = {
     "output_dir": "--output_dir", "seed": "--seeds", "reinit_layers": "--settings", "reinit_pooler": "--settings",
     "reinit_keys": "--settings", "use_bertadam": "--settings",
     "mixout": "--settings", "prior_weight_decay": "--settings",
-    "num_train_epochs": "--epochs", "max_seq_length": "--max_seq_length",
+    "num_train_epochs": "--epochs", "max_seq_length": "--max_seq_length", "group_by_length": "--batching",
     "per_gpu_train_batch_size": "--batch_size", "learning_rate": "--learning_rate", "do_train": "(always on)",
     "do_eval": "(always on)", "list_keys": "(always off)", "resume_from_checkpoint": "(a new run each time)",
     "bf16": "--precision",
@@ -476,6 +486,8 @@ def run_argv(config, data_dir, setting, seed, run_dir):
             "--save_steps", "0"]  # no checkpoints: only the final model is scored
     if config["precision"] == "bf16":
         argv.append("--bf16")
+    if config["batching"] == "length":
+        argv.append("--group_by_length")
     return argv + list(config["extra_args"])
 
 
@@ -832,8 +844,10 @@ def check_before_any_run(args, results_path):
     config = sweep_config(args, resolve_data_dir(args), model_path)
     document = load_results(results_path)
     if document is not None:
-        # Sweeps from before --precision existed ran in fp32 (a -- --fp16 among them is kept in extra_args).
+        # Sweeps from before --precision existed ran in fp32 (a -- --fp16 among them is kept in extra_args),
+        # and sweeps from before --batching in plain random batches.
         document["sweep"].setdefault("precision", "fp32")
+        document["sweep"].setdefault("batching", "random")
         check_same_sweep(document["sweep"], config, results_path)
     check_extra_args(args.extra_args)
     return config, settings, seeds, document
@@ -890,19 +904,24 @@ def run_one(args, config, document, runs_data_dir, output_dir, setting, seed, th
         "output_dir": os.path.relpath(run_dir, output_dir), "argv": argv}
 
 
+def usable_cores():
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def threads_per_worker(workers):
     """The CPU cores this process may use, shared out between `workers` runs at once (at least 1 each):
     two runs of 8 threads each on 8 cores would spend their time waiting for each other."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // workers)
+    return max(1, usable_cores() // workers)
 
 
 def run_all(args, config, document, runs_data_dir, output_dir, todo, results_path):
     """Run `todo` ((setting, seed) pairs), saving results.json after each finished run, so an interrupted
-    sweep keeps what it finished. With --workers N > 1: the first run alone (it builds the feature cache in the
-    runs' data folder, which every later run then reads instead of tokenizing again), then N at a time in
-    parallel processes, each with its share of the cores (threads_per_worker). A failed run stops the sweep
-    once the runs under way have finished and been saved."""
+    sweep keeps what it finished. With --workers N > 1, N at a time in parallel processes, each with its share
+    of the cores (threads_per_worker). The runs share one feature cache in the runs' data folder: the first run
+    to need it builds it while the others wait for it (features.load_and_cache_features), so the data are
+    tokenized once per sweep. A failed run stops the sweep once the runs under way have finished and been
+    saved."""
     started = time.perf_counter()
     threads = threads_per_worker(args.workers) if args.workers > 1 else None
 
@@ -914,22 +933,21 @@ def run_all(args, config, document, runs_data_dir, output_dir, todo, results_pat
     def finish(done, record):
         document["runs"].append(record)
         save_results(document, results_path)
-        left = (time.perf_counter() - started) / done * (len(todo) - done) / min(args.workers, len(todo))
+        left = (time.perf_counter() - started) / done * (len(todo) - done)
         print(f"[{done}/{len(todo)}] setting {record['setting']}, seed {record['seed']}: dev "
               f"{document['primary_metric']} {record['score']:.4f} in {record['run_seconds']:.0f} s; about "
               f"{left / 60:.0f} min left", flush=True)
 
     numbered = list(enumerate(todo, start=1))
-    serial = numbered if args.workers == 1 else numbered[:1]
-    for number, (setting, seed) in serial:
-        finish(number, start(number, setting, seed))
-    if len(serial) == len(numbered):
+    if args.workers == 1:
+        for number, (setting, seed) in numbered:
+            finish(number, start(number, setting, seed))
         return
-    print(f"Running the other {len(numbered) - 1} runs {args.workers} at a time, {threads} threads each", flush=True)
+    print(f"Running {len(numbered)} runs {args.workers} at a time, {threads} threads each", flush=True)
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.workers) as pool:
-        futures = [pool.submit(start, number, setting, seed) for number, (setting, seed) in numbered[1:]]
+        futures = [pool.submit(start, number, setting, seed) for number, (setting, seed) in numbered]
         failure = None
-        for done, future in enumerate(concurrent.futures.as_completed(futures), start=2):
+        for done, future in enumerate(concurrent.futures.as_completed(futures), start=1):
             if future.cancelled():
                 continue  # cancelled after a failure below; result() would raise CancelledError (a BaseException)
             try:

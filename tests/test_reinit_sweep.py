@@ -45,9 +45,10 @@ def write_tweets(folder, per_label_train=12, per_label_dev=6):
 
 
 def sweep_argv(data_dir, output_dir, settings="0,2+pooler", seeds="1,2", *extra):
+    """One run at a time (the order of calls is then known) unless `extra` gives --workers again."""
     return ["--data_dir", str(data_dir), "--output_dir", str(output_dir), "--model_name_or_path", str(minilm_dir()),
             "--train_size", "24", "--settings", settings, "--seeds", seeds, "--epochs", "1",
-            "--max_seq_length", "24", "--batch_size", "8", *extra]
+            "--max_seq_length", "24", "--batch_size", "8", "--workers", "1", *extra]
 
 
 def argv_value(argv, flag):
@@ -210,7 +211,7 @@ def test_stabilizer_settings_parse_label_and_reach_the_command_line(tmp_path):
     assert [setting.label for setting in settings[2:5]] == ["bertadam", "2+pooler+bertadam", "mixout0.7"]
     assert Setting(2, True, bertadam=True, mixout=0.7).describe() == "top 2 + pooler + BERTAdam + mixout 0.7"
     config = {"model_name_or_path": "m", "task_name": "generic", "epochs": 1.0, "max_seq_length": 24,
-              "batch_size": 8, "learning_rate": 1e-4, "precision": "fp32", "extra_args": []}
+              "batch_size": 8, "learning_rate": 1e-4, "precision": "fp32", "batching": "random", "extra_args": []}
     argv = reinit_sweep.run_argv(config, "d", settings[3], 1, "r")
     assert argv_value(argv, "--reinit_layers") == "2" and "--reinit_pooler" in argv and "--use_bertadam" in argv
     argv = reinit_sweep.run_argv(config, "d", settings[6], 1, "r")
@@ -295,7 +296,6 @@ def test_parallel_workers_run_every_run_once_with_the_cores_shared_out(tmp_path,
     fake_run.calls.clear()
     fake_run.threads.clear()
     parallel = reinit_sweep.main(sweep_argv(data_dir, tmp_path / "parallel", "0,1,2+pooler", "1-3", "--workers", "3"))
-    assert fake_run.seen()[0] == ("0", 1)  # first, alone: it builds the feature cache the others read
     assert sorted(fake_run.seen()) == sorted((s, seed) for s in ("0", "1", "2+pooler") for seed in (1, 2, 3))
     cores = len(os.sched_getaffinity(0))
     assert fake_run.threads == [max(1, cores // 3)] * 9
@@ -358,6 +358,28 @@ def test_changed_training_values_are_refused(tmp_path, data_dir, fake_run):
     with pytest.raises(SweepError, match=r"learning_rate: 0\.0001 there, 3e-05 now"):
         reinit_sweep.main(sweep_argv(data_dir, out, "0,2+pooler", "1,2", "--learning_rate", "3e-5"))
     assert fake_run.calls == []
+
+
+def test_batching_reaches_every_run_and_a_resumed_sweep_keeps_it(tmp_path, data_dir, fake_run):
+    out = tmp_path / "sweep"
+    reinit_sweep.main(sweep_argv(data_dir, out))  # the default: length-bucketed batches
+    assert len(fake_run.calls) == 4 and all("--group_by_length" in argv for argv in fake_run.calls)
+    assert results_of(out)["sweep"]["batching"] == "length"
+    fake_run.calls.clear()
+    with pytest.raises(SweepError, match=r"batching: 'length' there, 'random' now"):
+        reinit_sweep.main(sweep_argv(data_dir, out, "0,2+pooler", "1,2", "--batching", "random"))
+    # A results.json from before --batching existed was made with plain random batches: a length-bucketed
+    # sweep may not add runs to it, a random one may.
+    old = results_of(out)
+    del old["sweep"]["batching"]
+    (out / "results.json").write_text(json.dumps(old), encoding="utf-8")
+    with pytest.raises(SweepError, match=r"batching: 'random' there, 'length' now"):
+        reinit_sweep.main(sweep_argv(data_dir, out, "0,2+pooler", "1-3"))
+    assert fake_run.calls == []
+    extended = reinit_sweep.main(sweep_argv(data_dir, out, "0,2+pooler", "1-3", "--batching", "random"))
+    assert extended.ran == 2 and not any("--group_by_length" in argv for argv in fake_run.calls)
+    with pytest.raises(SweepError, match="--group_by_length .* through --batching"):
+        reinit_sweep.check_extra_args(["--group_by_length"])
 
 
 def test_regenerated_data_is_refused(tmp_path, data_dir, fake_run):
@@ -448,12 +470,14 @@ def test_real_tiny_sweep_writes_results_table_and_plot(tiny_sweep):
     assert [(r["setting"], r["seed"]) for r in runs] == [("0", 1), ("1+pooler+bertadam", 1), ("0", 2),
                                                          ("1+pooler+bertadam", 2)]
     for record in runs:
+        assert "--group_by_length" in record["argv"]  # the sweep's default batching
         assert set(record["metrics"]) == {"acc"} and 0.0 <= record["score"] <= 1.0
         assert record["score"] == record["metrics"]["acc"] and record["run_seconds"] > 0
         run_dir = out / record["output_dir"]
         assert json.loads((run_dir / "eval_results.json").read_text())["acc"] == record["score"]
         assert "Eval results final" in (run_dir / "run.log").read_text(encoding="utf-8")
-    # One feature cache for the whole sweep: the first run builds it, the others read it.
+    # One feature cache for the whole sweep: the first run builds it, the others read it (with --workers the
+    # others wait for it: tests/test_length_buckets.py).
     logs = [(out / record["output_dir"] / "run.log").read_text(encoding="utf-8") for record in runs]
     assert "Saved 24 features into cache file" in logs[0]
     assert all("Loading features from cache file" in log and "Saved 24 features" not in log for log in logs[1:])

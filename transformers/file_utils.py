@@ -64,8 +64,6 @@ from pathlib import Path
 from typing import NamedTuple, Optional
 from urllib.parse import urlparse, urlsplit, urlunsplit
 
-import boto3
-import botocore.exceptions
 import requests
 from tqdm import tqdm
 
@@ -260,7 +258,7 @@ def _download_to_cache(url, cache_dir, force_download, proxies):
     if not force_download and _entry_problem(entry_path) is None:
         return entry_path
 
-    with _exclusive_lock(entry_path + ".lock"):
+    with exclusive_lock(entry_path + ".lock"):
         # While we waited for the lock another process may have downloaded this very version.
         if not force_download:
             problem = _entry_problem(entry_path)
@@ -393,8 +391,9 @@ def _sha256_of_file(path):
 # ----- downloading -----
 
 @contextlib.contextmanager
-def _exclusive_lock(lock_path):
-    """Hold an exclusive flock on `lock_path`; other processes asking for it wait here.
+def exclusive_lock(lock_path):
+    """Hold an exclusive flock on `lock_path`; other processes asking for it wait here. Used around a
+    download into the cache, and around building a feature cache file (bert_read_step_to_step/features.py).
 
     The kernel releases the lock when the process dies, so a crashed download never blocks the next.
     """
@@ -540,6 +539,8 @@ def _raise_for_http_status(url, response):
 # boto3 finds credentials, region and endpoint on its own (environment, ~/.aws/config, instance role).
 # Since boto3 1.28 that includes AWS_ENDPOINT_URL_S3 and AWS_ENDPOINT_URL, which is how the tests
 # point it at a local moto server and how one reaches MinIO or another S3-compatible store.
+# boto3 is imported where an s3:// URL is fetched, not at the top: it takes a few tenths of a second to
+# import, which every run_classifier start (and every run of a sweep) would pay for nothing.
 
 def _split_s3_url(url):
     """"s3://bucket/path/to/key" -> ("bucket", "path/to/key")."""
@@ -551,6 +552,8 @@ def _split_s3_url(url):
 
 
 def _s3_etag(url):
+    import boto3
+
     bucket, key = _split_s3_url(url)
     with _s3_errors_name(url):
         return boto3.client("s3").head_object(Bucket=bucket, Key=key)["ETag"]
@@ -558,6 +561,8 @@ def _s3_etag(url):
 
 def _s3_download(url, out_file):
     """Stream the object into out_file."""
+    import boto3
+
     bucket, key = _split_s3_url(url)
     with _s3_errors_name(url):
         response = boto3.client("s3").get_object(Bucket=bucket, Key=key)
@@ -572,6 +577,8 @@ def _s3_errors_name(url):
 
     A missing key arrives as ClientError with code "404" and no mention of which object was asked for.
     """
+    import botocore.exceptions
+
     try:
         yield
     except botocore.exceptions.ClientError as error:
