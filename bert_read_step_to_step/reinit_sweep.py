@@ -46,6 +46,14 @@ logging handlers, torch's thread pool) can reach the next one; and the sweep imp
 every import in this repository points down (library <- task side <- scripts). Starting Python and torch costs
 a few seconds a run. A test runs the same (setting, seed) inside a sweep and alone and gets the same weights.
 
+Where the time goes, and what the defaults do about it. A run is mostly matmuls over padded batches:
+  - --batching length (default) passes --group_by_length: batches of tweets of similar length, about 40% fewer
+    tokens computed on the demo (features.length_bucketed_batches says how and what it keeps). It changes which
+    examples share a batch, so a setting's scores are not the same numbers as with --batching random; README
+    gives both, measured by the benchmark's sweep section;
+  - --workers 2 (default on 2 or more cores) runs two runs at once with half the cores each;
+  - the runs share one feature cache in the runs' data folder, built by the first run that needs it while the
+    others wait (features.load_and_cache_features), so the data are tokenized once per sweep.
 The defaults (500 training examples, 2 epochs of batches of 16, max_seq_length 64) keep a run under a minute
 on 2 CPU cores with the demo model; README's sweep section gives the measured times with their date.
 Learning rate 1e-4 rather than BERT's usual 2e-5 to 5e-5, because there are few steps: in one-seed probes
