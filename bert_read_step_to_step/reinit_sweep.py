@@ -951,7 +951,8 @@ def run_all(args, config, document, runs_data_dir, output_dir, todo, results_pat
         for number, (setting, seed) in numbered:
             finish(number, start(number, setting, seed))
         return
-    print(f"Running {len(numbered)} runs {args.workers} at a time, {threads} threads each", flush=True)
+    print(f"Running {len(numbered)} runs {args.workers} at a time, {threads} torch thread"
+          f"{'s' if threads > 1 else ''} each", flush=True)
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.workers) as pool:
         futures = [pool.submit(start, number, setting, seed) for number, (setting, seed) in numbered]
         failure = None
