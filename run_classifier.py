@@ -21,6 +21,8 @@ is config.json's model_type (transformers/model_families.py); a --model_type tha
 Zhang et al.'s other stabilizers, alone or with re-init (bert_read_step_to_step/stabilizers.py):
     ... --use_bertadam      ... --mixout 0.7      ... --prior_weight_decay --weight_decay 0.01
 After training, OUTPUT_DIR/weight_change.json says how far each layer moved (bert_read_step_to_step/weight_change.py).
+Inputs of mixed length train faster in batches of similar length: ... --group_by_length
+(features.length_bucketed_batches; the same examples each epoch, other batch neighbours, so other numbers).
 
 Training state (model, optimizer, scheduler, grad scaler, RNG states, position in the data) lives in one
 `TrainState`; a checkpoint is that state on disk, so `--resume_from_checkpoint` continues exactly.
