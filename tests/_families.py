@@ -15,7 +15,7 @@ import logging
 import torch
 
 from _classifier_runs import balanced_tweets, run_main, write_generic_task
-from _support import read_tweets
+from _support import read_tweets, run_oracle_json
 
 NUM_TOKENIZER_TEXTS = 2000
 NUM_PAIRS = 300
@@ -88,6 +88,22 @@ def fine_tune(model_type, model_dir, workdir, extra_flags=()):
         loading_logger.removeHandler(report)
         loading_logger.setLevel(saved_level)
     return out, results, log, report.messages
+
+
+def family_world(model_type, work, tokenizer, model_class, config, oracle_script, reinit_flags):
+    """Steps 2 and 3 of the module docstring for one family, in `work`: our tiny model (model_class(config),
+    seed 1) is saved with `tokenizer` to work/ours_init and fine-tuned by run_classifier.py with reinit_flags;
+    the oracle then runs `oracle_script` (which binds tok, model_class and model) followed by ORACLE_COMMON,
+    reading what run_classifier saved. Returns what the family's tests read, as a dict."""
+    ours_dir = work / "ours_init"
+    torch.manual_seed(1)
+    model_class(config).save_pretrained(ours_dir)
+    tokenizer.save_pretrained(ours_dir)
+    trained, results, log, report = fine_tune(model_type, ours_dir, work, reinit_flags)
+    write_texts(work)
+    oracle = run_oracle_json(oracle_script + oracle_common(trained), work)
+    return {"dir": work, "tokenizer": tokenizer, "oracle": oracle, "trained": trained, "results": results,
+            "log": log, "report": report, "ours_init": ours_dir}
 
 
 class LoadingReport(logging.Handler):

@@ -15,9 +15,9 @@ import torch
 from safetensors.torch import load_file
 
 from _classifier_runs import one_torch_thread, run_main  # noqa: F401
-from _families import (BATCH, BATCH_MAX_LENGTH, NUM_PAIRS, PAIR_MAX_LENGTH, batch_tensors, fine_tune,
-                       max_difference, oracle_common, training_corpus, write_texts)
-from _support import minilm_dir, run_oracle_json
+from _families import (BATCH, BATCH_MAX_LENGTH, NUM_PAIRS, PAIR_MAX_LENGTH, batch_tensors, family_world,
+                       max_difference, training_corpus)
+from _support import minilm_dir
 from transformers.configuration_roberta import RobertaConfig
 from transformers.file_utils import BadValueError
 from transformers.model_families import choose_family
@@ -54,16 +54,9 @@ def train_bpe(folder):
 def roberta(tmp_path_factory):
     work = tmp_path_factory.mktemp("roberta")
     tokenizer = RobertaTokenizer.from_pretrained(train_bpe(work / "tok"))
-    ours_dir = work / "ours_init"
-    torch.manual_seed(1)
-    RobertaForSequenceClassification(RobertaConfig(vocab_size=tokenizer.vocab_size, num_labels=3, **TINY)) \
-        .save_pretrained(ours_dir)
-    tokenizer.save_pretrained(ours_dir)
-    trained, results, log, report = fine_tune("roberta", ours_dir, work, ["--reinit_layers", "1"])
-    write_texts(work)
-    oracle = run_oracle_json(ORACLE.format(tiny=TINY) + oracle_common(trained), work)
-    return {"dir": work, "tokenizer": tokenizer, "oracle": oracle, "trained": trained, "results": results,
-            "log": log, "report": report, "ours_init": ours_dir}
+    config = RobertaConfig(vocab_size=tokenizer.vocab_size, num_labels=3, **TINY)
+    return family_world("roberta", work, tokenizer, RobertaForSequenceClassification, config,
+                        ORACLE.format(tiny=TINY), ["--reinit_layers", "1"])
 
 
 def test_tokens_equal_the_reference_on_2000_tweets(roberta):
