@@ -106,6 +106,23 @@ def family_world(model_type, work, tokenizer, model_class, config, oracle_script
             "log": log, "report": report, "ours_init": ours_dir}
 
 
+def assert_tokens_equal_the_reference(world):
+    """Our tokenizer's ids equal the reference's on the 2,000 held-out tweets, and ids and token types on
+    NUM_PAIRS pairs cut to PAIR_MAX_LENGTH. Returns our encodings of the pairs, for a family's own checks."""
+    tokenizer, oracle = world["tokenizer"], world["oracle"]
+    texts = json.loads((world["dir"] / "texts.json").read_text(encoding="utf-8"))
+    ours = [tokenizer.encode_plus(text)["input_ids"] for text in texts]
+    differing = [i for i, (a, b) in enumerate(zip(ours, oracle["ids"])) if a != b]
+    assert len(ours) == len(oracle["ids"]) == NUM_TOKENIZER_TEXTS
+    assert differing == [], f"{len(differing)} tweets differ, first {texts[differing[0]]!r}: " \
+        f"{tokenizer.convert_ids_to_tokens(ours[differing[0]])}"
+    pairs = [tokenizer.encode_plus(a, b, max_length=PAIR_MAX_LENGTH) for a, b in
+             zip(texts[:NUM_PAIRS], texts[NUM_PAIRS:2 * NUM_PAIRS])]
+    assert [p["input_ids"] for p in pairs] == oracle["pair_ids"]
+    assert [p["token_type_ids"] for p in pairs] == oracle["pair_types"]
+    return pairs
+
+
 class LoadingReport(logging.Handler):
     """Collects what from_pretrained logs (its loading report) while installed."""
 

@@ -13,8 +13,8 @@ import torch
 from safetensors.torch import load_file
 
 from _classifier_runs import one_torch_thread, run_main  # noqa: F401
-from _families import (BATCH, BATCH_MAX_LENGTH, NUM_PAIRS, PAIR_MAX_LENGTH, batch_tensors, family_world,
-                       max_difference, training_corpus)
+from _families import (BATCH, BATCH_MAX_LENGTH, NUM_TOKENIZER_TEXTS, assert_tokens_equal_the_reference,
+                       batch_tensors, family_world, max_difference, training_corpus)
 from transformers.configuration_albert import AlbertConfig
 from transformers.file_utils import BadValueError
 from transformers.modeling_albert import AlbertForSequenceClassification, top_group_selectors
@@ -58,18 +58,8 @@ def albert(tmp_path_factory):
 
 
 def test_tokens_equal_the_reference_on_2000_tweets(albert):
-    tokenizer, oracle = albert["tokenizer"], albert["oracle"]
-    texts = json.loads((albert["dir"] / "texts.json").read_text(encoding="utf-8"))
-    ours = [tokenizer.encode_plus(text)["input_ids"] for text in texts]
-    differing = [i for i, (a, b) in enumerate(zip(ours, oracle["ids"])) if a != b]
-    assert len(ours) == len(oracle["ids"]) == 2000
-    assert differing == [], f"{len(differing)} tweets differ, first {texts[differing[0]]!r}: " \
-        f"{tokenizer.convert_ids_to_tokens(ours[differing[0]])}"
-    pairs = [tokenizer.encode_plus(a, b, max_length=PAIR_MAX_LENGTH) for a, b in
-             zip(texts[:NUM_PAIRS], texts[NUM_PAIRS:2 * NUM_PAIRS])]
-    assert [p["input_ids"] for p in pairs] == oracle["pair_ids"]
-    assert [p["token_type_ids"] for p in pairs] == oracle["pair_types"]
-    print(f"PARITY albert tokenizer: {len(ours)} tweets and {len(pairs)} pairs equal to the reference")
+    pairs = assert_tokens_equal_the_reference(albert)
+    print(f"PARITY albert tokenizer: {NUM_TOKENIZER_TEXTS} tweets and {len(pairs)} pairs equal to the reference")
 
 
 def test_reference_saved_model_gives_equal_logits_on_a_padded_batch(albert):
