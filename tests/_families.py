@@ -15,7 +15,7 @@ import logging
 import torch
 
 from _classifier_runs import balanced_tweets, run_main, write_generic_task
-from _support import read_tweets
+from _support import read_tweets, run_oracle_json
 
 NUM_TOKENIZER_TEXTS = 2000
 NUM_PAIRS = 300
@@ -88,6 +88,39 @@ def fine_tune(model_type, model_dir, workdir, extra_flags=()):
         loading_logger.removeHandler(report)
         loading_logger.setLevel(saved_level)
     return out, results, log, report.messages
+
+
+def family_world(model_type, work, tokenizer, model_class, config, oracle_script, reinit_flags):
+    """Steps 2 and 3 of the module docstring for one family, in `work`: our tiny model (model_class(config),
+    seed 1) is saved with `tokenizer` to work/ours_init and fine-tuned by run_classifier.py with reinit_flags;
+    the oracle then runs `oracle_script` (which binds tok, model_class and model) followed by ORACLE_COMMON,
+    reading what run_classifier saved. Returns what the family's tests read, as a dict."""
+    ours_dir = work / "ours_init"
+    torch.manual_seed(1)
+    model_class(config).save_pretrained(ours_dir)
+    tokenizer.save_pretrained(ours_dir)
+    trained, results, log, report = fine_tune(model_type, ours_dir, work, reinit_flags)
+    write_texts(work)
+    oracle = run_oracle_json(oracle_script + oracle_common(trained), work)
+    return {"dir": work, "tokenizer": tokenizer, "oracle": oracle, "trained": trained, "results": results,
+            "log": log, "report": report, "ours_init": ours_dir}
+
+
+def assert_tokens_equal_the_reference(world):
+    """Our tokenizer's ids equal the reference's on the 2,000 held-out tweets, and ids and token types on
+    NUM_PAIRS pairs cut to PAIR_MAX_LENGTH. Returns our encodings of the pairs, for a family's own checks."""
+    tokenizer, oracle = world["tokenizer"], world["oracle"]
+    texts = json.loads((world["dir"] / "texts.json").read_text(encoding="utf-8"))
+    ours = [tokenizer.encode_plus(text)["input_ids"] for text in texts]
+    differing = [i for i, (a, b) in enumerate(zip(ours, oracle["ids"])) if a != b]
+    assert len(ours) == len(oracle["ids"]) == NUM_TOKENIZER_TEXTS
+    assert differing == [], f"{len(differing)} tweets differ, first {texts[differing[0]]!r}: " \
+        f"{tokenizer.convert_ids_to_tokens(ours[differing[0]])}"
+    pairs = [tokenizer.encode_plus(a, b, max_length=PAIR_MAX_LENGTH) for a, b in
+             zip(texts[:NUM_PAIRS], texts[NUM_PAIRS:2 * NUM_PAIRS])]
+    assert [p["input_ids"] for p in pairs] == oracle["pair_ids"]
+    assert [p["token_type_ids"] for p in pairs] == oracle["pair_types"]
+    return pairs
 
 
 class LoadingReport(logging.Handler):

@@ -13,9 +13,8 @@ import torch
 from safetensors.torch import load_file
 
 from _classifier_runs import one_torch_thread, run_main  # noqa: F401
-from _families import (BATCH, BATCH_MAX_LENGTH, NUM_PAIRS, PAIR_MAX_LENGTH, batch_tensors, fine_tune, max_difference,
-                       oracle_common, training_corpus, write_texts)
-from _support import run_oracle_json
+from _families import (BATCH, BATCH_MAX_LENGTH, NUM_TOKENIZER_TEXTS, assert_tokens_equal_the_reference,
+                       batch_tensors, family_world, max_difference, training_corpus)
 from transformers.configuration_albert import AlbertConfig
 from transformers.file_utils import BadValueError
 from transformers.modeling_albert import AlbertForSequenceClassification, top_group_selectors
@@ -52,34 +51,15 @@ def train_spiece(folder):
 @pytest.fixture(scope="module")
 def albert(tmp_path_factory):
     work = tmp_path_factory.mktemp("albert")
-    tok_dir = train_spiece(work / "tok")
-    tokenizer = AlbertTokenizer.from_pretrained(tok_dir / "spiece.model")
-    # Our own tiny ALBERT, fine-tuned by run_classifier; the oracle then reads what it saved.
-    ours_dir = work / "ours_init"
-    torch.manual_seed(1)
-    AlbertForSequenceClassification(AlbertConfig(vocab_size=tokenizer.vocab_size, num_labels=3, **TINY)) \
-        .save_pretrained(ours_dir)
-    tokenizer.save_pretrained(ours_dir)
-    trained, results, log, report = fine_tune("albert", ours_dir, work, ["--reinit_layers", "1", "--reinit_pooler"])
-    write_texts(work)
-    oracle = run_oracle_json(ORACLE.format(tiny=TINY) + oracle_common(trained), work)
-    return {"dir": work, "tokenizer": tokenizer, "oracle": oracle, "trained": trained, "results": results,
-            "log": log, "report": report, "ours_init": ours_dir}
+    tokenizer = AlbertTokenizer.from_pretrained(train_spiece(work / "tok") / "spiece.model")
+    config = AlbertConfig(vocab_size=tokenizer.vocab_size, num_labels=3, **TINY)
+    return family_world("albert", work, tokenizer, AlbertForSequenceClassification, config, ORACLE.format(tiny=TINY),
+                        ["--reinit_layers", "1", "--reinit_pooler"])
 
 
 def test_tokens_equal_the_reference_on_2000_tweets(albert):
-    tokenizer, oracle = albert["tokenizer"], albert["oracle"]
-    texts = json.loads((albert["dir"] / "texts.json").read_text(encoding="utf-8"))
-    ours = [tokenizer.encode_plus(text)["input_ids"] for text in texts]
-    differing = [i for i, (a, b) in enumerate(zip(ours, oracle["ids"])) if a != b]
-    assert len(ours) == len(oracle["ids"]) == 2000
-    assert differing == [], f"{len(differing)} tweets differ, first {texts[differing[0]]!r}: " \
-        f"{tokenizer.convert_ids_to_tokens(ours[differing[0]])}"
-    pairs = [tokenizer.encode_plus(a, b, max_length=PAIR_MAX_LENGTH) for a, b in
-             zip(texts[:NUM_PAIRS], texts[NUM_PAIRS:2 * NUM_PAIRS])]
-    assert [p["input_ids"] for p in pairs] == oracle["pair_ids"]
-    assert [p["token_type_ids"] for p in pairs] == oracle["pair_types"]
-    print(f"PARITY albert tokenizer: {len(ours)} tweets and {len(pairs)} pairs equal to the reference")
+    pairs = assert_tokens_equal_the_reference(albert)
+    print(f"PARITY albert tokenizer: {NUM_TOKENIZER_TEXTS} tweets and {len(pairs)} pairs equal to the reference")
 
 
 def test_reference_saved_model_gives_equal_logits_on_a_padded_batch(albert):

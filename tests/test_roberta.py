@@ -15,9 +15,9 @@ import torch
 from safetensors.torch import load_file
 
 from _classifier_runs import one_torch_thread, run_main  # noqa: F401
-from _families import (BATCH, BATCH_MAX_LENGTH, NUM_PAIRS, PAIR_MAX_LENGTH, batch_tensors, fine_tune,
-                       max_difference, oracle_common, training_corpus, write_texts)
-from _support import minilm_dir, run_oracle_json
+from _families import (BATCH, BATCH_MAX_LENGTH, NUM_TOKENIZER_TEXTS, assert_tokens_equal_the_reference,
+                       batch_tensors, family_world, max_difference, training_corpus)
+from _support import minilm_dir
 from transformers.configuration_roberta import RobertaConfig
 from transformers.file_utils import BadValueError
 from transformers.model_families import choose_family
@@ -54,32 +54,15 @@ def train_bpe(folder):
 def roberta(tmp_path_factory):
     work = tmp_path_factory.mktemp("roberta")
     tokenizer = RobertaTokenizer.from_pretrained(train_bpe(work / "tok"))
-    ours_dir = work / "ours_init"
-    torch.manual_seed(1)
-    RobertaForSequenceClassification(RobertaConfig(vocab_size=tokenizer.vocab_size, num_labels=3, **TINY)) \
-        .save_pretrained(ours_dir)
-    tokenizer.save_pretrained(ours_dir)
-    trained, results, log, report = fine_tune("roberta", ours_dir, work, ["--reinit_layers", "1"])
-    write_texts(work)
-    oracle = run_oracle_json(ORACLE.format(tiny=TINY) + oracle_common(trained), work)
-    return {"dir": work, "tokenizer": tokenizer, "oracle": oracle, "trained": trained, "results": results,
-            "log": log, "report": report, "ours_init": ours_dir}
+    config = RobertaConfig(vocab_size=tokenizer.vocab_size, num_labels=3, **TINY)
+    return family_world("roberta", work, tokenizer, RobertaForSequenceClassification, config,
+                        ORACLE.format(tiny=TINY), ["--reinit_layers", "1"])
 
 
 def test_tokens_equal_the_reference_on_2000_tweets(roberta):
-    tokenizer, oracle = roberta["tokenizer"], roberta["oracle"]
-    texts = json.loads((roberta["dir"] / "texts.json").read_text(encoding="utf-8"))
-    ours = [tokenizer.encode_plus(text)["input_ids"] for text in texts]
-    differing = [i for i, (a, b) in enumerate(zip(ours, oracle["ids"])) if a != b]
-    assert len(ours) == len(oracle["ids"]) == 2000
-    assert differing == [], f"{len(differing)} tweets differ, first {texts[differing[0]]!r}: " \
-        f"{tokenizer.convert_ids_to_tokens(ours[differing[0]])}"
-    pairs = [tokenizer.encode_plus(a, b, max_length=PAIR_MAX_LENGTH) for a, b in
-             zip(texts[:NUM_PAIRS], texts[NUM_PAIRS:2 * NUM_PAIRS])]
-    assert [p["input_ids"] for p in pairs] == oracle["pair_ids"]
-    assert [p["token_type_ids"] for p in pairs] == oracle["pair_types"]
+    pairs = assert_tokens_equal_the_reference(roberta)
     assert all(set(p["token_type_ids"]) == {0} for p in pairs)
-    print(f"PARITY roberta tokenizer: {len(ours)} tweets and {len(pairs)} pairs equal to the reference")
+    print(f"PARITY roberta tokenizer: {NUM_TOKENIZER_TEXTS} tweets and {len(pairs)} pairs equal to the reference")
 
 
 def test_reference_saved_model_gives_equal_logits_on_a_padded_batch(roberta):

@@ -24,11 +24,10 @@ Run `python -m transformers.tokenization_albert path/to/spiece_folder "some text
 import argparse
 import hashlib
 import json
-import os
-import shutil
 import unicodedata
 
-from .tokenization_bert import TOKENIZER_CONFIG_NAME, lay_out_inputs, read_tokenizer_settings
+from .tokenization_bert import (TOKENIZER_CONFIG_NAME, find_tokenizer_files, lay_out_inputs, read_tokenizer_settings,
+                                 save_tokenizer_files)
 
 SPIECE_NAME = "spiece.model"
 # SentencePiece writes a space as this character, U+2581, at the start of the piece that follows it.
@@ -177,38 +176,27 @@ class AlbertTokenizer:
         uncased). cache_dir, force_download, local_files_only: accepted for the family table's common call;
         a SentencePiece model is read from local files only.
         """
-        path = str(path)
-        if os.path.isdir(path):
-            vocab_file = os.path.join(path, SPIECE_NAME)
-            if not os.path.isfile(vocab_file):
-                raise FileNotFoundError(f"{path}: no {SPIECE_NAME} (ALBERT's SentencePiece model); an albert_zh "
-                                        "folder has vocab.txt instead")
-            settings = read_settings(os.path.join(path, TOKENIZER_CONFIG_NAME))
-        elif os.path.isfile(path):
-            vocab_file, settings = path, {}
-        else:
-            raise FileNotFoundError(f"SentencePiece model not found: {path} is neither a directory nor a file")
+        (vocab_file,), config_file = find_tokenizer_files(
+            path, ((SPIECE_NAME,),), "SentencePiece model", hint="; an albert_zh folder has vocab.txt instead")
+        settings = read_settings(config_file)
         if do_lower_case is not None:
             settings["do_lower_case"] = do_lower_case
         return cls(vocab_file, **settings)
 
     def save_pretrained(self, save_directory):
         """Writes spiece.model and tokenizer_config.json (what transformers reads); returns their paths."""
-        os.makedirs(save_directory, exist_ok=True)
-        target = os.path.join(save_directory, SPIECE_NAME)
-        if os.path.abspath(target) != os.path.abspath(self.vocab_file):
-            shutil.copyfile(self.vocab_file, target)
-        config_file = os.path.join(save_directory, TOKENIZER_CONFIG_NAME)
-        with open(config_file, "w", encoding="utf-8") as writer:
-            json.dump({"tokenizer_class": "AlbertTokenizer", "do_lower_case": self.do_lower_case,
-                       "keep_accents": self.keep_accents, **self.special}, writer, indent=2, ensure_ascii=False)
-            writer.write("\n")
-        return target, config_file
+        with open(self.vocab_file, "rb") as reader:
+            spiece_model = reader.read()
+        return save_tokenizer_files(save_directory, {
+            SPIECE_NAME: spiece_model,
+            TOKENIZER_CONFIG_NAME: {"tokenizer_class": "AlbertTokenizer", "do_lower_case": self.do_lower_case,
+                                    "keep_accents": self.keep_accents, **self.special},
+        })
 
 
 def read_settings(config_file):
-    """do_lower_case, keep_accents and the special tokens of a tokenizer_config.json ({} without one)."""
-    if not os.path.isfile(config_file):
+    """do_lower_case, keep_accents and the special tokens of a tokenizer_config.json ({} for None: no file)."""
+    if config_file is None:
         return {}
     return read_tokenizer_settings(config_file, ("do_lower_case", "keep_accents"), SPECIAL_TOKENS)
 
@@ -228,4 +216,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from .file_utils import run_entry_point
+    run_entry_point(main, "python -m transformers.tokenization_albert")

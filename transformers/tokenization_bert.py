@@ -126,6 +126,57 @@ def read_tokenizer_settings(config_file, setting_names, special_roles):
     return settings
 
 
+def find_tokenizer_files(path, layouts, what, fetch=None, hint=""):
+    """Where a saved tokenizer's files are: (the files of one layout, as local paths; tokenizer_config.json's
+    local path, or None where there is none). Every tokenizer family finds its files with this.
+
+    layouts: the sets of files a folder may hold, best first; each family's from_pretrained names its own:
+        BERT            (vocab.txt,)               or (tokenizer.json,)
+        RoBERTa         (vocab.json, merges.txt)   or (tokenizer.json,)
+        ALBERT, XLNet   (spiece.model,)
+    path is one of
+        a folder   holding one of the layouts, and maybe tokenizer_config.json;
+        a file     the vocabulary itself, for a family whose first layout is one file (no settings then);
+        a URL      only with `fetch` (`file_utils.cached_path` with the download options bound): the vocabulary
+                   file itself, known by its ending (".txt" for vocab.txt), or a folder-like prefix holding the
+                   first layout and maybe tokenizer_config.json.
+    what names the vocabulary in messages ("SentencePiece model"); hint ends the message about a folder that
+    holds no layout (e.g. where that family's other kind of folder comes from).
+    """
+    path = str(path)
+    one_file = len(layouts[0]) == 1
+    if os.path.isdir(path):
+        for layout in layouts:
+            files = tuple(os.path.join(path, name) for name in layout)
+            if all(os.path.isfile(file) for file in files):
+                config_file = os.path.join(path, TOKENIZER_CONFIG_NAME)
+                return files, config_file if os.path.isfile(config_file) else None
+        wanted = " nor ".join(" + ".join(os.path.join(path, name) for name in layout) for layout in layouts)
+        read_json = any(TOKENIZER_JSON_NAME in layout for layout in layouts)
+        if not read_json and os.path.isfile(os.path.join(path, TOKENIZER_JSON_NAME)):
+            # What transformers 5 saves instead of the original files: say why the folder is refused.
+            hint = (f"; the folder has {TOKENIZER_JSON_NAME}, which this tokenizer does not read: copy the "
+                    f"checkpoint's original {layouts[0][0]} into it") + hint
+        raise FileNotFoundError(f"{what} not found: no {wanted}{hint}")
+    if one_file and os.path.isfile(path):
+        return (path,), None
+    if fetch is not None:
+        from .file_utils import RemoteFileNotFound, is_remote_url, join_path_or_url, url_file_name
+        if is_remote_url(path):
+            if one_file and url_file_name(path).endswith(os.path.splitext(layouts[0][0])[1]):
+                return (fetch(path),), None
+            files = tuple(fetch(join_path_or_url(path, name)) for name in layouts[0])
+            try:
+                return files, fetch(join_path_or_url(path, TOKENIZER_CONFIG_NAME))
+            except RemoteFileNotFound:
+                # Older uploads have no tokenizer_config.json: use the defaults. Only a 404 means that; a
+                # server error must not quietly turn a cased model into an uncased one.
+                return files, None
+    kinds = ["a folder"] + (["a file"] if one_file else []) + (["a URL"] if fetch is not None else [])
+    refused = f"not {kinds[0]}" if len(kinds) == 1 else f"neither {', '.join(kinds[:-1])} nor {kinds[-1]}"
+    raise FileNotFoundError(f"{what} not found: {path} is {refused}")
+
+
 def load_vocab(vocab_file):
     """{token: id}. Should a token appear on two lines, the later id wins, as in every BERT port."""
     return {token: index for index, token in enumerate(read_vocab_tokens(vocab_file))}
@@ -486,43 +537,16 @@ class BertTokenizer:
         from .file_utils import cached_path
         fetch = functools.partial(cached_path, cache_dir=cache_dir, force_download=force_download,
                                   local_files_only=local_files_only)
-        vocab_file, settings = cls._find_files(path, fetch)
+        # vocab.txt when there is one (every version writes it but transformers 5), else tokenizer.json.
+        (vocab_file,), config_file = find_tokenizer_files(path, ((VOCAB_NAME,), (TOKENIZER_JSON_NAME,)),
+                                                          "vocabulary", fetch)
+        if os.path.isdir(str(path)):
+            settings = tokenizer_settings(str(path))  # a folder's tokenizer.json may hold settings too
+        else:
+            settings = read_tokenizer_config(config_file) if config_file else {}
         if do_lower_case is not None:
             settings["do_lower_case"] = do_lower_case
         return cls(vocab_file, **settings)
-
-    @staticmethod
-    def _find_files(path, fetch):
-        """(local vocab file, saved settings as keyword arguments of BertTokenizer, or {}).
-        fetch: `cached_path` with the download options bound."""
-        path = str(path)
-        if os.path.isdir(path):
-            # vocab.txt when there is one (every version writes it but transformers 5), else tokenizer.json.
-            for name in (VOCAB_NAME, TOKENIZER_JSON_NAME):
-                vocab_file = os.path.join(path, name)
-                if os.path.isfile(vocab_file):
-                    return vocab_file, tokenizer_settings(path)
-            raise FileNotFoundError(f"vocabulary file not found: neither {os.path.join(path, VOCAB_NAME)} nor "
-                                    f"{os.path.join(path, TOKENIZER_JSON_NAME)} exists")
-        elif os.path.isfile(path):
-            vocab_file, config_file = path, None
-        else:
-            from .file_utils import RemoteFileNotFound, is_remote_url, join_path_or_url, url_file_name
-            if not is_remote_url(path):
-                raise FileNotFoundError(f"vocabulary not found: {path} is neither a directory, a file nor a URL")
-            # A URL is either the vocab file itself or a folder-like prefix holding vocab.txt.
-            if url_file_name(path).endswith(".txt"):
-                return fetch(path), {}
-            vocab_file = fetch(join_path_or_url(path, VOCAB_NAME))
-            try:
-                config_file = fetch(join_path_or_url(path, TOKENIZER_CONFIG_NAME))
-            except RemoteFileNotFound:
-                # Older uploads have no tokenizer_config.json: use the defaults. Only a 404 means that; a
-                # server error must not quietly turn a cased model into an uncased one.
-                config_file = None
-        if config_file is None:
-            return vocab_file, {}
-        return vocab_file, read_tokenizer_config(config_file)
 
     def save_pretrained(self, save_directory):
         """Writes vocab.txt, tokenizer_config.json and tokenizer.json; returns their paths.
@@ -530,10 +554,6 @@ class BertTokenizer:
         vocab.txt is what transformers 2.x to 4.x and the original BERT read; tokenizer.json is what
         transformers 5 reads. Both hold the same vocabulary, and both configs the same settings.
         """
-        os.makedirs(save_directory, exist_ok=True)
-        vocab_file = os.path.join(save_directory, VOCAB_NAME)
-        with open(vocab_file, "w", encoding="utf-8") as writer:
-            writer.writelines(token + "\n" for token in self.ids_to_tokens)
         settings = {
             "do_lower_case": self.basic_tokenizer.do_lower_case,
             "strip_accents": self.basic_tokenizer.strip_accents,
@@ -541,11 +561,11 @@ class BertTokenizer:
         }
         special = dict(zip(SPECIAL_TOKEN_ROLES, (self.unk_token, self.sep_token, self.pad_token, self.cls_token,
                                                  self.mask_token)))
-        config_file = os.path.join(save_directory, TOKENIZER_CONFIG_NAME)
-        _write_json(config_file, {"tokenizer_class": "BertTokenizer", **settings, **special})
-        json_file = os.path.join(save_directory, TOKENIZER_JSON_NAME)
-        _write_json(json_file, self._tokenizer_json(settings))
-        return vocab_file, config_file, json_file
+        return save_tokenizer_files(save_directory, {
+            VOCAB_NAME: "".join(token + "\n" for token in self.ids_to_tokens),
+            TOKENIZER_CONFIG_NAME: {"tokenizer_class": "BertTokenizer", **settings, **special},
+            TOKENIZER_JSON_NAME: self._tokenizer_json(settings),
+        })
 
     def _tokenizer_json(self, settings):
         """This tokenizer in the `tokenizers` library's format: the same steps as this file, by name.
@@ -585,10 +605,31 @@ class BertTokenizer:
         }
 
 
-def _write_json(path, value):
-    with open(path, "w", encoding="utf-8") as writer:
-        json.dump(value, writer, indent=2, ensure_ascii=False)
-        writer.write("\n")
+def save_tokenizer_files(save_directory, contents):
+    """Writes {file name: content} into save_directory (made if missing); returns the files' paths, in order.
+    Every tokenizer family's save_pretrained writes its folder with this.
+
+    content: text (written as UTF-8), bytes (written as they are: a copy of spiece.model) or a dict (written as
+    indented JSON, as transformers writes tokenizer_config.json). Each file is written atomically: a save
+    that fails halfway over a folder saved before leaves each file whole, the old version or the new one.
+    """
+    from .file_utils import write_atomically, write_json_atomically
+    os.makedirs(save_directory, exist_ok=True)
+    paths = []
+    for name, content in contents.items():
+        path = os.path.join(save_directory, name)
+        if isinstance(content, dict):
+            write_json_atomically(path, content, ensure_ascii=False)
+        else:
+            data = content.encode("utf-8") if isinstance(content, str) else content
+            write_atomically(path, lambda temp: _write_bytes(temp, data))
+        paths.append(path)
+    return tuple(paths)
+
+
+def _write_bytes(path, data):
+    with open(path, "wb") as writer:
+        writer.write(data)
 
 
 def lay_out_inputs(ids_a, ids_b, max_length, cls_id, sep_id, separators_between=1, type_b=1,
@@ -683,4 +724,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from .file_utils import run_entry_point
+    run_entry_point(main, "python -m transformers.tokenization_bert")

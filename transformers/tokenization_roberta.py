@@ -21,11 +21,10 @@ import argparse
 import functools
 import hashlib
 import json
-import os
 import re
 
 from .tokenization_bert import (TOKENIZER_CONFIG_NAME, TOKENIZER_JSON_NAME, _category_runs, _ranges_text,
-                                 lay_out_inputs, read_tokenizer_settings)
+                                 find_tokenizer_files, lay_out_inputs, read_tokenizer_settings, save_tokenizer_files)
 
 VOCAB_JSON_NAME = "vocab.json"
 MERGES_NAME = "merges.txt"
@@ -217,38 +216,31 @@ class RobertaTokenizer:
         files are read from local folders only."""
         if do_lower_case:
             raise ValueError("RoBERTa's byte-level BPE is cased: --do_lower_case does not apply to it")
-        path = str(path)
-        vocab_file, merges_file = os.path.join(path, VOCAB_JSON_NAME), os.path.join(path, MERGES_NAME)
-        special = read_special_tokens(os.path.join(path, TOKENIZER_CONFIG_NAME))
-        if os.path.isfile(vocab_file) and os.path.isfile(merges_file):
+        files, config_file = find_tokenizer_files(
+            path, ((VOCAB_JSON_NAME, MERGES_NAME), (TOKENIZER_JSON_NAME,)), "RoBERTa's BPE vocabulary",
+            hint="; a RoBERTa folder with vocab.txt is Chinese RoBERTa-wwm, which is read as BERT")
+        special = read_special_tokens(config_file)
+        if len(files) == 2:
+            vocab_file, merges_file = files
             with open(vocab_file, encoding="utf-8") as reader:
                 vocab = json.load(reader)
             return cls(vocab, read_merges(merges_file), vocab_file, **special)
-        json_file = os.path.join(path, TOKENIZER_JSON_NAME)
-        if os.path.isfile(json_file):
-            vocab, merges = read_bpe_tokenizer_json(json_file)
-            return cls(vocab, merges, json_file, **special)
-        raise FileNotFoundError(f"{path}: no {VOCAB_JSON_NAME} + {MERGES_NAME} (nor {TOKENIZER_JSON_NAME}); a RoBERTa "
-                                "folder with vocab.txt is Chinese RoBERTa-wwm, which is read as BERT")
+        (json_file,) = files
+        vocab, merges = read_bpe_tokenizer_json(json_file)
+        return cls(vocab, merges, json_file, **special)
 
     def save_pretrained(self, save_directory):
         """Writes vocab.json, merges.txt and tokenizer_config.json; returns their paths."""
-        os.makedirs(save_directory, exist_ok=True)
-        paths = [os.path.join(save_directory, name) for name in (VOCAB_JSON_NAME, MERGES_NAME, TOKENIZER_CONFIG_NAME)]
-        with open(paths[0], "w", encoding="utf-8") as writer:
-            json.dump(self.vocab, writer, ensure_ascii=False)
-        with open(paths[1], "w", encoding="utf-8") as writer:
-            writer.write("#version: 0.2\n" + "".join(f"{left} {right}\n" for left, right in self.merges))
-        with open(paths[2], "w", encoding="utf-8") as writer:
-            json.dump({"tokenizer_class": "RobertaTokenizer", "add_prefix_space": False, **self.special}, writer,
-                      indent=2, ensure_ascii=False)
-            writer.write("\n")
-        return tuple(paths)
+        return save_tokenizer_files(save_directory, {
+            VOCAB_JSON_NAME: json.dumps(self.vocab, ensure_ascii=False),
+            MERGES_NAME: "#version: 0.2\n" + "".join(f"{left} {right}\n" for left, right in self.merges),
+            TOKENIZER_CONFIG_NAME: {"tokenizer_class": "RobertaTokenizer", "add_prefix_space": False, **self.special},
+        })
 
 
 def read_special_tokens(config_file):
-    """The special tokens a tokenizer_config.json names ({} without one)."""
-    if not os.path.isfile(config_file):
+    """The special tokens a tokenizer_config.json names ({} for None: no file)."""
+    if config_file is None:
         return {}
     special = read_tokenizer_settings(config_file, ("add_prefix_space",), SPECIAL_TOKENS)
     if special.pop("add_prefix_space", False):
@@ -290,4 +282,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from .file_utils import run_entry_point
+    run_entry_point(main, "python -m transformers.tokenization_roberta")

@@ -23,13 +23,11 @@ Run `python -m transformers.tokenization_xlnet --model spiece.model "some text" 
 """
 import argparse
 import functools
-import os
 import re
-import shutil
 import unicodedata
 
-from .tokenization_bert import (TOKENIZER_CONFIG_NAME, TOKENIZER_JSON_NAME, _write_json, read_tokenizer_settings,
-                                 truncate_longest_first)
+from .tokenization_bert import (TOKENIZER_CONFIG_NAME, find_tokenizer_files, read_tokenizer_settings,
+                                 save_tokenizer_files, truncate_longest_first)
 
 SPIECE_NAME = "spiece.model"
 WORD_START = "\u2581"  # "▁", which SentencePiece writes before every word
@@ -230,34 +228,10 @@ class XLNetTokenizer:
         A folder saved by transformers 5 holds tokenizer.json instead of spiece.model; this tokenizer reads
         SentencePiece's own file only, and says so.
         """
-        from .file_utils import RemoteFileNotFound, cached_path, is_remote_url, join_path_or_url, url_file_name
+        from .file_utils import cached_path
         fetch = functools.partial(cached_path, cache_dir=cache_dir, force_download=force_download,
                                   local_files_only=local_files_only)
-        path = str(path)
-        config_file = None
-        if os.path.isdir(path):
-            vocab_file = os.path.join(path, SPIECE_NAME)
-            if not os.path.isfile(vocab_file):
-                has_json = os.path.isfile(os.path.join(path, TOKENIZER_JSON_NAME))
-                raise FileNotFoundError(
-                    f"{vocab_file} not found" + (f"; the folder has {TOKENIZER_JSON_NAME}, which this tokenizer "
-                                                 f"does not read: copy the checkpoint's original {SPIECE_NAME} "
-                                                 "into it" if has_json else ""))
-            candidate = os.path.join(path, TOKENIZER_CONFIG_NAME)
-            config_file = candidate if os.path.isfile(candidate) else None
-        elif os.path.isfile(path):
-            vocab_file = path
-        elif is_remote_url(path):
-            if url_file_name(path).endswith(".model"):
-                vocab_file = fetch(path)
-            else:
-                vocab_file = fetch(join_path_or_url(path, SPIECE_NAME))
-                try:
-                    config_file = fetch(join_path_or_url(path, TOKENIZER_CONFIG_NAME))
-                except RemoteFileNotFound:
-                    config_file = None  # older uploads have none: the defaults are XLNet's own
-        else:
-            raise FileNotFoundError(f"SentencePiece model not found: {path} is neither a directory, a file nor a URL")
+        (vocab_file,), config_file = find_tokenizer_files(path, ((SPIECE_NAME,),), "SentencePiece model", fetch)
         settings = read_xlnet_tokenizer_config(config_file) if config_file else {}
         if do_lower_case is not None:
             settings["do_lower_case"] = do_lower_case
@@ -265,16 +239,15 @@ class XLNetTokenizer:
 
     def save_pretrained(self, save_directory):
         """Writes spiece.model and tokenizer_config.json (both readable by transformers); returns their paths."""
-        os.makedirs(save_directory, exist_ok=True)
-        vocab_file = os.path.join(save_directory, SPIECE_NAME)
-        if os.path.abspath(vocab_file) != os.path.abspath(self.vocab_file):
-            shutil.copyfile(self.vocab_file, vocab_file)
+        with open(self.vocab_file, "rb") as reader:
+            spiece_model = reader.read()
         special = {role: getattr(self, role) for role in SPECIAL_TOKEN_ROLES}
         settings = {name: getattr(self, name) for name in SETTINGS}
-        config_file = os.path.join(save_directory, TOKENIZER_CONFIG_NAME)
-        _write_json(config_file, {"tokenizer_class": "XLNetTokenizer", "padding_side": self.padding_side,
-                                  **settings, **special})
-        return vocab_file, config_file
+        return save_tokenizer_files(save_directory, {
+            SPIECE_NAME: spiece_model,
+            TOKENIZER_CONFIG_NAME: {"tokenizer_class": "XLNetTokenizer", "padding_side": self.padding_side,
+                                    **settings, **special},
+        })
 
 
 def read_xlnet_tokenizer_config(config_file):
@@ -296,4 +269,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from .file_utils import run_entry_point
+    run_entry_point(main, "python -m transformers.tokenization_xlnet")
