@@ -860,7 +860,7 @@ def unused_result_path(quick):
 
 SECTIONS = ("load", "train", "infer", "tokenize", "epoch", "rss", "train_bf16", "infer_bf16", "train_albert",
             "train_roberta")
-# Sections that run only when --only names them: the sweep takes ~25 minutes, five times all the others.
+# Sections that run only when --only names them: the sweep takes ~25 minutes, longer than all the others together.
 OPTIONAL_SECTIONS = ("sweep",)
 
 
