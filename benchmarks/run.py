@@ -808,7 +808,7 @@ def report_sweep(rep, res, quick):
     quick_label = f", --quick: --seeds {SWEEP_QUICK_SEEDS} only" if quick else ""
     if "error" in res:
         rep.section(f"9. the default re-init sweep{quick_label}")
-        rep.row("error: " + res["error"][:60], None, None)
+        rep.row("error: " + res["error"], None, None)  # whole: it ends with the path of the failed sweep's log
         rep.goal("default sweep <= 6 min on this machine", "error", "<= 6.0 min", None)
         rep.goal("sweep >= 2x the current path", "error", ">= 2.00x", None)
         return
