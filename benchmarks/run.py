@@ -841,8 +841,9 @@ def report_sweep(rep, res, quick):
     rep.notes.append(f"sweep: the current path is commit {res['baseline_commit']} (--sweep_baseline "
                      f"{res['baseline_given']}), extracted with git archive and run from its own tree; both sweeps got "
                      f"--data_dir and --output_dir{' and ' + ' '.join(res['options']) if res['options'] else ''} "
-                     "only, ours first. Runs in parallel workers overlap, so runs x seconds per run can exceed the "
-                     "wall time")
+                     "only, ours first. The two sweeps run one after the other, not in turns, so a busy spell during "
+                     "one of them moves the ratio. Runs in parallel workers overlap, so runs x seconds per run can "
+                     "exceed the wall time")
 
 
 def unused_result_path(quick):
