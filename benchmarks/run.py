@@ -2,6 +2,7 @@
 
     python -m benchmarks.run            # full run (README's speed section says how long it took)
     python -m benchmarks.run --quick    # smaller sizes and fewer repeats, a few minutes
+    python -m benchmarks.run --only sweep   # figure 9 alone, ~25 minutes; never part of the default run
 
 Prints one table (each figure as ours / reference, median [p25-p75] over repeats), a PASS/MISS line per goal,
 and writes everything, raw samples included, to benchmarks/results/<date>[-quick].json (plus the table as
@@ -27,6 +28,9 @@ The figures, in the order printed:
      AMX, bert_read_step_to_step/precision.py): elsewhere bf16 is emulated, the rows would take hours, and
      they are skipped with a line saying so. --force_bf16 runs them anyway at tiny shapes, to check the code
      path; those figures measure nothing.
+  9. only with --only sweep: the default re-init sweep (python -m bert_read_step_to_step.reinit_sweep),
+     the whole command timed from this working tree and from the tree of an older commit (--sweep_baseline),
+     with each sweep's dev scores per setting
 """
 import argparse
 import datetime
@@ -46,6 +50,7 @@ import unicodedata
 from pathlib import Path
 
 from bert_read_step_to_step.precision import bf16_support
+from bert_read_step_to_step.reinit_sweep import summarize
 from transformers.file_utils import package_dir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -66,6 +71,11 @@ FAMILY_CONFIGS = {
     "roberta": dict(vocab_size=50265, type_vocab_size=1, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
                     intermediate_size=1536, max_position_embeddings=514),
 }
+# The sweep section's "current path": main just before issue 15's speed work (length-bucketed batches,
+# features built once per sweep, --workers), the code whose default sweep took 11.5 minutes on 2 idle cores.
+SWEEP_BASELINE = "7a38175"
+# --quick runs each sweep with this --seeds instead of its default (every setting, one seed).
+SWEEP_QUICK_SEEDS = "1"
 # --force_bf16 on a CPU without native bf16: shapes small enough that emulated bf16 finishes in a minute.
 FORCED_BF16_SHAPES = dict(batch_size=2, seq_length=16, matmul_n=256)
 
@@ -322,18 +332,17 @@ def read_sentences(count, seed=0):
     return mixed
 
 
-def prepare_epoch_data(workdir, examples):
-    """The demo task's training file, made by bert_read_step_to_step.prepare_demo_data with --train `examples`.
+def prepare_demo_data(out, *options):
+    """The demo task's files in `out`, made by `python -m bert_read_step_to_step.prepare_demo_data --out OUT
+    OPTIONS` (e.g. "--train", "96"; none: its own default sizes). Returns `out`.
 
-    Written into the temporary folder, so data/tweets (and the cache files beside it) stay untouched.
+    `out` lies in a temporary folder, so data/tweets (and the cache files beside it) stay untouched.
     """
-    out = Path(workdir) / "tweets"
-    command = [sys.executable, "-m", "bert_read_step_to_step.prepare_demo_data", "--out", str(out),
-               "--train", str(examples), "--dev", "50"]
+    command = [sys.executable, "-m", "bert_read_step_to_step.prepare_demo_data", "--out", str(out), *options]
     proc = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
     if proc.returncode != 0:
         raise WorkerFailed(f"prepare_demo_data failed:\n{proc.stderr[-2000:]}")
-    return out
+    return Path(out)
 
 
 # ---- the measurements --------------------------------------------------------------------------------------
@@ -455,7 +464,7 @@ def compare_ids(sentences, ours, reference):
 
 
 def bench_epoch(s, model_dir, workdir, threads):
-    data_dir = prepare_epoch_data(workdir, s["epoch_examples"])
+    data_dir = prepare_demo_data(Path(workdir) / "tweets", "--train", str(s["epoch_examples"]), "--dev", "50")
     params = dict(model_dir=str(model_dir), data_dir=str(data_dir), max_examples=s["epoch_examples"],
                   max_seq_length=SEQ_LENGTH, batch_size=BATCH_SIZE, repeats=s["epoch_repeats"], seed=0)
     return run_once("epoch", "ours", params, workdir, threads)
@@ -465,6 +474,103 @@ def bench_rss(s, model_dir, workdir, threads):
     params = dict(model_dir=str(model_dir), num_labels=NUM_LABELS, batch_size=s["rss_batch"],
                   seq_length=SEQ_LENGTH, steps=s["rss_steps"], seed=0)
     return {side: run_once("rss", side, params, workdir, threads) for side in ("ours", "reference")}
+
+
+class SweepFailed(WorkerFailed):
+    """A sweep exited non-zero or left no results; its folder is kept, and the message names its log."""
+
+
+def resolve_commit(ref):
+    """The full hash of git commit `ref` of this repository, or None if git knows no such commit."""
+    try:
+        proc = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
+                              capture_output=True, text=True)
+    except OSError:  # no git on this machine
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def extract_commit(commit, target):
+    """The files of `commit` in `target`: `git archive COMMIT | tar -x -C TARGET`, the tree as committed
+    (no .git, nothing untracked), so the code run from there is literally that commit's."""
+    target.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(REPO_ROOT), "archive", commit], capture_output=True)
+    if archive.returncode != 0:
+        raise WorkerFailed(f"git archive {commit} failed: {archive.stderr.decode(errors='replace').strip()}")
+    untar = subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, capture_output=True)
+    if untar.returncode != 0:
+        raise WorkerFailed(f"tar -x of git archive {commit} into {target} failed: "
+                           f"{untar.stderr.decode(errors='replace').strip()}")
+
+
+def sweep_figures(document):
+    """What the sweep section reports from one sweep's results.json `document` (at least one run): the
+    number of runs, each run's run_seconds and their mean, the primary metric, and per setting label its seeds
+    and dev scores with mean, sample std (None for one seed), min and max, as reinit_sweep.summarize counts
+    them for the sweep's own summary.md."""
+    runs = document["runs"]
+    seconds = [float(record["run_seconds"]) for record in runs]
+    return {"runs": len(runs), "primary_metric": document["primary_metric"], "run_seconds": seconds,
+            "run_seconds_mean": statistics.mean(seconds),
+            "settings": {each.setting.label: {"seeds": each.seeds, "scores": each.scores, "mean": each.mean,
+                                              "std": each.std, "min": each.min, "max": each.max}
+                         for each in summarize(runs)}}
+
+
+def run_sweep(side, tree, data_dir, output_dir, options):
+    """`python -m bert_read_step_to_step.reinit_sweep --data_dir D --output_dir O [OPTIONS]` started in
+    `tree`, so that tree's code runs with its own defaults; the whole command's wall time and the figures of
+    its results.json. Its output goes to a log beside output_dir, not to this console."""
+    command = [sys.executable, "-m", "bert_read_step_to_step.reinit_sweep", "--data_dir", str(data_dir),
+               "--output_dir", str(output_dir), *options]
+    log_path = output_dir.parent / f"sweep-{side}.log"
+    log(f"  sweep ({side}) from {tree}, output in {log_path} ...")
+    load_before = os.getloadavg()[0]
+    with open(log_path, "w", encoding="utf-8") as log_file:
+        start = time.perf_counter()
+        proc = subprocess.run(command, cwd=tree, stdout=log_file, stderr=subprocess.STDOUT)
+        seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SweepFailed(f"sweep ({side}) failed (rc={proc.returncode}), its output: {log_path}")
+    results_path = output_dir / "results.json"
+    try:
+        document = json.loads(results_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise SweepFailed(f"sweep ({side}) exited 0 but {results_path} is unreadable ({error}), its output: "
+                          f"{log_path}") from None
+    if not document.get("runs"):
+        raise SweepFailed(f"sweep ({side}) exited 0 but {results_path} holds no runs, its output: {log_path}")
+    figures = sweep_figures(document)
+    log(f"  sweep ({side}): {seconds / 60:.1f} min for {figures['runs']} runs")
+    return dict(figures, wall_seconds=seconds, load_average_1min=[load_before, os.getloadavg()[0]])
+
+
+def bench_sweep(quick, commit, given):
+    """The default re-init sweep timed twice: from this working tree ("ours") and from the tree of git
+    commit `commit` (the current path, `given` as --sweep_baseline named it), on the same demo data, each
+    into its own output folder and otherwise with its own defaults; --quick adds --seeds SWEEP_QUICK_SEEDS.
+
+    Everything lives in a folder of its own rather than the benchmark's temporary one: when a sweep fails,
+    the folder stays, with the log that the error names. After two good sweeps it is removed.
+    """
+    options = ["--seeds", SWEEP_QUICK_SEEDS] if quick else []
+    folder = Path(tempfile.mkdtemp(prefix="bert-bench-sweep-"))
+    try:
+        tree = folder / f"tree-{commit[:10]}"
+        extract_commit(commit, tree)
+        data_dir = prepare_demo_data(folder / "tweets")
+        out = {"baseline_commit": commit, "baseline_given": given, "options": options}
+        # Ours first: what the first sweep warms up (the page cache of the model, of Python's and torch's
+        # files) then helps the baseline, so any such error makes the ratio smaller, not larger.
+        for side, cwd in (("ours", REPO_ROOT), ("baseline", tree)):
+            out[side] = run_sweep(side, cwd, data_dir, folder / f"output-{side}", options)
+    except SweepFailed:
+        raise
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    shutil.rmtree(folder, ignore_errors=True)
+    return out
 
 
 # ---- the table and the goals -------------------------------------------------------------------------------
@@ -692,6 +798,54 @@ def report_flops(rep, steps, flops, title, goal_name, target):
                          f"L={steps['shape']['seq_length']}; formula in training_flops)")
 
 
+def score_cell(stats):
+    """One setting's dev scores x100 as `mean ± std [min-max]`; a single seed has no std."""
+    spread = "" if stats["std"] is None else f" ± {stats['std'] * 100:.1f}"
+    return f"{stats['mean'] * 100:.1f}{spread} [{stats['min'] * 100:.1f}-{stats['max'] * 100:.1f}]"
+
+
+def report_sweep(rep, res, quick):
+    quick_label = f", --quick: --seeds {SWEEP_QUICK_SEEDS} only" if quick else ""
+    if "error" in res:
+        rep.section(f"9. the default re-init sweep{quick_label}")
+        rep.row("error: " + res["error"], None, None)  # whole: it ends with the path of the failed sweep's log
+        rep.goal("default sweep <= 6 min on this machine", "error", "<= 6.0 min", None)
+        rep.goal("sweep >= 2x the current path", "error", ">= 2.00x", None)
+        return
+    ours, base = res["ours"], res["baseline"]
+    commit = res["baseline_commit"][:7]
+    rep.section(f"9. the default re-init sweep (reinit_sweep, {len(ours['settings'])} settings, {ours['runs']} runs)"
+                f"{quick_label}; reference = the current path, commit {commit}; ratio = current path / ours")
+    minutes = {side: res[side]["wall_seconds"] / 60 for side in ("ours", "baseline")}
+    ratio = minutes["baseline"] / minutes["ours"]
+    rep.row("default sweep wall time, minutes", f"{minutes['ours']:.1f}", f"{minutes['baseline']:.1f}", ratio)
+    rep.row("runs", str(ours["runs"]), str(base["runs"]), None)
+    rep.row("seconds per run (mean of run_seconds)", f"{ours['run_seconds_mean']:.1f}",
+            f"{base['run_seconds_mean']:.1f}", base["run_seconds_mean"] / ours["run_seconds_mean"])
+    # The dev scores say what the faster path does to results: the same settings and seeds on other batches.
+    # Ratio column: the difference of the means, in points.
+    metric = ours["primary_metric"]
+    labels = list(ours["settings"]) + [label for label in base["settings"] if label not in ours["settings"]]
+    for label in labels:
+        o, b = ours["settings"].get(label), base["settings"].get(label)
+        diff = f"{(o['mean'] - b['mean']) * 100:+.1f} pts" if o and b else "-"
+        rep.row(f"dev {metric} x100, setting {label}: mean ± std [min-max]", score_cell(o) if o else None,
+                score_cell(b) if b else None, diff)
+    if quick:
+        rep.goal("default sweep <= 6 min on this machine", f"{minutes['ours']:.1f} min for {ours['runs']} runs",
+                 "<= 6.0 min (full run only)", None)
+    else:
+        rep.goal("default sweep <= 6 min on this machine", f"{minutes['ours']:.1f} min", "<= 6.0 min",
+                 minutes["ours"] <= 6)
+    rep.goal("sweep >= 2x the current path", f"{ratio:.2f}x", ">= 2.00x", ratio >= 2)
+    rep.notes.append(f"sweep: the current path is commit {res['baseline_commit']} (--sweep_baseline "
+                     f"{res['baseline_given']}), extracted with git archive and run from its own tree; both sweeps got "
+                     f"--data_dir and --output_dir{' and ' + ' '.join(res['options']) if res['options'] else ''} "
+                     "only, ours first. The two sweeps run one after the other, not in turns, so a busy spell during "
+                     "one of them moves the ratio. Runs in parallel workers overlap, so runs x seconds per run can "
+                     "exceed the wall time")
+
+
 def unused_result_path(quick):
     """benchmarks/results/<date>[-quick].json, or <date>[-quick]-2.json, -3, ... if that exists: a second run
     on the same day never overwrites the first."""
@@ -707,6 +861,8 @@ def unused_result_path(quick):
 
 SECTIONS = ("load", "train", "infer", "tokenize", "epoch", "rss", "train_bf16", "infer_bf16", "train_albert",
             "train_roberta")
+# Sections that run only when --only names them: the sweep takes ~25 minutes, longer than all the others together.
+OPTIONAL_SECTIONS = ("sweep",)
 
 
 def step_flops(config, batch_size, seq_length):
@@ -721,15 +877,24 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats (a few minutes)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="torch intra-op threads for both sides (default: all cores)")
-    parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS + OPTIONAL_SECTIONS,
+                        help="run only these sections; sweep (~25 min) runs only when named here")
     parser.add_argument("--out", help="JSON result path (default: benchmarks/results/<date>[-quick][-N].json)")
     parser.add_argument("--force_bf16", action="store_true",
                         help="run the bf16 rows on a CPU without native bf16 too, at B=2 L=16 (emulated bf16 is "
                              "very slow): a check that the code path works, not a measurement")
+    parser.add_argument("--sweep_baseline", default=SWEEP_BASELINE, metavar="COMMIT",
+                        help="the sweep section's current path: the git commit whose sweep ours is timed against")
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
     s = SETTINGS[mode]
     sections = args.only or SECTIONS
+    sweep_commit = None
+    if "sweep" in sections:
+        # Checked before any section runs, so a mistyped commit costs nothing.
+        sweep_commit = resolve_commit(args.sweep_baseline)
+        if sweep_commit is None:
+            parser.error(f"--sweep_baseline {args.sweep_baseline}: not a commit of the git repository at {REPO_ROOT}")
     model_dir = minilm_dir()
     config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
     flops = step_flops(config, BATCH_SIZE, SEQ_LENGTH)
@@ -787,6 +952,7 @@ def main(argv=None):
             else:
                 attempt(name, lambda step_mode=step_mode: bench_steps(step_mode, s, model_dir, workdir, args.threads,
                                                                       precision="bf16", **bf16_shapes))
+        attempt("sweep", lambda: bench_sweep(args.quick, sweep_commit, args.sweep_baseline))
     machine["load_average_at_end"] = list(os.getloadavg())
     machine["benchmark_seconds"] = time.perf_counter() - started
 
@@ -828,6 +994,8 @@ def main(argv=None):
         report_flops(rep, results["train_bf16"], flops_bf16,
                      f"8c. achieved FLOP/s of the bf16 training step vs a measured bf16 matmul{forced_label}",
                      "bf16 train step >= 55% of bf16 matmul peak", 0.55)
+    if "sweep" in results:
+        report_sweep(rep, results["sweep"], args.quick)
     busy = max(machine["load_average_at_start"][0], machine["load_average_at_end"][0])
     if busy > 0.5:
         rep.notes.append(f"other processes were running (1-min load average up to {busy:.1f} on {machine['nproc']} "
