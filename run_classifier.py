@@ -860,16 +860,13 @@ def predict_logits(args, runtime, model, dataset, desc):
     by_length = sorted(range(len(dataset)), key=lambda index: len(dataset.features[index].input_ids))
     batches = [by_length[start:start + size] for start in range(0, len(dataset), size)]
     model.to(runtime.device).eval()
-    logits = None
+    logits = torch.empty(len(dataset), model.config.num_labels)  # [N, C]
     with torch.no_grad():
         for indexes, batch in zip(batches, tqdm(collated(dataset, batches), desc=desc, total=len(batches),
                                                 disable=not runtime.is_main)):
             batch = {name: tensor.to(runtime.device) for name, tensor in batch.items() if name != "labels"}
             with autocast(runtime):
-                batch_logits = model(**batch).logits.float().cpu()  # [b, C]
-            if logits is None:
-                logits = torch.empty(len(dataset), batch_logits.shape[-1])  # [N, C]
-            logits[indexes] = batch_logits
+                logits[indexes] = model(**batch).logits.float().cpu()  # [b, C] into their rows
     return logits
 
 
