@@ -551,6 +551,11 @@ def training_trajectory(args, runtime, config):
     return record
 
 
+# Trajectory entries added after checkpoints were first written. A checkpoint that lacks one was trained
+# before the flag existed, that is with it off. (It lacks "precision" too: its --fp16 entry says the same.)
+ADDED_LATER = {"--use_bertadam": False, "--mixout": 0.0, "--prior_weight_decay": False, "--group_by_length": False}
+
+
 def check_same_trajectory(args, trajectory):
     """Refuse --resume_from_checkpoint when this run's trajectory differs from the checkpoint's."""
     path = os.path.join(args.resume_from_checkpoint, TRAIN_STATE_NAME)
@@ -559,8 +564,9 @@ def check_same_trajectory(args, trajectory):
         logger.warning("%s records no training arguments (written by an older version): cannot check that "
                        "this run continues the same training", path)
         return
+    saved = {**ADDED_LATER, **saved}
     differences = [f"{name} {saved.get(name)!r} there, {value!r} now" for name, value in trajectory.items()
-                   if saved.get(name) != value]
+                   if saved.get(name) != value and (name in saved or name != "precision")]
     if differences:
         raise UserError(f"--resume_from_checkpoint {args.resume_from_checkpoint}: this run would not continue "
                         f"that training: {'; '.join(differences)}. Give the checkpoint's values, or start a "

@@ -117,6 +117,16 @@ def test_a_bucketed_run_feeds_less_padding_resumes_exactly_and_keeps_its_batchin
     with pytest.raises(run_classifier.UserError, match=r"--group_by_length True there, False now"):
         run_main([arg for arg in resumed if arg != "--group_by_length"]
                  + ["--resume_from_checkpoint", tmp_path / "whole" / "checkpoint-3"])
+    # A checkpoint written before --group_by_length, the stabilizers and the precision entry existed records
+    # none of them: it trained with them off, so a resume with bucketing is refused and nothing else differs.
+    state_path = tmp_path / "whole" / "checkpoint-3" / run_classifier.TRAIN_STATE_NAME
+    state = torch.load(state_path, weights_only=True)
+    for name in ("--group_by_length", "--use_bertadam", "--mixout", "--prior_weight_decay", "precision"):
+        del state["trajectory"][name]
+    torch.save(state, state_path)
+    with pytest.raises(run_classifier.UserError) as refused:
+        run_main(resumed + ["--output_dir", tmp_path / "again", "--resume_from_checkpoint", state_path.parent])
+    assert re.search(r"that training: --group_by_length False there, True now\. Give", str(refused.value))
     shutil.rmtree(tmp_path)
 
 

@@ -26,8 +26,8 @@ import hashlib
 import json
 import unicodedata
 
-from .tokenization_bert import (TOKENIZER_CONFIG_NAME, find_tokenizer_files, lay_out_inputs, read_tokenizer_settings,
-                                 save_tokenizer_files)
+from .tokenization_bert import (TOKENIZER_CONFIG_NAME, find_tokenizer_files, lay_out_inputs, print_encoding,
+                                 read_tokenizer_settings, save_tokenizer_files)
 
 SPIECE_NAME = "spiece.model"
 # SentencePiece writes a space as this character, U+2581, at the start of the piece that follows it.
@@ -210,9 +210,7 @@ def main(argv=None):
     tokenizer = AlbertTokenizer.from_pretrained(args.model)
     encoded = tokenizer.encode_plus(args.text, args.text_pair)
     print(f"prepared:       {tokenizer.prepare(args.text)!r}")
-    print(f"tokens:         {tokenizer.convert_ids_to_tokens(encoded['input_ids'])}")
-    for name in ("input_ids", "token_type_ids", "attention_mask"):
-        print(f"{name + ':':16}{encoded[name]}")
+    print_encoding(tokenizer, encoded)
 
 
 if __name__ == "__main__":

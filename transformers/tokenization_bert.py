@@ -697,6 +697,13 @@ def default_vocab_file():
     return os.path.join(demo_model_dir(), VOCAB_NAME)
 
 
+def print_encoding(tokenizer, encoded):
+    """The entry points' shared lines: the tokens, then each of encode_plus's lists, one per line."""
+    print(f"tokens:         {tokenizer.convert_ids_to_tokens(encoded['input_ids'])}")
+    for name in ("input_ids", "token_type_ids", "attention_mask"):
+        print(f"{name + ':':16}{encoded[name]}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Print what BertTokenizer makes of a text or a text pair.")
     parser.add_argument("text")
@@ -712,10 +719,7 @@ def main(argv=None):
     tokens = tokenizer.convert_ids_to_tokens(encoded["input_ids"])
     print(f"vocab: {tokenizer.vocab_file} ({tokenizer.vocab_size} tokens, "
           f"do_lower_case={tokenizer.do_lower_case})")
-    print(f"tokens:         {tokens}")
-    print(f"input_ids:      {encoded['input_ids']}")
-    print(f"token_type_ids: {encoded['token_type_ids']}")
-    print(f"attention_mask: {encoded['attention_mask']}")
+    print_encoding(tokenizer, encoded)
     print()
     print(f"{'position':>8}  {'token':<16}{'input_id':>9}{'type':>6}{'mask':>6}")
     for position, (token, token_id, type_id, mask) in enumerate(zip(

@@ -24,7 +24,8 @@ import json
 import re
 
 from .tokenization_bert import (TOKENIZER_CONFIG_NAME, TOKENIZER_JSON_NAME, _category_runs, _ranges_text,
-                                 find_tokenizer_files, lay_out_inputs, read_tokenizer_settings, save_tokenizer_files)
+                                 find_tokenizer_files, lay_out_inputs, print_encoding, read_tokenizer_settings,
+                                 save_tokenizer_files)
 
 VOCAB_JSON_NAME = "vocab.json"
 MERGES_NAME = "merges.txt"
@@ -276,9 +277,7 @@ def main(argv=None):
     tokenizer = RobertaTokenizer.from_pretrained(args.model)
     encoded = tokenizer.encode_plus(args.text, args.text_pair)
     print(f"words:          {word_pattern().findall(args.text)}")
-    print(f"tokens:         {tokenizer.convert_ids_to_tokens(encoded['input_ids'])}")
-    for name in ("input_ids", "token_type_ids", "attention_mask"):
-        print(f"{name + ':':16}{encoded[name]}")
+    print_encoding(tokenizer, encoded)
 
 
 if __name__ == "__main__":

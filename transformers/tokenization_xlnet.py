@@ -26,7 +26,7 @@ import functools
 import re
 import unicodedata
 
-from .tokenization_bert import (TOKENIZER_CONFIG_NAME, find_tokenizer_files, read_tokenizer_settings,
+from .tokenization_bert import (TOKENIZER_CONFIG_NAME, find_tokenizer_files, print_encoding, read_tokenizer_settings,
                                  save_tokenizer_files, truncate_longest_first)
 
 SPIECE_NAME = "spiece.model"
@@ -263,9 +263,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     tokenizer = XLNetTokenizer.from_pretrained(args.model)
     encoded = tokenizer.encode_plus(args.texts[0], args.texts[1] if len(args.texts) > 1 else None)
-    print("tokens         ", tokenizer.convert_ids_to_tokens(encoded["input_ids"]))
-    for name in ("input_ids", "token_type_ids", "attention_mask"):
-        print(f"{name:15}", encoded[name])
+    print_encoding(tokenizer, encoded)
 
 
 if __name__ == "__main__":
