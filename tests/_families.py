@@ -90,6 +90,22 @@ def fine_tune(model_type, model_dir, workdir, extra_flags=()):
     return out, results, log, report.messages
 
 
+def reference_model_script(prefix, tiny):
+    """The oracle's first lines for one family ("Albert", "Roberta"): the reference's tokenizer read from tok/,
+    and its tiny classifier (config values `tiny`, seed 0) saved to reference_model/, bound as tok, model_class,
+    model for ORACLE_COMMON."""
+    return f"""
+import json, torch
+from transformers import {prefix}Config, {prefix}ForSequenceClassification, {prefix}Tokenizer
+tok = {prefix}Tokenizer.from_pretrained("tok")
+model_class = {prefix}ForSequenceClassification
+config = {prefix}Config(vocab_size=len(tok), num_labels=3, **{tiny!r})
+torch.manual_seed(0)
+model = model_class(config).eval()
+model.save_pretrained("reference_model")
+"""
+
+
 def family_world(model_type, work, tokenizer, model_class, config, oracle_script, reinit_flags):
     """Steps 2 and 3 of the module docstring for one family, in `work`: our tiny model (model_class(config),
     seed 1) is saved with `tokenizer` to work/ours_init and fine-tuned by run_classifier.py with reinit_flags;

@@ -14,7 +14,8 @@ from safetensors.torch import load_file
 
 from _classifier_runs import one_torch_thread, run_main  # noqa: F401
 from _families import (BATCH, BATCH_MAX_LENGTH, NUM_TOKENIZER_TEXTS, assert_tokens_equal_the_reference,
-                       batch_tensors, family_world, max_difference, training_corpus)
+                       batch_tensors, family_world, max_difference, reference_model_script,
+                       training_corpus)
 from transformers.configuration_albert import AlbertConfig
 from transformers.file_utils import BadValueError
 from transformers.modeling_albert import AlbertForSequenceClassification, top_group_selectors
@@ -23,17 +24,6 @@ from transformers.tokenization_albert import AlbertTokenizer
 TINY = dict(embedding_size=16, hidden_size=32, num_hidden_layers=4, num_hidden_groups=2, inner_group_num=2,
             num_attention_heads=4, intermediate_size=37, max_position_embeddings=64, initializer_range=0.2,
             hidden_act="gelu_new")
-
-ORACLE = """
-import json, torch
-from transformers import AlbertConfig, AlbertForSequenceClassification, AlbertTokenizer
-tok = AlbertTokenizer.from_pretrained("tok")
-model_class = AlbertForSequenceClassification
-config = AlbertConfig(vocab_size=len(tok), num_labels=3, **{tiny!r})
-torch.manual_seed(0)
-model = AlbertForSequenceClassification(config).eval()
-model.save_pretrained("reference_model")
-"""
 
 
 def train_spiece(folder):
@@ -53,7 +43,8 @@ def albert(tmp_path_factory):
     work = tmp_path_factory.mktemp("albert")
     tokenizer = AlbertTokenizer.from_pretrained(train_spiece(work / "tok") / "spiece.model")
     config = AlbertConfig(vocab_size=tokenizer.vocab_size, num_labels=3, **TINY)
-    return family_world("albert", work, tokenizer, AlbertForSequenceClassification, config, ORACLE.format(tiny=TINY),
+    return family_world("albert", work, tokenizer, AlbertForSequenceClassification, config,
+                        reference_model_script("Albert", TINY),
                         ["--reinit_layers", "1", "--reinit_pooler"])
 
 

@@ -16,7 +16,8 @@ from safetensors.torch import load_file
 
 from _classifier_runs import one_torch_thread, run_main  # noqa: F401
 from _families import (BATCH, BATCH_MAX_LENGTH, NUM_TOKENIZER_TEXTS, assert_tokens_equal_the_reference,
-                       batch_tensors, family_world, max_difference, training_corpus)
+                       batch_tensors, family_world, max_difference, reference_model_script,
+                       training_corpus)
 from _support import minilm_dir
 from transformers.configuration_roberta import RobertaConfig
 from transformers.file_utils import BadValueError
@@ -26,17 +27,6 @@ from transformers.tokenization_roberta import RobertaTokenizer
 
 TINY = dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=37,
             max_position_embeddings=66, initializer_range=0.2)
-
-ORACLE = """
-import json, torch
-from transformers import RobertaConfig, RobertaForSequenceClassification, RobertaTokenizer
-tok = RobertaTokenizer.from_pretrained("tok")
-model_class = RobertaForSequenceClassification
-config = RobertaConfig(vocab_size=len(tok), num_labels=3, **{tiny!r})
-torch.manual_seed(0)
-model = RobertaForSequenceClassification(config).eval()
-model.save_pretrained("reference_model")
-"""
 
 
 def train_bpe(folder):
@@ -56,7 +46,7 @@ def roberta(tmp_path_factory):
     tokenizer = RobertaTokenizer.from_pretrained(train_bpe(work / "tok"))
     config = RobertaConfig(vocab_size=tokenizer.vocab_size, num_labels=3, **TINY)
     return family_world("roberta", work, tokenizer, RobertaForSequenceClassification, config,
-                        ORACLE.format(tiny=TINY), ["--reinit_layers", "1"])
+                        reference_model_script("Roberta", TINY), ["--reinit_layers", "1"])
 
 
 def test_tokens_equal_the_reference_on_2000_tweets(roberta):
