@@ -49,6 +49,7 @@ finds the finished entry and does not download again. A process killed mid-downl
 """
 import argparse
 import contextlib
+import errno
 import fcntl
 import hashlib
 import importlib.util
@@ -117,6 +118,11 @@ class BadValueError(UserError, ValueError):
 
 class DownloadError(UserError, OSError):
     """A remote file could not be fetched. The message names the URL (redacted) and what went wrong."""
+
+
+class DiskFullError(UserError, OSError):
+    """The device has no room for a file we must write (ENOSPC, or a free-space check before writing).
+    The message names the path and, where known, the bytes needed; see `disk_full_error`."""
 
 
 class RemoteFileNotFound(DownloadError):
@@ -446,7 +452,7 @@ def _download_atomically(url, etag, entry_path, proxies):
                                 f"(ETag {etag} before, {received.etag} now); try again")
         write_json_atomically(entry_path + ".json", {"url": redact_url(url), "etag": etag,
                                                       "size": received.size, "sha256": received.sha256})
-        os.replace(temp.name, entry_path)
+        replace_path(temp.name, entry_path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp.name)
@@ -640,6 +646,45 @@ def _fsync_path(path):
         os.close(handle)
 
 
+def replace_path(source, target):
+    """Rename `source` to `target`, replacing a file that is there: the one rename of the repository.
+
+    os.replace is atomic within one file system. Every rename goes through here (a layout test keeps it so),
+    so that a crash-test or a fault-injection driver has one place to stop between two renames.
+    """
+    os.replace(source, target)
+
+
+def disk_full_error(path, needed_bytes=None):
+    """The one-line error for a full disk: the path we were writing, the bytes it needed, what is free."""
+    folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    try:
+        free = f"{shutil.disk_usage(folder).free:,} bytes free"
+    except OSError:
+        free = "free space unknown"
+    needed = "" if needed_bytes is None else f" needs {int(needed_bytes):,} bytes,"
+    return DiskFullError(f"no space left on device: writing {path}{needed} {free} there; "
+                         "free some space (or choose another folder) and run again")
+
+
+def check_free_space(path, needed_bytes):
+    """Refuse before writing when `path`'s file system has fewer than `needed_bytes` free."""
+    folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    if shutil.disk_usage(folder).free < needed_bytes:
+        raise disk_full_error(path, needed_bytes)
+
+
+@contextlib.contextmanager
+def disk_full_is_one_line(path, needed_bytes=None):
+    """Inside this block, an OSError with errno ENOSPC becomes `disk_full_error(path, needed_bytes)`."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno != errno.ENOSPC or isinstance(error, DiskFullError):
+            raise
+        raise disk_full_error(path, needed_bytes) from error
+
+
 def write_atomically(path, write):
     """Call write(temp_path), then move the finished file to `path`, durably.
 
@@ -654,7 +699,7 @@ def write_atomically(path, write):
         write(temp)
         os.chmod(temp, 0o666 & ~current_umask())
         _fsync_path(temp)
-        os.replace(temp, path)
+        replace_path(temp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(temp)
@@ -689,7 +734,7 @@ def write_folder_atomically(path, write):
         os.chmod(temp, 0o777 & ~current_umask())
         if os.path.exists(path):  # e.g. a checkpoint saved before by a run that was resumed from an earlier one
             shutil.rmtree(path)
-        os.replace(temp, path)
+        replace_path(temp, path)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
