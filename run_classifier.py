@@ -1,10 +1,19 @@
 """Fine-tune BERT on a sentence(-pair) classification or regression task.
 
-Reading path, stops 1 and 8 (README): the path starts here (main, arguments), goes through the library, and
-comes back here to train and evaluate. Top to bottom, this file is the order things happen:
-    main -> arguments -> device, distributed, seed -> processor and labels -> config -> tokenizer
+Reading path, stops 1 and 8 (README): the path starts at `main` (the bottom of this file), goes through the
+library, and comes back here to train and evaluate. The file has the seed's shape, top to bottom:
+    parse_args -> set_seed -> train -> evaluate -> predict -> load_and_cache_examples -> load_model -> main
+and `main` runs them in the order things happen:
+    arguments -> device, distributed, seed -> processor and labels -> config -> tokenizer
     -> data (every split the run uses, so a bad line stops it before training)
     -> model (`from_pretrained`: the article's step, with `--reinit_keys`) -> train -> evaluate -> predict
+The run's machinery lives one floor down, in bert_read_step_to_step/, one idea a module:
+    runtime.py      device, torchrun ranks, logging, precision, DataParallel/DDP
+    model_setup.py  lower-casing, the re-init selectors, the --list_keys table
+    batches.py      how long training runs, each epoch's batches, where a resume goes on
+    optimization.py parameter groups, optimizer, lr schedule, one optimizer step
+    checkpoints.py  TrainState, checkpoint save, the resume check (trajectory) and resume
+    run_folder.py   the output_dir lock, the run records, results files
 
 Example (TNEWS with a Chinese BERT, the original command works verbatim):
     python run_classifier.py --model_type=bert --model_name_or_path=prev_trained_model/bert-base-chinese \\
@@ -28,40 +37,36 @@ Training state (model, optimizer, scheduler, grad scaler, RNG states, position i
 `TrainState`; a checkpoint is that state on disk, so `--resume_from_checkpoint` continues exactly.
 """
 import argparse
-import contextlib
-import dataclasses
-import fcntl
-import glob
-import hashlib
 import logging
 import math
 import os
 import random
-import socket
-import time
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
+from bert_read_step_to_step.batches import batches_to_go, collated, training_plan
+from bert_read_step_to_step.checkpoints import (TRAIN_STATE_NAME, check_same_trajectory, save_checkpoint,
+                                                training_trajectory)
 from bert_read_step_to_step.cli_help import DefaultsHelpFormatter
-from bert_read_step_to_step.features import (FeatureDataset, collate_features, file_fingerprint,
-                                             length_bucketed_batches, load_and_cache_features, padding_of,
-                                             unk_report)
+from bert_read_step_to_step.features import FeatureDataset, load_and_cache_features, padding_of, unk_report
 from bert_read_step_to_step.metrics import compute_metrics
-from bert_read_step_to_step.precision import (BF16_CHOICES, autocast as precision_autocast, bf16_support,
-                                              choose_precision, precision_notes)
-from bert_read_step_to_step.stabilizers import DecoupledAdam, add_mixout
-from bert_read_step_to_step.tasks import (TASKS, add_generic_task_options, find_data_file, generic_task_options,
-                                          get_labels, get_task, read_examples)
+from bert_read_step_to_step.model_setup import check_vocab_fits, list_keys, lower_case_choice, reinit_selectors
+from bert_read_step_to_step.optimization import not_loaded, optimizer_step, stabilizer_priors, start_training
+from bert_read_step_to_step.precision import BF16_CHOICES
+from bert_read_step_to_step.run_folder import (checkpoint_dirs, is_within, output_dir_lock, output_dir_problem,
+                                               start_writing, write_lines, write_results, write_run_record)
+from bert_read_step_to_step.runtime import (autocast, barrier, setup_device, setup_logging, setup_precision,
+                                            weights_digest, wrap_model)
+from bert_read_step_to_step.stabilizers import add_mixout
+from bert_read_step_to_step.tasks import (TASKS, add_generic_task_options, generic_task_options, get_labels,
+                                          get_task, read_examples)
 from bert_read_step_to_step.weight_change import format_report, relative_change, write_report
 from transformers.model_families import FAMILIES, choose_family, family_of
-from transformers.file_utils import (UserError, is_remote_url, run_entry_point, write_atomically,
-                                     write_folder_atomically, write_json_atomically)
-from transformers.modeling_utils import MISSING_WORDS, REINIT_WORDS, UNUSED_WORDS
+from transformers.file_utils import UserError, is_remote_url, run_entry_point, write_atomically
 
 logger = logging.getLogger("run_classifier")
 
@@ -69,10 +74,6 @@ logger = logging.getLogger("run_classifier")
 # tokenizer, and what --reinit_layers means. config.json's model_type must agree with it; Chinese RoBERTa-wwm
 # (BERT's architecture and vocab.txt) is read as BERT under either name, as in the seed.
 MODEL_CLASSES = FAMILIES
-TRAIN_STATE_NAME = "training_state.pt"
-ARGS_NAME = "training_args.json"
-REINIT_RECORD_NAME = "reinit_keys.json"
-LOCK_NAME = "run.lock"
 
 
 # ==== arguments ============================================================================================
@@ -224,56 +225,9 @@ def check_args(args, parser):
     if args.resume_from_checkpoint and not os.path.isfile(os.path.join(args.resume_from_checkpoint, TRAIN_STATE_NAME)):
         parser.error(f"--resume_from_checkpoint {args.resume_from_checkpoint}: no {TRAIN_STATE_NAME} there; "
                      "pass a checkpoint-N folder written by --save_steps")
-    if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
-        parser.error(f"--output_dir {args.output_dir} is a file, not a folder")
-    # The lock file of an earlier run does not make a folder "not empty": it holds no result.
-    existing = os.path.isdir(args.output_dir) and set(os.listdir(args.output_dir)) - {LOCK_NAME}
-    if args.do_train and existing and not args.overwrite_output_dir and not args.resume_from_checkpoint:
-        parser.error(f"--output_dir {args.output_dir} exists and is not empty; use --overwrite_output_dir "
-                     "to write into it, or --resume_from_checkpoint to continue a run")
-
-
-# ==== device, distributed, seed ===========================================================================
-
-@dataclass(frozen=True)
-class Runtime:
-    """Where this process runs: fixed at start-up, then passed to the functions that need it (kept out of
-    `args`, which holds only what the user asked for)."""
-    device: torch.device
-    n_gpu: int  # GPUs this one process drives: with several, DataParallel splits each batch over them
-    local_rank: int  # -1: not under torchrun
-    rank: int
-    world_size: int
-    precision: str = "fp32"  # "fp32", "bf16" or "fp16": from --fp16/--bf16 and the hardware (setup_precision)
-
-    @property
-    def is_main(self):
-        """Rank 0 writes files, evaluates and predicts; the other ranks only train."""
-        return self.rank == 0
-
-    @property
-    def distributed(self):
-        return self.local_rank != -1
-
-
-def setup_device(args):
-    """The Runtime of this process. Under torchrun, one process per device."""
-    cuda = torch.cuda.is_available() and not args.no_cuda
-    if args.local_rank == -1:
-        return Runtime(device=torch.device("cuda" if cuda else "cpu"),
-                       n_gpu=torch.cuda.device_count() if cuda else 0, local_rank=-1, rank=0, world_size=1)
-    if cuda:
-        torch.cuda.set_device(args.local_rank)
-    # NCCL only runs between GPUs; gloo runs on CPU, which is how the tests run two ranks.
-    dist.init_process_group(backend="nccl" if cuda else "gloo")
-    return Runtime(device=torch.device("cuda", args.local_rank) if cuda else torch.device("cpu"),
-                   n_gpu=1 if cuda else 0, local_rank=args.local_rank, rank=dist.get_rank(),
-                   world_size=dist.get_world_size())
-
-
-def barrier(runtime):
-    if runtime.distributed:
-        dist.barrier()
+    problem = output_dir_problem(args)
+    if problem:
+        parser.error(problem)
 
 
 def set_seed(seed):
@@ -283,409 +237,7 @@ def set_seed(seed):
     torch.cuda.manual_seed_all(seed)
 
 
-def setup_logging(args, runtime):
-    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
-                        datefmt="%m/%d/%Y %H:%M:%S",
-                        level=logging.INFO if runtime.is_main else logging.WARNING)
-    logger.warning("rank %d of %d, device %s, n_gpu %d, fp16 %s, bf16 %s", runtime.rank, runtime.world_size,
-                   runtime.device, runtime.n_gpu, args.fp16, args.bf16)
-
-
-def setup_precision(args, runtime):
-    """The runtime with its precision ("fp32", "bf16" or "fp16") chosen from --fp16/--bf16 and what the device
-    can do, logged next to the thread count: bf16 is a speed-up only on hardware that computes it natively."""
-    support = bf16_support(runtime.device.type)
-    precision = choose_precision(args.fp16, args.bf16, support)
-    logger.info("torch threads %d; %s; training and evaluating in %s", torch.get_num_threads(),
-                support.description, precision)
-    for level, message in precision_notes(precision, args.bf16, support):
-        logger.log(level, message)
-    return dataclasses.replace(runtime, precision=precision)
-
-
-# ==== processor and labels, config, tokenizer, model ======================================================
-
-def lower_case_choice(args, tokenizer_path, family):
-    """--do_lower_case wins; else the tokenizer's saved choice; else, for BERT, no lower-casing (the original
-    default), and for the other families their tokenizer's own default (ALBERT's SentencePiece models are
-    uncased; RoBERTa's byte-level BPE is cased and never lower-cases)."""
-    if args.do_lower_case:
-        return True
-    config_file = os.path.join(tokenizer_path, "tokenizer_config.json")
-    if os.path.isfile(config_file) or family.name != "bert":
-        return None  # from_pretrained reads it, or knows its family's default
-    return False
-
-
-def reinit_selectors(args, config):
-    """--reinit_keys as given, plus what --reinit_layers/--reinit_pooler mean for this config's family."""
-    layer_rule = family_of(config).reinit_layer_selectors
-    return list(args.reinit_keys) + layer_rule(config, args.reinit_layers, args.reinit_pooler)
-
-
-def load_model(args, config, labels):
-    """The article's step: build the model and fill it from the checkpoint, re-initializing what was chosen.
-
-    labels: the task's label names (None for regression). The head gets one row per name, and a head trained
-    elsewhere has its rows put in this order by its own id2label (see `match_head_to_labels`); saving writes
-    the names into config.json.
-    """
-    model, info = family_of(config).model_class.from_pretrained(
-        args.model_name_or_path, config=config, output_loading_info=True,
-        reinit_keys=reinit_selectors(args, config), reinit_std=args.reinit_std, reinit_seed=args.seed,
-        cache_dir=args.cache_dir or None, labels=labels)
-    return model, info
-
-
-def check_vocab_fits(tokenizer, config, config_source):
-    """A token id past the embedding table would crash with IndexError only when that token shows up."""
-    if len(tokenizer.ids_to_tokens) > config.vocab_size:
-        raise UserError(f"{tokenizer.vocab_file}: the vocabulary has {len(tokenizer.ids_to_tokens)} tokens, but "
-                         f"the model's embedding table has vocab_size {config.vocab_size} rows ({config_source}); "
-                         "use the tokenizer the model was trained with (--tokenizer_name)")
-
-
-def list_keys(args, config, labels):
-    """Print every parameter with its shape and where it would come from under the given flags."""
-    model, info = load_model(args, config, labels)
-    # The loading report's words (format_loading_report), so the two outputs can be read side by side.
-    reinit, missing = set(info.reinit_keys), set(info.missing_keys) | set(info.mismatched_keys)
-    print(f"{'parameter':60s} {'shape':>14s}  source")
-    for name, tensor in model.named_parameters():
-        source = REINIT_WORDS if name in reinit else MISSING_WORDS if name in missing else "loaded from checkpoint"
-        print(f"{name:60s} {str(list(tensor.shape)):>14s}  {source}")
-    had = [key for key in info.unexpected_keys if key in reinit]
-    print(f"\n{len(info.reinit_keys)} {REINIT_WORDS}, {len(missing)} {MISSING_WORDS}, "
-          f"{len(info.unexpected_keys) - len(had)} {UNUSED_WORDS}")
-    if had:
-        print(f"(the {len(had)} re-initialized keys the checkpoint had are also in unexpected_keys: "
-              f"it had them, we did not use them)")
-
-
-# ==== output_dir: one run owns it, and records what it did ===============================================
-
-@contextlib.contextmanager
-def output_dir_lock(args, runtime):
-    """Hold output_dir/run.lock for the whole run, so that a second run into the same folder stops at once
-    instead of mixing its model, checkpoints and arguments with ours.
-
-    The lock is an flock, which the kernel drops when the process dies, so a killed run never blocks the
-    next. Its file says who holds it (pid, host, start time); a run that finds that text there after
-    taking the lock knows the previous holder died without cleaning up, says so, and takes over. Under
-    torchrun rank 0 holds it for all ranks.
-    """
-    if not runtime.is_main:
-        yield
-        return
-    os.makedirs(args.output_dir, exist_ok=True)
-    path = os.path.join(args.output_dir, LOCK_NAME)
-    with open(path, "a+", encoding="utf-8") as lock_file:
-        try:
-            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock_file.seek(0)
-            holder = lock_file.read().strip() or "a run that has not written its details yet"
-            raise UserError(f"--output_dir {args.output_dir} is in use by another run ({holder}, see {path}); "
-                            "wait for it to end, or choose another --output_dir") from None
-        lock_file.seek(0)
-        previous = lock_file.read().strip()
-        if previous:
-            logger.warning("%s: the run that held it (%s) ended without releasing it; taking it over", path,
-                           previous)
-        lock_file.seek(0)
-        lock_file.truncate()
-        lock_file.write(f"pid {os.getpid()} on {socket.gethostname()}, started "
-                        f"{time.strftime('%Y-%m-%d %H:%M:%S %z')}\n")
-        lock_file.flush()
-        try:
-            yield
-        finally:
-            # Emptied, not removed: removing it would let a run that opened the old file lock that one
-            # while a third run creates and locks a new one.
-            lock_file.truncate(0)
-            fcntl.flock(lock_file, fcntl.LOCK_UN)
-
-
-def write_run_record(args, runtime, config, info):
-    """Every argument (and for training, the resolved reinit list), so a result can be traced to its settings.
-
-    A training run writes training_args.json and reinit_keys.json. An evaluation- or prediction-only run
-    writes eval_args.json / predict_args.json instead, so that evaluating a trained folder in place leaves
-    the record of how it was trained as it was.
-    """
-    loading = {"missing_keys": info.missing_keys, "unexpected_keys": info.unexpected_keys}
-    if not args.do_train:
-        for name in (["eval_args.json"] if args.do_eval else []) + (["predict_args.json"] if args.do_predict else []):
-            write_json_atomically(os.path.join(args.output_dir, name), {**args_to_dict(args, runtime), "loading": loading},
-                                  sort_keys=True)
-        return
-    # The std actually drawn with: --reinit_std, or the config's initializer_range when the flag is not given.
-    std = args.reinit_std if args.reinit_std is not None else config.initializer_range
-    record = {"selectors": reinit_selectors(args, config), "reinit_std": std,
-              "reinit_seed": args.seed, "resolved_keys": info.reinit_keys, **loading}
-    write_json_atomically(os.path.join(args.output_dir, REINIT_RECORD_NAME), record)
-    write_json_atomically(os.path.join(args.output_dir, ARGS_NAME), args_to_dict(args, runtime), sort_keys=True)
-
-
-def args_to_dict(args, runtime):
-    """What training_args.json records: every argument, and the precision the run actually used."""
-    return {**vars(args), "precision": runtime.precision}
-
-
-def is_within(path, folder):
-    """True when `path` is `folder` or lies inside it, by path logic: /x/Rx1 is not inside /x/Rx."""
-    path, folder = os.path.realpath(path), os.path.realpath(folder)
-    return os.path.commonpath([path, folder]) == folder
-
-
-# ==== data ==================================================================================================
-
-def load_features(args, runtime, tokenizer, split):
-    """Features of one split.
-
-    Under torchrun every rank reads the training set: rank 0 builds the cache file first while the others
-    wait at a barrier, then they read it. Dev and test are read by rank 0 alone (it alone evaluates and
-    predicts), so there is no barrier for them: one that only rank 0 reached would wait forever.
-    """
-    every_rank = split == "train"
-    if every_rank and runtime.rank != 0:
-        barrier(runtime)
-    features = load_and_cache_features(args.task_name, args.data_dir, split, tokenizer, args.max_seq_length,
-                                       overwrite_cache=args.overwrite_cache, cache_dir=args.features_cache_dir,
-                                       logger=logger, **generic_task_options(args))
-    if every_rank and runtime.rank == 0:
-        barrier(runtime)
-    return FeatureDataset(features, padding_of(tokenizer))
-
-
-def epoch_batches(num_examples, batch_size, epoch, seed, rank=0, world_size=1, lengths=None):
-    """The batches of one epoch as lists of example indexes, for this rank.
-
-    The order depends only on (seed, epoch), not on any RNG state, so a resumed run can skip to the same
-    place: batch k of epoch e is the same whether or not the run was stopped in between. Each rank takes
-    every world_size-th example of the shuffled order, and all ranks get the same number of batches.
-    lengths (--group_by_length): each example's length in tokens; then this rank's examples are grouped
-    into batches of similar length (features.length_bucketed_batches): the same examples, the same number
-    of batches, less padding.
-    """
-    generator = torch.Generator()
-    generator.manual_seed(seed * 1000 + epoch)
-    order = torch.randperm(num_examples, generator=generator).tolist()
-    per_rank = num_examples // world_size
-    mine = order[rank::world_size][:per_rank]
-    if lengths is not None:
-        return length_bucketed_batches(mine, lengths, batch_size, generator)
-    return [mine[start:start + batch_size] for start in range(0, len(mine), batch_size)]
-
-
-def collated(dataset, batches):
-    """Yield each batch of indexes as padded tensors. A plain loop rather than a DataLoader: a DataLoader
-    draws a seed from the global RNG each time it starts iterating, which would make the dropout masks of
-    a resumed run differ from those of an uninterrupted one."""
-    for indexes in batches:
-        yield collate_features([dataset[index] for index in indexes], padding=dataset.padding)
-
-
 # ==== train =================================================================================================
-
-@dataclass
-class TrainState:
-    """Everything that changes while training; a checkpoint saves exactly this, plus the tokenizer."""
-    model: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    scaler: Optional[torch.amp.GradScaler]
-    global_step: int = 0  # optimizer steps taken
-    epoch: int = 0
-    batches_done_in_epoch: int = 0  # batches of `epoch` already consumed (a multiple of accumulation steps)
-
-
-@dataclass
-class TrainingPlan:
-    """How long training runs, worked out from the data size before anything is written."""
-    batch_size: int  # per process (with DataParallel, over all of its GPUs)
-    steps_per_epoch: int
-    total_steps: int
-    num_epochs: int
-
-
-def training_plan(args, runtime, num_examples):
-    """Steps per epoch and in all; a UserError when the flags give no optimizer step at all."""
-    # With several GPUs in one process, DataParallel splits each batch over them: the batch is per GPU.
-    batch_size = args.per_gpu_train_batch_size * max(1, runtime.n_gpu)
-    batches_per_epoch = len(epoch_batches(num_examples, batch_size, 0, args.seed, runtime.rank, runtime.world_size))
-    steps_per_epoch = batches_per_epoch // args.gradient_accumulation_steps
-    if steps_per_epoch == 0:
-        raise UserError(f"{num_examples} training examples give no full optimizer step with batch size "
-                        f"{batch_size} x accumulation {args.gradient_accumulation_steps}"
-                        + (f" x {runtime.world_size} processes" if runtime.world_size > 1 else ""))
-    if args.max_steps > 0:
-        return TrainingPlan(batch_size, steps_per_epoch, args.max_steps, math.ceil(args.max_steps / steps_per_epoch))
-    total_steps = int(steps_per_epoch * args.num_train_epochs)
-    if total_steps == 0:
-        raise UserError(f"--num_train_epochs {args.num_train_epochs} of {steps_per_epoch} steps each is less "
-                        "than one optimizer step")
-    return TrainingPlan(batch_size, steps_per_epoch, total_steps, math.ceil(args.num_train_epochs))
-
-
-# The arguments that decide where training goes. A checkpoint records them; a resume that changes one
-# would not continue that training but start another from the middle of it, so it is refused.
-TRAJECTORY_ARGS = ("learning_rate", "per_gpu_train_batch_size", "gradient_accumulation_steps", "num_train_epochs",
-                   "max_steps", "warmup_proportion", "weight_decay", "layerwise_lr_decay", "adam_epsilon",
-                   "max_grad_norm", "seed", "max_seq_length", "reinit_std", "fp16", "task_name", "use_bertadam",
-                   "mixout", "prior_weight_decay", "group_by_length")
-
-
-def training_trajectory(args, runtime, config):
-    """{name: value} of everything that shapes training, the training data's hash and the reinit list included."""
-    record = {f"--{name}": getattr(args, name) for name in TRAJECTORY_ARGS}
-    if args.max_steps > 0:
-        record["--num_train_epochs"] = None  # not used: --max_steps decides the length
-    record["re-initialized"] = reinit_selectors(args, config)
-    record["processes x GPUs"] = runtime.world_size * max(1, runtime.n_gpu)
-    record["precision"] = runtime.precision  # bf16 and fp32 runs draw their steps differently
-    spec = get_task(args.task_name, **generic_task_options(args))
-    record["training data"] = file_fingerprint(find_data_file(spec, args.data_dir, "train"))
-    if spec.name == "generic":
-        record["generic columns"] = generic_task_options(args)
-    return record
-
-
-# Trajectory entries added after checkpoints were first written. A checkpoint that lacks one was trained
-# before the flag existed, that is with it off. (It lacks "precision" too: its --fp16 entry says the same.)
-ADDED_LATER = {"--use_bertadam": False, "--mixout": 0.0, "--prior_weight_decay": False, "--group_by_length": False}
-
-
-def check_same_trajectory(args, trajectory):
-    """Refuse --resume_from_checkpoint when this run's trajectory differs from the checkpoint's."""
-    path = os.path.join(args.resume_from_checkpoint, TRAIN_STATE_NAME)
-    saved = torch.load(path, map_location="cpu", weights_only=True).get("trajectory")
-    if saved is None:
-        logger.warning("%s records no training arguments (written by an older version): cannot check that "
-                       "this run continues the same training", path)
-        return
-    saved = {**ADDED_LATER, **saved}
-    differences = [f"{name} {saved.get(name)!r} there, {value!r} now" for name, value in trajectory.items()
-                   if saved.get(name) != value and (name in saved or name != "precision")]
-    if differences:
-        raise UserError(f"--resume_from_checkpoint {args.resume_from_checkpoint}: this run would not continue "
-                        f"that training: {'; '.join(differences)}. Give the checkpoint's values, or start a "
-                        "new run without --resume_from_checkpoint")
-
-
-def parameter_groups(model, args):
-    """AdamW groups: no weight decay on biases and LayerNorm weights; optional layer-wise lr decay.
-
-    With --layerwise_lr_decay F, the classifier and pooler learn at the full rate, encoder layer i (of n)
-    at rate * F^(n - i), the embeddings at rate * F^(n + 1): lower layers, which hold more general
-    features, move less (Zhang et al., ICLR 2021).
-    """
-    n = model.config.num_hidden_layers
-    groups = {}
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        if ".encoder.layer." in name:
-            depth = n - int(name.split(".encoder.layer.")[1].split(".")[0])
-        elif ".embeddings." in name:
-            depth = n + 1
-        else:
-            depth = 0
-        no_decay = name.endswith("bias") or "LayerNorm.weight" in name
-        key = (depth, no_decay)
-        if key not in groups:
-            groups[key] = {"params": [], "weight_decay": 0.0 if no_decay else args.weight_decay,
-                           "lr": args.learning_rate * args.layerwise_lr_decay ** depth}
-        groups[key]["params"].append(param)
-    return [groups[key] for key in sorted(groups)]
-
-
-def linear_warmup_then_decay(warmup_steps, total_steps):
-    """lr multiplier: 0 -> 1 over the warmup steps, then 1 -> 0 linearly until the last step."""
-    def factor(step):
-        if step < warmup_steps:
-            return step / max(1, warmup_steps)
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
-    return factor
-
-
-def autocast(runtime):
-    """The run's precision as an autocast context: fp16 or bf16 matmuls over fp32 weights, or plain fp32.
-    Only fp16 needs a grad scaler (below); bf16 has fp32's exponent range, so small gradients do not underflow."""
-    return precision_autocast(runtime.precision, runtime.device.type)
-
-
-def wrap_model(model, runtime):
-    """(the model to train, its core): DataParallel over this process's GPUs, or DDP under torchrun.
-    The core is the model itself, unwrapped: what is saved, evaluated and checkpointed."""
-    model.to(runtime.device)
-    core = model
-    if runtime.n_gpu > 1:
-        model = torch.nn.DataParallel(model)
-    if runtime.distributed:
-        # broadcast_buffers=False: this model's only buffers are mixout's pre-trained targets, the same on
-        # every rank and never changed; DDP would otherwise send them from rank 0 before every forward.
-        model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[runtime.local_rank] if runtime.device.type == "cuda" else None,
-            broadcast_buffers=False)
-    return model, core
-
-
-def make_optimizer(args, core, pretrained):
-    """torch's AdamW; or, with --use_bertadam or --prior_weight_decay, the same rule written out in
-    DecoupledAdam, without bias correction (BERTAdam) and/or decaying pre-trained weights toward `pretrained`."""
-    groups = parameter_groups(core, args)
-    if not (args.use_bertadam or args.prior_weight_decay):
-        # fused=True: one kernel updates all tensors at once instead of several element-wise passes per
-        # update; the same AdamW rule, several times faster on CPU and GPU (torch >= 2.4).
-        return torch.optim.AdamW(groups, lr=args.learning_rate, eps=args.adam_epsilon, fused=True)
-    priors = {}
-    if args.prior_weight_decay:
-        priors = {param: pretrained[name] for name, param in core.named_parameters() if name in pretrained}
-    return DecoupledAdam(groups, lr=args.learning_rate, eps=args.adam_epsilon,
-                         correct_bias=not args.use_bertadam, priors=priors)
-
-
-def start_training(args, runtime, model, core, plan, pretrained):
-    """A TrainState at step 0, or at the checkpoint's step with --resume_from_checkpoint.
-    pretrained: {name: w0} on the device, for --prior_weight_decay (empty when not needed)."""
-    optimizer = make_optimizer(args, core, pretrained)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, linear_warmup_then_decay(int(plan.total_steps * args.warmup_proportion), plan.total_steps))
-    scaler = torch.amp.GradScaler("cuda") if runtime.precision == "fp16" else None
-    state = TrainState(model, optimizer, scheduler, scaler)
-    if args.resume_from_checkpoint:
-        load_train_state(state, args.resume_from_checkpoint, args, runtime)
-    return state
-
-
-def batches_to_go(args, runtime, plan, state, dataset):
-    """The batches of `state.epoch` still to train on: whole accumulation groups only (a partial group at the
-    epoch's end would step on fewer batches), no more than the steps still to take, from where a resumed run
-    stopped. Returns (batches, index of the first one to take)."""
-    lengths = [len(feature.input_ids) for feature in dataset.features] if args.group_by_length else None
-    batches = epoch_batches(len(dataset), plan.batch_size, state.epoch, args.seed, runtime.rank, runtime.world_size,
-                            lengths)
-    batches = batches[:plan.steps_per_epoch * args.gradient_accumulation_steps]
-    end = min(len(batches), state.batches_done_in_epoch
-              + (plan.total_steps - state.global_step) * args.gradient_accumulation_steps)
-    return batches[:end], state.batches_done_in_epoch
-
-
-def optimizer_step(state, args):
-    """Clip the accumulated gradients, step, move the schedule on, clear the gradients."""
-    if state.scaler:
-        state.scaler.unscale_(state.optimizer)  # clip the true gradients, not the scaled ones
-    torch.nn.utils.clip_grad_norm_(state.model.parameters(), args.max_grad_norm)
-    if state.scaler:
-        state.scaler.step(state.optimizer)
-        state.scaler.update()
-    else:
-        state.optimizer.step()
-    state.scheduler.step()
-    state.model.zero_grad(set_to_none=True)
-    state.global_step += 1
-
 
 @dataclass
 class LossLog:
@@ -709,10 +261,10 @@ class LossLog:
 def train(args, runtime, train_dataset, model, tokenizer, dev_dataset, plan, trajectory, pretrained):
     """The training loop: accumulate, clip, step, schedule; log, evaluate and checkpoint as asked.
 
-    dev_dataset is only used with --evaluate_during_training (None otherwise); `trajectory` goes into
-    every checkpoint, so that a resume can be checked against it; `pretrained` ({name: w0}, see
-    `stabilizer_priors`) is what --mixout and --prior_weight_decay pull toward. Returns
-    (global step, mean loss of this run).
+    plan (batches.TrainingPlan) says how many steps; dev_dataset is only used with --evaluate_during_training
+    (None otherwise); `trajectory` goes into every checkpoint, so that a resume can be checked against it;
+    `pretrained` ({name: w0}, see optimization.stabilizer_priors) is what --mixout and --prior_weight_decay
+    pull toward. Returns (global step, mean loss of this run).
     """
     model.to(runtime.device)
     pretrained = {name: tensor.to(runtime.device) for name, tensor in pretrained.items()}
@@ -720,7 +272,7 @@ def train(args, runtime, train_dataset, model, tokenizer, dev_dataset, plan, tra
         mixed = add_mixout(model, pretrained, args.mixout)
         logger.info("mixout p=%g on %d pre-trained Linear layers", args.mixout, len(mixed))
     model, core = wrap_model(model, runtime)
-    state = start_training(args, runtime, model, core, plan, pretrained)
+    state = start_training(args, runtime, model, core, plan, pretrained)  # a checkpoints.TrainState
     logger.info("***** Running training *****")
     logger.info("  examples %d, epochs %d, batch size per process %d, processes %d, accumulation %d, steps %d",
                 len(train_dataset), plan.num_epochs, plan.batch_size, runtime.world_size,
@@ -771,88 +323,17 @@ def train(args, runtime, train_dataset, model, tokenizer, dev_dataset, plan, tra
     return state.global_step, losses.mean_since_start()
 
 
-# ---- checkpoints ------------------------------------------------------------------------------------------
-
-def save_checkpoint(state, tokenizer, args, runtime, trajectory):
-    """Write output_dir/checkpoint-{step} so that a crash at any moment leaves the last one whole.
-
-    Everything goes into a temporary folder first, which is renamed into place when complete; a rename
-    within one file system is atomic, so a checkpoint folder is either whole or absent. A SIGKILL while
-    writing leaves `.checkpoint-{step}-*` behind, which nothing reads (it does not match checkpoint-*).
-    """
-    barrier(runtime)
-    # Every rank's random state: their dropout masks have drawn different amounts (batches of other
-    # lengths), so a resumed rank 1 needs rank 1's state, not rank 0's.
-    rng_states = [None] * runtime.world_size
-    if runtime.distributed:
-        dist.all_gather_object(rng_states, rng_state())
-    else:
-        rng_states = [rng_state()]
-    if runtime.is_main:
-        final = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
-
-        def write(temp):
-            core = state.model.module if hasattr(state.model, "module") else state.model
-            core.save_pretrained(temp)
-            tokenizer.save_pretrained(temp)
-            torch.save({**train_state_dict(state), "rng": rng_states, "trajectory": trajectory},
-                       os.path.join(temp, TRAIN_STATE_NAME))
-            write_json_atomically(os.path.join(temp, ARGS_NAME), args_to_dict(args, runtime), sort_keys=True)
-
-        write_folder_atomically(final, write)
-        logger.info("Saved checkpoint to %s", final)
-    barrier(runtime)
-
-
-def train_state_dict(state):
-    """Plain tensors, numbers and containers only, so that loading needs no unpickling of code.
-    The random states ("rng", one per process) are added by save_checkpoint."""
-    return {
-        "optimizer": state.optimizer.state_dict(),
-        "scheduler": state.scheduler.state_dict(),
-        "scaler": state.scaler.state_dict() if state.scaler else None,
-        "global_step": state.global_step,
-        "epoch": state.epoch,
-        "batches_done_in_epoch": state.batches_done_in_epoch,
-    }
-
-
-def rng_state():
-    """This process's random generators: python, numpy, torch (CPU) and CUDA."""
-    numpy_state = np.random.get_state()
-    return {
-        "python": random.getstate(),
-        "numpy": {"name": numpy_state[0], "keys": torch.from_numpy(numpy_state[1].astype(np.int64)),
-                  "pos": numpy_state[2], "has_gauss": numpy_state[3], "cached_gaussian": numpy_state[4]},
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-
-
-def load_train_state(state, checkpoint_dir, args, runtime):
-    """Restore model weights, optimizer, scheduler, scaler, RNGs and position from a checkpoint folder."""
-    saved = torch.load(os.path.join(checkpoint_dir, TRAIN_STATE_NAME), map_location="cpu", weights_only=True)
-    core = state.model.module if hasattr(state.model, "module") else state.model
-    weights = type(core).from_pretrained(checkpoint_dir).state_dict()
-    core.load_state_dict(weights)
-    state.optimizer.load_state_dict(saved["optimizer"])
-    state.scheduler.load_state_dict(saved["scheduler"])
-    if state.scaler and saved["scaler"]:
-        state.scaler.load_state_dict(saved["scaler"])
-    state.global_step, state.epoch = saved["global_step"], saved["epoch"]
-    state.batches_done_in_epoch = saved["batches_done_in_epoch"]
-    rng = saved["rng"][runtime.rank]  # this process's own (the world size is checked to be the checkpoint's)
-    random.setstate(rng["python"])
-    numpy_rng = rng["numpy"]
-    np.random.set_state((numpy_rng["name"], numpy_rng["keys"].numpy().astype(np.uint32), numpy_rng["pos"],
-                         numpy_rng["has_gauss"], numpy_rng["cached_gaussian"]))
-    torch.set_rng_state(rng["torch"])
-    if rng["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
-    logger.info("Resumed from %s at step %d", checkpoint_dir, state.global_step)
-
-
 # ==== evaluate and predict =================================================================================
+
+def evaluate(args, runtime, model, dataset, prefix="", results_dir=None):
+    """Score the dev set's features; write eval_results.json and eval_results.txt into results_dir."""
+    spec = get_task(args.task_name, **generic_task_options(args))
+    logits = predict_logits(args, runtime, model, dataset, desc=f"Evaluating {prefix}".strip())
+    labels = torch.tensor([feature.label for feature in dataset.features])
+    results = compute_metrics(spec.metric, to_predictions(logits, spec.output_mode).numpy(), labels.numpy())
+    write_results(results_dir or args.output_dir, "eval", prefix, len(dataset), results)
+    return results
+
 
 def predict_logits(args, runtime, model, dataset, desc):
     """[N, C] logits for a dataset, in its order.
@@ -880,28 +361,6 @@ def to_predictions(logits, output_mode):
     return logits.squeeze(-1) if output_mode == "regression" else logits.argmax(dim=-1)
 
 
-def evaluate(args, runtime, model, dataset, prefix="", results_dir=None):
-    """Score the dev set's features; write eval_results.json and eval_results.txt into results_dir."""
-    spec = get_task(args.task_name, **generic_task_options(args))
-    logits = predict_logits(args, runtime, model, dataset, desc=f"Evaluating {prefix}".strip())
-    labels = torch.tensor([feature.label for feature in dataset.features])
-    results = compute_metrics(spec.metric, to_predictions(logits, spec.output_mode).numpy(), labels.numpy())
-    write_results(results_dir or args.output_dir, "eval", prefix, len(dataset), results)
-    return results
-
-
-def write_results(results_dir, split_name, prefix, examples, results):
-    """{split_name}_results.json and .txt (one "metric = value" per line), and the same in the log."""
-    os.makedirs(results_dir, exist_ok=True)
-    write_json_atomically(os.path.join(results_dir, f"{split_name}_results.json"),
-                          {"prefix": prefix, "examples": examples, **results})
-    write_atomically(os.path.join(results_dir, f"{split_name}_results.txt"), lambda temp: write_lines(
-        temp, [f"{key} = {results[key]}" for key in sorted(results)]))
-    logger.info("***** %s results %s (%d examples) *****", split_name.capitalize(), prefix, examples)
-    for key in sorted(results):
-        logger.info("  %s = %.4f", key, results[key])
-
-
 def predict(args, runtime, model, dataset):
     """Write test_predictions.tsv: the example id and its predicted label name (or score). Where the test
     file carries labels (TNEWS's does; the demo's test.tsv has a label column), also score the predictions
@@ -926,9 +385,39 @@ def predict(args, runtime, model, dataset):
     return path
 
 
-def write_lines(path, lines):
-    with open(path, "w", encoding="utf-8") as writer:
-        writer.writelines(line + "\n" for line in lines)
+# ==== data and model ========================================================================================
+
+def load_and_cache_examples(args, runtime, tokenizer, split):
+    """Features of one split ("train", "dev" or "test"), from the cache file or built and cached
+    (bert_read_step_to_step/features.py: InputExample -> InputFeatures, the first examples logged).
+
+    Under torchrun every rank reads the training set: rank 0 builds the cache file first while the others
+    wait at a barrier, then they read it. Dev and test are read by rank 0 alone (it alone evaluates and
+    predicts), so there is no barrier for them: one that only rank 0 reached would wait forever.
+    """
+    every_rank = split == "train"
+    if every_rank and runtime.rank != 0:
+        barrier(runtime)
+    features = load_and_cache_features(args.task_name, args.data_dir, split, tokenizer, args.max_seq_length,
+                                       overwrite_cache=args.overwrite_cache, cache_dir=args.features_cache_dir,
+                                       logger=logger, **generic_task_options(args))
+    if every_rank and runtime.rank == 0:
+        barrier(runtime)
+    return FeatureDataset(features, padding_of(tokenizer))
+
+
+def load_model(args, config, labels):
+    """The article's step: build the model and fill it from the checkpoint, re-initializing what was chosen.
+
+    labels: the task's label names (None for regression). The head gets one row per name, and a head trained
+    elsewhere has its rows put in this order by its own id2label (see `match_head_to_labels`); saving writes
+    the names into config.json.
+    """
+    model, info = family_of(config).model_class.from_pretrained(
+        args.model_name_or_path, config=config, output_loading_info=True,
+        reinit_keys=reinit_selectors(args, config), reinit_std=args.reinit_std, reinit_seed=args.seed,
+        cache_dir=args.cache_dir or None, labels=labels)
+    return model, info
 
 
 # ==== main =================================================================================================
@@ -959,7 +448,7 @@ def main(argv=None):
         raise UserError(f"--max_seq_length {args.max_seq_length} exceeds the longest input the model's position "
                         f"table takes ({config.max_sequence_length}, from max_position_embeddings)")
     if args.list_keys:
-        list_keys(args, config, head_labels)
+        list_keys(*load_model(args, config, head_labels))
         return None
     tokenizer_path = args.tokenizer_name or args.model_name_or_path
     tokenizer = family.load_tokenizer(tokenizer_path, lower_case_choice(args, tokenizer_path, family),
@@ -968,12 +457,13 @@ def main(argv=None):
 
     # Data: every split this run uses is read and converted now, so that a bad line in dev.tsv stops the run
     # here rather than after hours of training. Only rank 0 evaluates and predicts.
-    train_dataset = load_features(args, runtime, tokenizer, "train") if args.do_train else None
+    train_dataset = load_and_cache_examples(args, runtime, tokenizer, "train") if args.do_train else None
     if args.do_train and runtime.is_main:  # a WARNING when the vocabulary does not cover the text
         unk_report(read_examples(spec, args.data_dir, "train"), tokenizer, logger)
     wants_dev = (args.do_eval or args.evaluate_during_training) and runtime.is_main
-    dev_dataset = load_features(args, runtime, tokenizer, "dev") if wants_dev else None
-    test_dataset = load_features(args, runtime, tokenizer, "test") if args.do_predict and runtime.is_main else None
+    dev_dataset = load_and_cache_examples(args, runtime, tokenizer, "dev") if wants_dev else None
+    wants_test = args.do_predict and runtime.is_main
+    test_dataset = load_and_cache_examples(args, runtime, tokenizer, "test") if wants_test else None
 
     # Still nothing written in output_dir: check that training can run at all, and that a resume continues
     # the checkpoint's training rather than starting another one from its middle.
@@ -994,8 +484,7 @@ def main(argv=None):
 def train_evaluate_predict(args, runtime, model, info, tokenizer, train_dataset, dev_dataset, test_dataset, plan,
                            trajectory):
     """The part of the run that writes into output_dir, under its lock: train, evaluate, predict."""
-    if runtime.is_main:
-        write_run_record(args, runtime, model.config, info)
+    start_writing(args, runtime, model.config, info)
 
     results = {}
     if args.do_train:
@@ -1019,10 +508,7 @@ def train_evaluate_predict(args, runtime, model, info, tokenizer, train_dataset,
     if args.do_eval and runtime.is_main:
         model_dirs = [args.output_dir] if args.do_train else [args.model_name_or_path]
         if args.eval_all_checkpoints:
-            # checkpoint-{step} folders in step order; a folder such as checkpoint-best is not ours to score.
-            steps = [path.rsplit("-", 1)[1] for path in glob.glob(os.path.join(args.output_dir, "checkpoint-*"))]
-            model_dirs += [os.path.join(args.output_dir, f"checkpoint-{step}")
-                           for step in sorted((step for step in steps if step.isdigit()), key=int)]
+            model_dirs += checkpoint_dirs(args.output_dir)
         for model_dir in model_dirs:
             evaluated = model if model_dir == args.model_name_or_path else type(model).from_pretrained(model_dir)
             prefix = os.path.basename(model_dir.rstrip("/")) if model_dir != args.output_dir else "final"
@@ -1037,22 +523,6 @@ def train_evaluate_predict(args, runtime, model, info, tokenizer, train_dataset,
     return results
 
 
-def not_loaded(info):
-    """Names of the parameters that did not come from the checkpoint: re-initialized, missing or mismatched."""
-    return set(info.missing_keys) | set(info.reinit_keys) | set(info.mismatched_keys)
-
-
-def stabilizer_priors(args, start, info):
-    """The pre-trained weights w0 that --mixout and --prior_weight_decay pull toward: of the weights training
-    starts from (`start`), those loaded from the checkpoint (re-initialized and new ones have none). Under
-    --resume_from_checkpoint the model was loaded from --model_name_or_path as at the start, so these are the
-    same w0 as the interrupted run's; the checkpoint's trained weights replace them only in `train`."""
-    if not (args.mixout or args.prior_weight_decay):
-        return {}
-    fresh = not_loaded(info)
-    return {name: tensor for name, tensor in start.items() if name not in fresh}
-
-
 def write_weight_change(args, start, model, info):
     """OUTPUT_DIR/weight_change.json (+ .png with matplotlib): how far each module moved from where training
     started, relative to its size (bert_read_step_to_step/weight_change.py). Under a resume, "where training
@@ -1062,14 +532,6 @@ def write_weight_change(args, start, model, info):
     logger.info("Relative weight change per module (%s):\n%s", os.path.join(args.output_dir, "weight_change.json"),
                 format_report(report))
     logger.info(write_report(args.output_dir, report, f"What fine-tuning moved: {args.output_dir}"))
-
-
-def weights_digest(model):
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 if __name__ == "__main__":

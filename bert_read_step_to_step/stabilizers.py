@@ -4,7 +4,7 @@ the pre-trained weights. `run_classifier.py` turns them on with --use_bertadam, 
 --prior_weight_decay.
 
 Each takes the pre-trained weights `w0` where it needs them, as {parameter name: tensor} of the parameters
-that were loaded from the checkpoint (run_classifier's `stabilizer_priors`): a re-initialized or new parameter (the
+that were loaded from the checkpoint (optimization.py's `stabilizer_priors`): a re-initialized or new parameter (the
 classifier) has no pre-trained value, so mixout leaves it alone and its decay pulls it toward zero.
 """
 import math

@@ -90,7 +90,10 @@ def common_args(data_dir, output_dir, task="generic", max_seq_length=32):
 
 class StepLosses(logging.Handler):
     """Collects the per-step losses of the "step N: lr X, loss Y" lines run_classifier logs, and every
-    message, while installed on the run_classifier logger (at INFO)."""
+    message, while installed (at INFO) on the loggers of a run: run_classifier's and those of the run
+    machinery below it (bert_read_step_to_step.runtime, .checkpoints, .run_folder, ...)."""
+
+    LOGGERS = ("run_classifier", "bert_read_step_to_step")
 
     def __init__(self):
         super().__init__(level=logging.INFO)
@@ -104,15 +107,17 @@ class StepLosses(logging.Handler):
             self.losses[int(match.group(1))] = float(match.group(2))
 
     def __enter__(self):
-        self.logger = logging.getLogger("run_classifier")
-        self.saved_level = self.logger.level
-        self.logger.setLevel(logging.INFO)
-        self.logger.addHandler(self)
+        self.loggers = [logging.getLogger(name) for name in self.LOGGERS]
+        self.saved_levels = [logger.level for logger in self.loggers]
+        for logger in self.loggers:
+            logger.setLevel(logging.INFO)
+            logger.addHandler(self)
         return self
 
     def __exit__(self, *exc):
-        self.logger.removeHandler(self)
-        self.logger.setLevel(self.saved_level)
+        for logger, level in zip(self.loggers, self.saved_levels):
+            logger.removeHandler(self)
+            logger.setLevel(level)
 
 
 def run_main(argv):

@@ -22,6 +22,10 @@ from _classifier_runs import (assert_same_weights, balanced_tweets, common_args,
                               write_generic_task)
 from _classifier_runs import one_torch_thread  # noqa: F401 (an autouse fixture: torch on one thread here)
 from _support import REPO_ROOT, minilm_dir
+from bert_read_step_to_step import batches as batches_module
+from bert_read_step_to_step.batches import epoch_batches
+from bert_read_step_to_step.checkpoints import TRAIN_STATE_NAME
+from bert_read_step_to_step.runtime import Runtime
 from bert_read_step_to_step.features import (FEATURES_LOCK_NAME, FeatureDataset, convert_examples_to_features,
                                              length_bucketed_batches, load_and_cache_features)
 from bert_read_step_to_step.tasks import get_task, read_examples
@@ -55,8 +59,8 @@ def test_bucketing_keeps_the_examples_and_batch_count_of_each_epoch_and_pads_les
     plain_tokens, bucketed_tokens = 0, 0
     for epoch in range(3):
         for rank in range(2):  # each of two ranks gets the same examples with and without bucketing
-            plain = run_classifier.epoch_batches(n, 16, epoch, seed=5, rank=rank, world_size=2)
-            bucketed = run_classifier.epoch_batches(n, 16, epoch, seed=5, rank=rank, world_size=2,
+            plain = epoch_batches(n, 16, epoch, seed=5, rank=rank, world_size=2)
+            bucketed = epoch_batches(n, 16, epoch, seed=5, rank=rank, world_size=2,
                                                     lengths=tweet_lengths)
             assert sorted(sum(bucketed, [])) == sorted(sum(plain, []))  # each example once, none added
             assert len(bucketed) == len(plain) == math.ceil(n // 2 / 16)
@@ -72,7 +76,7 @@ def test_bucketed_batches_are_seeded_and_differ_between_epochs(tweet_lengths):
     n = len(tweet_lengths)
 
     def batches(epoch, seed=5):
-        return run_classifier.epoch_batches(n, 16, epoch, seed, lengths=tweet_lengths)
+        return epoch_batches(n, 16, epoch, seed, lengths=tweet_lengths)
 
     assert batches(1) == batches(1)  # what a resumed run relies on
     assert batches(0) != batches(1) and batches(0, seed=5) != batches(0, seed=6)
@@ -92,14 +96,14 @@ def data(tmp_path_factory):
 
 def test_a_bucketed_run_feeds_less_padding_resumes_exactly_and_keeps_its_batching(data, tmp_path, monkeypatch):
     fed = []
-    collate = run_classifier.collate_features
+    collate = batches_module.collate_features
 
     def counting_collate(batch, *args, **kwargs):
         tensors = collate(batch, *args, **kwargs)
         fed.append(tensors["input_ids"].numel())
         return tensors
 
-    monkeypatch.setattr(run_classifier, "collate_features", counting_collate)
+    monkeypatch.setattr(batches_module, "collate_features", counting_collate)
     argv = common_args(data, tmp_path / "whole", max_seq_length=48) + [
         "--do_train", "--per_gpu_train_batch_size", "4", "--max_steps", "8", "--save_steps", "3",
         "--logging_steps", "1", "--learning_rate", "1e-3", "--seed", "3", "--group_by_length"]
@@ -119,7 +123,7 @@ def test_a_bucketed_run_feeds_less_padding_resumes_exactly_and_keeps_its_batchin
                  + ["--resume_from_checkpoint", tmp_path / "whole" / "checkpoint-3"])
     # A checkpoint written before --group_by_length, the stabilizers and the precision entry existed records
     # none of them: it trained with them off, so a resume with bucketing is refused and nothing else differs.
-    state_path = tmp_path / "whole" / "checkpoint-3" / run_classifier.TRAIN_STATE_NAME
+    state_path = tmp_path / "whole" / "checkpoint-3" / TRAIN_STATE_NAME
     state = torch.load(state_path, weights_only=True)
     for name in ("--group_by_length", "--use_bertadam", "--mixout", "--prior_weight_decay", "precision"):
         del state["trajectory"][name]
@@ -138,7 +142,7 @@ def test_scoring_in_length_order_gives_each_example_its_own_logits_in_dataset_or
     lengths = [len(feature.input_ids) for feature in features]
     assert sorted(lengths) != lengths  # else length order and file order would coincide
     model = BertForSequenceClassification.from_pretrained(str(minilm_dir()), num_labels=3).eval()
-    runtime = run_classifier.Runtime(device=torch.device("cpu"), n_gpu=0, local_rank=-1, rank=0, world_size=1)
+    runtime = Runtime(device=torch.device("cpu"), n_gpu=0, local_rank=-1, rank=0, world_size=1)
     args = SimpleNamespace(per_gpu_eval_batch_size=4)
     logits = run_classifier.predict_logits(args, runtime, model, FeatureDataset(features), desc="test")
     with torch.no_grad():

@@ -21,6 +21,8 @@ from _classifier_runs import (STSB_HEADER, T, balanced_tweets, common_args, mean
                               saved_weights, stsb_row, write_generic_task, write_lines)
 from _classifier_runs import one_torch_thread  # noqa: F401 (an autouse fixture: torch on one thread here)
 from _support import REPO_ROOT, minilm_dir, read_reviews
+from bert_read_step_to_step.optimization import parameter_groups
+from bert_read_step_to_step.runtime import weights_digest
 from bert_read_step_to_step.tasks import DataError
 from transformers import BertConfig, BertForSequenceClassification
 from transformers.file_utils import current_umask
@@ -372,7 +374,7 @@ def test_layerwise_lr_decay_gives_the_documented_rates():
                         intermediate_size=32, max_position_embeddings=32, num_labels=2)
     model = BertForSequenceClassification(config)
     args = SimpleNamespace(learning_rate=1e-3, layerwise_lr_decay=0.5, weight_decay=0.01)
-    groups = run_classifier.parameter_groups(model, args)
+    groups = parameter_groups(model, args)
 
     def expected_lr(name):
         if name.startswith("bert.embeddings."):
@@ -392,7 +394,7 @@ def test_layerwise_lr_decay_gives_the_documented_rates():
 
     # FACTOR 1 (the default) is plain AdamW: one rate for all.
     args.layerwise_lr_decay = 1.0
-    assert {group["lr"] for group in run_classifier.parameter_groups(model, args)} == {1e-3}
+    assert {group["lr"] for group in parameter_groups(model, args)} == {1e-3}
 
 
 # ---- torchrun, two processes ------------------------------------------------------------------------------
@@ -459,4 +461,4 @@ def test_torchrun_two_processes_end_with_identical_weights(tmp_path):
     # ... rank 1 wrote nothing, neither in output_dir nor in data_dir.
     assert [path for path in written[1] if path.startswith((str(out), str(data)))] == []
     # The saved model is the one both ranks hold.
-    assert run_classifier.weights_digest(BertForSequenceClassification.from_pretrained(str(out))) == digests["0"]
+    assert weights_digest(BertForSequenceClassification.from_pretrained(str(out))) == digests["0"]

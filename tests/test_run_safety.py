@@ -20,6 +20,8 @@ from _classifier_runs import (T, balanced_tweets, common_args, one_thread_env, r
 from _classifier_runs import one_torch_thread  # noqa: F401 (an autouse fixture: torch on one thread here)
 from _support import REPO_ROOT
 from bert_read_step_to_step.features import FeatureDataset, InputFeatures
+from bert_read_step_to_step.run_folder import LOCK_NAME
+from bert_read_step_to_step.runtime import Runtime
 from transformers import BertConfig, BertForSequenceClassification
 from transformers.file_utils import UserError, run_entry_point, write_folder_atomically
 
@@ -75,9 +77,10 @@ def test_eval_only_into_a_trained_folder_keeps_the_training_records(data, traine
 HOLD_LOCK = """
 import sys, time, types
 sys.path.insert(0, {repo!r})
-import run_classifier
-runtime = run_classifier.setup_device(types.SimpleNamespace(local_rank=-1, no_cuda=True))
-with run_classifier.output_dir_lock(types.SimpleNamespace(output_dir=sys.argv[1]), runtime):
+from bert_read_step_to_step.run_folder import output_dir_lock
+from bert_read_step_to_step.runtime import setup_device
+runtime = setup_device(types.SimpleNamespace(local_rank=-1, no_cuda=True))
+with output_dir_lock(types.SimpleNamespace(output_dir=sys.argv[1]), runtime):
     print("held", flush=True)
     time.sleep(600)
 """
@@ -94,7 +97,7 @@ def test_a_busy_output_dir_is_refused_and_a_dead_holder_is_taken_over(data, tmp_
             run_main(eval_only)
         message = str(error.value)
         assert f"--output_dir {out} is in use by another run (pid {holder.pid} on " in message
-        assert os.listdir(out) == [run_classifier.LOCK_NAME]  # the refused run wrote nothing
+        assert os.listdir(out) == [LOCK_NAME]  # the refused run wrote nothing
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
@@ -102,7 +105,7 @@ def test_a_busy_output_dir_is_refused_and_a_dead_holder_is_taken_over(data, tmp_
     _, log = run_main(eval_only)
     assert any(f"the run that held it (pid {holder.pid} on " in message and "taking it over" in message
                for message in log.messages)
-    assert (out / "eval_results.json").is_file() and (out / run_classifier.LOCK_NAME).read_text() == ""
+    assert (out / "eval_results.json").is_file() and (out / LOCK_NAME).read_text() == ""
 
 
 # ---- resume --------------------------------------------------------------------------------------------------
@@ -200,7 +203,7 @@ def test_model_checkpoint_folder_and_results_are_fsynced_around_the_rename(tmp_p
 
     args = SimpleNamespace(task_name="generic", label_column="label", text_a_column="text", text_b_column=None,
                            file_format="tsv", output_dir=str(tmp_path), per_gpu_eval_batch_size=2)
-    runtime = run_classifier.Runtime(device=torch.device("cpu"), n_gpu=0, local_rank=-1, rank=0, world_size=1)
+    runtime = Runtime(device=torch.device("cpu"), n_gpu=0, local_rank=-1, rank=0, world_size=1)
     dataset = FeatureDataset([InputFeatures([2, 5, 3], [1, 1, 1], [0, 0, 0], 1)])
     run_classifier.evaluate(args, runtime, BertForSequenceClassification(config), dataset)
     assert_durable(file_events, tmp_path / "eval_results.json")

@@ -18,6 +18,7 @@ from _classifier_runs import assert_same_weights, balanced_tweets, common_args, 
     write_generic_task
 from _classifier_runs import one_torch_thread  # noqa: F401 (an autouse fixture: torch on one thread here)
 from _support import minilm_dir
+from bert_read_step_to_step import optimization
 from bert_read_step_to_step.stabilizers import DecoupledAdam, MixoutLinear, add_mixout, mixout
 from transformers import BertConfig, BertForSequenceClassification
 from transformers.modeling_utils import Linear
@@ -139,7 +140,7 @@ def test_priors_are_the_loaded_weights_only():
     config = BertConfig.from_pretrained(str(minilm_dir()), num_labels=3)
     model, info = run_classifier.load_model(args, config, ["a", "b", "c"])
     start = {name: param.detach().clone() for name, param in model.named_parameters()}
-    priors = run_classifier.stabilizer_priors(args, start, info)
+    priors = optimization.stabilizer_priors(args, start, info)
     names = {name for name, _ in model.named_parameters()}
     no_prior = {name for name in names if name.startswith(("bert.encoder.layer.5.", "bert.pooler.", "classifier."))}
     assert set(priors) == names - no_prior
@@ -158,7 +159,7 @@ def test_the_flags_choose_the_optimizer(flags, correct_bias, with_priors):
     model = BertForSequenceClassification.from_pretrained(str(minilm_dir()), num_labels=3)
     pretrained = {name: param.detach().clone() for name, param in model.named_parameters()
                   if not name.startswith("classifier")}
-    optimizer = run_classifier.make_optimizer(args, model, pretrained)
+    optimizer = optimization.make_optimizer(args, model, pretrained)
     if correct_bias is None:
         assert type(optimizer) is torch.optim.AdamW
         return

@@ -12,10 +12,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import run_classifier
 from _classifier_runs import balanced_tweets, common_args, run_main, write_generic_task
 from _classifier_runs import one_torch_thread  # noqa: F401 (an autouse fixture: torch on one thread here)
 from _support import minilm_dir
+from bert_read_step_to_step.batches import epoch_batches
 from transformers import BertConfig, BertForSequenceClassification, BertModel
 
 LEARNING_RATE = 1e-4
@@ -57,12 +57,12 @@ def test_logged_loss_is_per_example_mean_not_sum_over_accumulated_batches(accumu
 
 
 def test_each_epoch_has_its_own_batch_order():
-    epochs = [sum(run_classifier.epoch_batches(40, 4, epoch, seed=3), []) for epoch in range(3)]
+    epochs = [sum(epoch_batches(40, 4, epoch, seed=3), []) for epoch in range(3)]
     for order in epochs:
         assert sorted(order) == list(range(40))  # every example once per epoch
     assert epochs[0] != epochs[1] and epochs[1] != epochs[2] and epochs[0] != epochs[2]
     # The order depends only on (seed, epoch): the same call gives the same batches.
-    assert run_classifier.epoch_batches(40, 4, 1, seed=3) == run_classifier.epoch_batches(40, 4, 1, seed=3)
+    assert epoch_batches(40, 4, 1, seed=3) == epoch_batches(40, 4, 1, seed=3)
 
 
 def test_reinit_leaves_the_global_rng_as_it_was():

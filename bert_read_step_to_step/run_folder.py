@@ -1,0 +1,149 @@
+"""The run's output_dir: who may write into it, and the records of what a run did there.
+
+In:  run_classifier's arguments (--output_dir, --overwrite_output_dir, --do_train ...), the Runtime, and
+     after loading the model its config and loading report.
+Out: `output_dir_problem` (is this folder one the run may write into? checked before any work), the
+     `output_dir_lock` a run holds while it writes, `start_writing` (the one place a run begins writing into
+     output_dir: its run record), `write_results` for eval/test scores, and `checkpoint_dirs`, the
+     checkpoint-N folders in step order that --eval_all_checkpoints scores.
+
+Files written here:
+    run.lock                 who holds the folder (emptied, not removed, when the run ends)
+    training_args.json       every argument of a training run and the precision it used
+    reinit_keys.json         the re-init selectors, std, seed and the keys they resolved to
+    eval_args.json / predict_args.json   the same for an evaluation- or prediction-only run
+    {eval,test}_results.json / .txt      the scores
+"""
+import contextlib
+import fcntl
+import glob
+import logging
+import os
+import socket
+import time
+
+from bert_read_step_to_step.model_setup import reinit_selectors
+from transformers.file_utils import UserError, write_atomically, write_json_atomically
+
+logger = logging.getLogger(__name__)
+
+LOCK_NAME = "run.lock"
+ARGS_NAME = "training_args.json"
+REINIT_RECORD_NAME = "reinit_keys.json"
+
+
+def output_dir_problem(args):
+    """Why this run may not write into --output_dir (one line naming the flag), or None when it may."""
+    if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
+        return f"--output_dir {args.output_dir} is a file, not a folder"
+    # The lock file of an earlier run does not make a folder "not empty": it holds no result.
+    existing = os.path.isdir(args.output_dir) and set(os.listdir(args.output_dir)) - {LOCK_NAME}
+    if args.do_train and existing and not args.overwrite_output_dir and not args.resume_from_checkpoint:
+        return (f"--output_dir {args.output_dir} exists and is not empty; use --overwrite_output_dir "
+                "to write into it, or --resume_from_checkpoint to continue a run")
+    return None
+
+
+@contextlib.contextmanager
+def output_dir_lock(args, runtime):
+    """Hold output_dir/run.lock for the whole run, so that a second run into the same folder stops at once
+    instead of mixing its model, checkpoints and arguments with ours.
+
+    The lock is an flock, which the kernel drops when the process dies, so a killed run never blocks the
+    next. Its file says who holds it (pid, host, start time); a run that finds that text there after
+    taking the lock knows the previous holder died without cleaning up, says so, and takes over. Under
+    torchrun rank 0 holds it for all ranks.
+    """
+    if not runtime.is_main:
+        yield
+        return
+    os.makedirs(args.output_dir, exist_ok=True)
+    path = os.path.join(args.output_dir, LOCK_NAME)
+    with open(path, "a+", encoding="utf-8") as lock_file:
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock_file.seek(0)
+            holder = lock_file.read().strip() or "a run that has not written its details yet"
+            raise UserError(f"--output_dir {args.output_dir} is in use by another run ({holder}, see {path}); "
+                            "wait for it to end, or choose another --output_dir") from None
+        lock_file.seek(0)
+        previous = lock_file.read().strip()
+        if previous:
+            logger.warning("%s: the run that held it (%s) ended without releasing it; taking it over", path,
+                           previous)
+        lock_file.seek(0)
+        lock_file.truncate()
+        lock_file.write(f"pid {os.getpid()} on {socket.gethostname()}, started "
+                        f"{time.strftime('%Y-%m-%d %H:%M:%S %z')}\n")
+        lock_file.flush()
+        try:
+            yield
+        finally:
+            # Emptied, not removed: removing it would let a run that opened the old file lock that one
+            # while a third run creates and locks a new one.
+            lock_file.truncate(0)
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def start_writing(args, runtime, config, info):
+    """The first thing a run writes into output_dir, under its lock and after every check has passed: the
+    run record. Rank 0 only; the other ranks write nothing here."""
+    if runtime.is_main:
+        write_run_record(args, runtime, config, info)
+
+
+def write_run_record(args, runtime, config, info):
+    """Every argument (and for training, the resolved reinit list), so a result can be traced to its settings.
+
+    A training run writes training_args.json and reinit_keys.json. An evaluation- or prediction-only run
+    writes eval_args.json / predict_args.json instead, so that evaluating a trained folder in place leaves
+    the record of how it was trained as it was.
+    """
+    loading = {"missing_keys": info.missing_keys, "unexpected_keys": info.unexpected_keys}
+    if not args.do_train:
+        for name in (["eval_args.json"] if args.do_eval else []) + (["predict_args.json"] if args.do_predict else []):
+            write_json_atomically(os.path.join(args.output_dir, name), {**args_to_dict(args, runtime), "loading": loading},
+                                  sort_keys=True)
+        return
+    # The std actually drawn with: --reinit_std, or the config's initializer_range when the flag is not given.
+    std = args.reinit_std if args.reinit_std is not None else config.initializer_range
+    record = {"selectors": reinit_selectors(args, config), "reinit_std": std,
+              "reinit_seed": args.seed, "resolved_keys": info.reinit_keys, **loading}
+    write_json_atomically(os.path.join(args.output_dir, REINIT_RECORD_NAME), record)
+    write_json_atomically(os.path.join(args.output_dir, ARGS_NAME), args_to_dict(args, runtime), sort_keys=True)
+
+
+def args_to_dict(args, runtime):
+    """What training_args.json records: every argument, and the precision the run actually used."""
+    return {**vars(args), "precision": runtime.precision}
+
+
+def is_within(path, folder):
+    """True when `path` is `folder` or lies inside it, by path logic: /x/Rx1 is not inside /x/Rx."""
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return os.path.commonpath([path, folder]) == folder
+
+
+def checkpoint_dirs(output_dir):
+    """output_dir's checkpoint-{step} folders in step order; a folder such as checkpoint-best is not ours."""
+    steps = [path.rsplit("-", 1)[1] for path in glob.glob(os.path.join(output_dir, "checkpoint-*"))]
+    return [os.path.join(output_dir, f"checkpoint-{step}")
+            for step in sorted((step for step in steps if step.isdigit()), key=int)]
+
+
+def write_results(results_dir, split_name, prefix, examples, results):
+    """{split_name}_results.json and .txt (one "metric = value" per line), and the same in the log."""
+    os.makedirs(results_dir, exist_ok=True)
+    write_json_atomically(os.path.join(results_dir, f"{split_name}_results.json"),
+                          {"prefix": prefix, "examples": examples, **results})
+    write_atomically(os.path.join(results_dir, f"{split_name}_results.txt"), lambda temp: write_lines(
+        temp, [f"{key} = {results[key]}" for key in sorted(results)]))
+    logger.info("***** %s results %s (%d examples) *****", split_name.capitalize(), prefix, examples)
+    for key in sorted(results):
+        logger.info("  %s = %.4f", key, results[key])
+
+
+def write_lines(path, lines):
+    with open(path, "w", encoding="utf-8") as writer:
+        writer.writelines(line + "\n" for line in lines)
