@@ -5,8 +5,9 @@ library, and comes back here to train and evaluate. The file has the seed's shap
     parse_args -> set_seed -> train -> evaluate -> predict -> load_and_cache_examples -> load_model -> main
 and `main` runs them in the order things happen:
     arguments -> device, distributed, seed -> processor and labels -> config -> tokenizer
-    -> data (every split the run uses, so a bad line stops it before training)
-    -> model (`from_pretrained`: the article's step, with `--reinit_keys`) -> train -> evaluate -> predict
+    -> checks that training can run (and resume) -> model (`from_pretrained`: the article's step, with
+    `--reinit_keys`) -> data (every split the run uses, so a bad line stops it before training)
+    -> train -> evaluate -> predict
 The run's machinery lives one floor down, in bert_read_step_to_step/, one idea a module:
     runtime.py      device, torchrun ranks, logging, precision, DataParallel/DDP
     model_setup.py  lower-casing, the re-init selectors, the --list_keys table
@@ -74,13 +75,17 @@ logger = logging.getLogger("run_classifier")
 # tokenizer, and what --reinit_layers means. config.json's model_type must agree with it; Chinese RoBERTa-wwm
 # (BERT's architecture and vocab.txt) is read as BERT under either name, as in the seed.
 MODEL_CLASSES = FAMILIES
+# What a flag error prints above its one line: argparse's own usage would list all the flags (37 lines).
+SHORT_USAGE = ("%(prog)s --model_type TYPE --model_name_or_path PATH --task_name TASK --data_dir DIR "
+               "--output_dir DIR --do_train|--do_eval|--do_predict|--list_keys [more: --help lists every flag]")
 
 
 # ==== arguments ============================================================================================
 
 def parse_args(argv=None):
     # Every --help line shows its default; a default of None or "" is said in words in the help text.
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=DefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(prog="run_classifier.py", usage=SHORT_USAGE, description=__doc__.split("\n")[0],
+                                     formatter_class=DefaultsHelpFormatter)
     required = parser.add_argument_group("required")
     required.add_argument("--data_dir", required=True, help="folder with the task's train/dev/test files")
     required.add_argument("--model_type", required=True, help=f"one of {', '.join(MODEL_CLASSES)}")
@@ -455,27 +460,28 @@ def main(argv=None):
                                       args.cache_dir or None)
     check_vocab_fits(tokenizer, config, config_source)
 
+    # Still nothing written, nor any example shown: check that training can run at all, and that a resume
+    # continues the checkpoint's training rather than starting another one from its middle. A flag error is
+    # then the last line a run prints, not one after the first examples.
+    plan, trajectory, train_examples = None, None, None
+    if args.do_train:
+        train_examples = read_examples(spec, args.data_dir, "train")
+        plan = training_plan(args, runtime, len(train_examples))
+        trajectory = training_trajectory(args, runtime, config)
+        if args.resume_from_checkpoint:
+            check_same_trajectory(args, trajectory)
+    barrier(runtime)  # every rank reads the same checkpoint; nothing is written yet
+    model, info = load_model(args, config, head_labels)  # a bad --reinit_keys stops the run here
+
     # Data: every split this run uses is read and converted now, so that a bad line in dev.tsv stops the run
     # here rather than after hours of training. Only rank 0 evaluates and predicts.
     train_dataset = load_and_cache_examples(args, runtime, tokenizer, "train") if args.do_train else None
     if args.do_train and runtime.is_main:  # a WARNING when the vocabulary does not cover the text
-        unk_report(read_examples(spec, args.data_dir, "train"), tokenizer, logger)
+        unk_report(train_examples, tokenizer, logger)
     wants_dev = (args.do_eval or args.evaluate_during_training) and runtime.is_main
     dev_dataset = load_and_cache_examples(args, runtime, tokenizer, "dev") if wants_dev else None
     wants_test = args.do_predict and runtime.is_main
     test_dataset = load_and_cache_examples(args, runtime, tokenizer, "test") if wants_test else None
-
-    # Still nothing written in output_dir: check that training can run at all, and that a resume continues
-    # the checkpoint's training rather than starting another one from its middle.
-    plan, trajectory = None, None
-    if args.do_train:
-        plan = training_plan(args, runtime, len(train_dataset))
-        trajectory = training_trajectory(args, runtime, config)
-        if args.resume_from_checkpoint:
-            check_same_trajectory(args, trajectory)
-
-    barrier(runtime)  # every rank reads the same checkpoint; nothing is written yet
-    model, info = load_model(args, config, head_labels)
     with output_dir_lock(args, runtime):
         return train_evaluate_predict(args, runtime, model, info, tokenizer, train_dataset, dev_dataset, test_dataset,
                                       plan, trajectory)

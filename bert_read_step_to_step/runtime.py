@@ -64,11 +64,19 @@ def barrier(runtime):
 
 
 def setup_logging(args, runtime):
+    """The log goes to stderr: INFO on rank 0, WARNING on the other ranks (they repeat rank 0's lines).
+
+    Under --list_keys the listing on stdout is the output, so the log shows only warnings: then
+    `run_classifier.py --list_keys ... | tail -2` prints the summary, not a screen of log lines.
+    """
+    quiet = not runtime.is_main or args.list_keys
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
-                        datefmt="%m/%d/%Y %H:%M:%S",
-                        level=logging.INFO if runtime.is_main else logging.WARNING)
-    logger.warning("rank %d of %d, device %s, n_gpu %d, fp16 %s, bf16 %s", runtime.rank, runtime.world_size,
-                   runtime.device, runtime.n_gpu, args.fp16, args.bf16)
+                        datefmt="%m/%d/%Y %H:%M:%S", level=logging.WARNING if quiet else logging.INFO)
+    # Which process this is: plain information on rank 0; on the other ranks the one line they log
+    # at WARNING, so that each rank's log still says where it ran.
+    logger.log(logging.INFO if runtime.is_main else logging.WARNING,
+               "rank %d of %d, device %s, n_gpu %d, fp16 %s, bf16 %s", runtime.rank, runtime.world_size,
+               runtime.device, runtime.n_gpu, args.fp16, args.bf16)
 
 
 def setup_precision(args, runtime):

@@ -279,9 +279,14 @@ def get_task(name, **generic_options):
         return name
     key = name.lower()
     if key not in TASKS:
-        close = difflib.get_close_matches(key, TASKS, n=3, cutoff=0.5)
-        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
-        raise BadValueError(f"unknown task {name!r}; {hint}known tasks: {', '.join(TASKS)}")
+        # A near spelling of a task's name (mrcp: mrpc) is a typo; any other name (tweets) is most likely the
+        # user's own data, which the generic task reads, so that is what we point to.
+        close = difflib.get_close_matches(key, TASKS, n=3, cutoff=0.7) or ["generic"]
+        raise BadValueError(
+            f"unknown task {name!r}; did you mean {' or '.join(repr(c) for c in close)}? known tasks: "
+            f"{', '.join(TASKS)}. A task is named for the benchmark data set whose files it reads; 'generic' "
+            "reads your own TSV or CSV file with a label column and one or two text columns (the demo's tweets "
+            "use it; --label_column, --text_a_column and --text_b_column name the columns)")
     if key == "generic":
         return make_generic_task(**generic_options)
     if generic_options:

@@ -166,6 +166,17 @@ def test_unknown_task_names_the_closest(small_task, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_task_name_that_is_no_typo_points_to_generic_and_says_how_tasks_are_named(small_task, tmp_path):
+    """'tweets' is one letter-count away from 'tnews', but it is the user's own data: the generic task."""
+    with pytest.raises(ValueError) as error:
+        run_classifier.main(common_args(small_task, tmp_path / "out", task="tweets") + ["--do_train"])
+    message = str(error.value)
+    assert message.startswith("unknown task 'tweets'; did you mean 'generic'? known tasks: cola, sst-2, ")
+    assert ("A task is named for the benchmark data set whose files it reads; 'generic' reads your own TSV or CSV "
+            "file with a label column and one or two text columns") in message
+    assert not (tmp_path / "out").exists()
+
+
 def test_unknown_model_type(small_task, tmp_path, capsys):
     argv = common_args(small_task, tmp_path / "out") + ["--do_train"]
     argv[argv.index("bert")] = "gpt2"
@@ -180,7 +191,10 @@ def test_unknown_model_type(small_task, tmp_path, capsys):
     (["--reinit_keys", "bert.encoder.layer.60"], "reinit selector 'bert.encoder.layer.60' matches no parameter"),
     (["--reinit_keys", "embeddings.position_ids"], "names a buffer or a non-parameter checkpoint entry"),
     (["--reinit_layers", "7"], "cannot re-initialize the top 7 layers: the model has 6 encoder layers (choose 0..6)"),
-], ids=["matches-nothing", "buffer", "more-layers-than-the-model"])
+    (["--reinit_keys", "encoder.layer.9.attention"], "reinit selector 'encoder.layer.9.attention' matches no "
+     "parameter of BertForSequenceClassification: bert.encoder.layer is numbered 0-5 in this model (6 of them); "
+     "closest names: bert.encoder.layer.5.attention, bert.encoder.layer.4.attention"),
+], ids=["matches-nothing", "buffer", "more-layers-than-the-model", "a-layer-past-the-last"])
 def test_bad_reinit_flags_stop_the_run_before_anything_is_written(small_task, tmp_path, flags, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         run_classifier.main(common_args(small_task, tmp_path / "out") + ["--do_train"] + flags)

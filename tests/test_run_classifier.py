@@ -17,12 +17,13 @@ import pytest
 import torch
 
 import run_classifier
-from _classifier_runs import (STSB_HEADER, T, balanced_tweets, common_args, mean_loss, one_thread_env, run_main,
+from _classifier_runs import (STSB_HEADER, T, balanced_tweets, common_args, mean_loss, one_thread_env,
+                              run_classifier_command, run_main,
                               saved_weights, stsb_row, write_generic_task, write_lines)
 from _classifier_runs import one_torch_thread  # noqa: F401 (an autouse fixture: torch on one thread here)
 from _support import REPO_ROOT, minilm_dir, read_reviews
 from bert_read_step_to_step.optimization import parameter_groups
-from bert_read_step_to_step.runtime import weights_digest
+from bert_read_step_to_step.runtime import Runtime, setup_logging, weights_digest
 from bert_read_step_to_step.tasks import DataError
 from transformers import BertConfig, BertForSequenceClassification
 from transformers.file_utils import current_umask
@@ -363,6 +364,63 @@ def test_output_dir_that_is_a_file_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         run_classifier.main(train_args(data, tmp_path / "out"))
     assert "is a file, not a folder" in capsys.readouterr().err
+
+
+# ---- what a user sees: the log's first line, errors last, --list_keys on stdout ---------------------------
+
+def run_script(argv):
+    """`python run_classifier.py argv` in a subprocess: (exit code, stdout lines, stderr lines)."""
+    proc = subprocess.run(run_classifier_command() + [str(arg) for arg in argv], cwd=REPO_ROOT, env=one_thread_env(),
+                          capture_output=True, text=True, timeout=300)
+    return proc.returncode, proc.stdout.splitlines(), proc.stderr.splitlines()
+
+
+@pytest.mark.parametrize("rank, level", [(0, logging.INFO), (1, logging.WARNING)])
+def test_the_first_log_line_is_info_on_the_main_process_and_a_warning_on_the_others(rank, level, caplog):
+    runtime = Runtime(device=torch.device("cpu"), n_gpu=0, local_rank=rank, rank=rank, world_size=2)
+    with caplog.at_level(logging.DEBUG, logger="bert_read_step_to_step.runtime"):
+        setup_logging(SimpleNamespace(fp16=False, bf16="off", list_keys=False), runtime)
+    [record] = caplog.records
+    assert record.getMessage().startswith(f"rank {rank} of 2, device cpu") and record.levelno == level
+
+
+def test_a_flag_error_is_the_last_line_after_a_one_line_usage(tmp_path):
+    data = write_generic_task(tmp_path / "data", balanced_tweets(4), balanced_tweets(3, start=4))
+    code, out, err = run_script(train_args(data, tmp_path / "out") + ["--max_seq_length", "2"])
+    assert code == 2 and out == []
+    assert err == ["usage: run_classifier.py --model_type TYPE --model_name_or_path PATH --task_name TASK --data_dir "
+                   "DIR --output_dir DIR --do_train|--do_eval|--do_predict|--list_keys [more: --help lists every flag]",
+                   "run_classifier.py: error: --max_seq_length 2 is too small: [CLS], one token and [SEP] need 3"]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--num_train_epochs", "0.1"], "--num_train_epochs 0.1 of 1 steps each is less than one optimizer step"),
+    (["--reinit_keys", "bert.encoder.layer.9"], "reinit selector 'bert.encoder.layer.9' matches no parameter of "
+     "BertForSequenceClassification: bert.encoder.layer is numbered 0-5 in this model (6 of them); closest names: "
+     "bert.encoder.layer.5, bert.encoder.layer.4"),
+], ids=["too-few-steps", "layer-past-the-last"])
+def test_a_user_error_found_after_start_up_is_the_last_line_before_any_example_is_shown(tmp_path, flags, message):
+    """The first examples are logged as they are converted; an error in the flags comes before them, so it is
+    not buried under them, and it is the last line."""
+    data = write_generic_task(tmp_path / "data", balanced_tweets(8), balanced_tweets(3, start=8))
+    code, _, err = run_script(common_args(data, tmp_path / "out", max_seq_length=16)
+                              + ["--do_train", "--do_eval", "--per_gpu_train_batch_size", "8"] + flags)
+    assert code == 2 and err[-1] == f"run_classifier.py: error: {message}", err[-5:]
+    assert not [line for line in err if "*** Example" in line or "Traceback" in line]
+    assert " - INFO - bert_read_step_to_step.runtime - rank 0 of 1, device cpu" in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_list_keys_prints_its_listing_and_summary_on_stdout_and_logs_only_warnings(tmp_path):
+    """So that README's `--list_keys ... | tail -2` shows the two summary lines, and nothing else."""
+    data = write_generic_task(tmp_path / "data", balanced_tweets(6), balanced_tweets(3, start=6))
+    code, out, err = run_script(common_args(data, tmp_path / "out") + [
+        "--list_keys", "--reinit_keys", "bert.encoder.layer.5", "bert.pooler"])
+    assert code == 0 and err == []
+    assert out[0].split() == ["parameter", "shape", "source"] and len(out) == 1 + len(minilm_parameter_names()) + 3
+    assert out[-2:] == ["18 re-initialized on request, 2 missing from checkpoint, newly initialized, 0 in checkpoint "
+                        "but not used", "(the 18 re-initialized keys the checkpoint had are also in unexpected_keys: "
+                        "it had them, we did not use them)"]
 
 
 # ---- --layerwise_lr_decay --------------------------------------------------------------------------------

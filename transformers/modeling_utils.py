@@ -464,8 +464,34 @@ def _no_match_message(selector, names, model, checkpoint_keys):
         reason = "no parameter has that name or starts with that module prefix"
     modules = {name.rsplit(".", 1)[0] for name in names}
     close = difflib.get_close_matches(selector, sorted(set(names) | modules), n=3, cutoff=0.5)
+    numbered = _past_the_last_index(selector, names, model.base_model_prefix + ".")
+    if numbered and not reason.startswith("it names a buffer"):
+        # bert.encoder.layer.9 on a 6-layer model: the useful answer is the range and the nearest layers,
+        # not the names that share the most characters (bert.encoder.layer.5.output.dense).
+        container, indexes, index, rest = numbered
+        reason = f"{container} is numbered {indexes[0]}-{indexes[-1]} in this model ({len(indexes)} of them)"
+        nearest = sorted(indexes, key=lambda number: abs(number - index))[:2]
+        close = [f"{container}.{number}{rest}" for number in nearest
+                 if any(name == f"{container}.{number}{rest}" or name.startswith(f"{container}.{number}{rest}.")
+                        for name in names)]
     hint = f"; closest names: {', '.join(close)}" if close else "; run with --list_keys to see all names"
     return f"reinit selector {selector!r} matches no parameter of {type(model).__name__}: {reason}{hint}"
+
+
+def _past_the_last_index(selector, names, prefix):
+    """(container, its indexes, the index asked for, the rest) when `selector` indexes a numbered list of
+    modules at a number it does not have: for bert.encoder.layer.9 on 6 layers, ("bert.encoder.layer",
+    [0, ..., 5], 9, ""). None otherwise."""
+    match = re.fullmatch(r"(.+?)\.(\d+)((?:\..+)?)", selector)
+    if not match:
+        return None
+    container, index, rest = match.groups()
+    for spelling in (container, prefix + container):
+        indexes = sorted({int(part) for part in (name[len(spelling) + 1:].split(".")[0] for name in names
+                                                 if name.startswith(spelling + ".")) if part.isdigit()})
+        if indexes and int(index) not in indexes:
+            return spelling, indexes, int(index), rest
+    return None
 
 
 def match_head_to_labels(state_dict, labels, checkpoint_labels, config_source, ignore_mismatched_sizes=False,
