@@ -216,3 +216,43 @@ def test_config_errors_name_the_file(tmp_path):
         BertConfig.from_pretrained(str(minilm_dir()), hidden_sizes=3)
     with pytest.raises(ValueError, match="multiple of num_attention_heads"):
         BertConfig(hidden_size=100, num_attention_heads=12)
+
+
+# ---- non-finite weights (issue 23, item 2) ------------------------------------------------------------------
+
+def with_non_finite(tensors):
+    """The MiniLM weights after a diverged run: one tensor with a NaN, one with an inf."""
+    broken = dict(tensors)
+    broken["encoder.layer.3.attention.self.query.weight"] = tensors["encoder.layer.3.attention.self.query.weight"].clone()
+    broken["encoder.layer.3.attention.self.query.weight"][0, 5] = float("nan")
+    broken["pooler.dense.bias"] = tensors["pooler.dense.bias"].clone()
+    broken["pooler.dense.bias"][:2] = float("-inf")
+    return broken
+
+
+@pytest.mark.parametrize("bin_file", [False, True], ids=["safetensors", "bin"])
+def test_weights_with_nan_or_inf_are_refused_naming_the_tensor_and_file(tmp_path, minilm_tensors, bin_file):
+    model_dir = make_model_dir(tmp_path / "diverged", with_non_finite(minilm_tensors), bin_file=bin_file)
+    weights = model_dir / ("pytorch_model.bin" if bin_file else "model.safetensors")
+    with pytest.raises(LoadingError) as caught:
+        BertForSequenceClassification.from_pretrained(str(model_dir), num_labels=2)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(f"{weights}: 2 tensor(s) hold NaN or inf")
+    assert "encoder.layer.3.attention.self.query.weight (1 NaN of 147456)" in message
+    assert "pooler.dense.bias (2 inf of 384)" in message
+    assert "allow_non_finite=True" in message
+
+
+def test_allow_non_finite_loads_with_a_warning_naming_the_tensors(tmp_path, minilm_tensors, caplog):
+    model_dir = make_model_dir(tmp_path / "diverged", with_non_finite(minilm_tensors))
+    with caplog.at_level("WARNING", logger="transformers.modeling_utils"):
+        model = BertModel.from_pretrained(str(model_dir), allow_non_finite=True)
+    [warning] = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert "encoder.layer.3.attention.self.query.weight" in warning and "pooler.dense.bias" in warning
+    assert torch.isnan(model.encoder.layer[3].attention.self.query.weight[0, 5])  # loaded as it is, to inspect
+
+
+def test_a_given_state_dict_is_checked_too(minilm_tensors):
+    config = BertConfig.from_pretrained(str(minilm_dir()))
+    with pytest.raises(LoadingError, match=r"^the given state_dict: 2 tensor\(s\) hold NaN or inf"):
+        BertModel.from_pretrained(None, config=config, state_dict=with_non_finite(minilm_tensors))
