@@ -10,6 +10,7 @@ from safetensors.torch import load_file, save_file
 
 from _support import minilm_dir
 from transformers import BertConfig, BertForSequenceClassification, BertModel, LoadingError
+from transformers.modeling_utils import check_finite
 
 
 @pytest.fixture(scope="module")
@@ -256,3 +257,13 @@ def test_a_given_state_dict_is_checked_too(minilm_tensors):
     config = BertConfig.from_pretrained(str(minilm_dir()))
     with pytest.raises(LoadingError, match=r"^the given state_dict: 2 tensor\(s\) hold NaN or inf"):
         BertModel.from_pretrained(None, config=config, state_dict=with_non_finite(minilm_tensors))
+
+
+def test_a_sum_that_overflows_from_finite_values_is_not_a_false_alarm():
+    """check_finite sums each tensor first; fp16 values of 60000 are finite but their sum is inf in fp16."""
+    big = torch.full((4,), 60000.0, dtype=torch.float16)
+    assert torch.isinf(big.sum())
+    check_finite({"big": big, "ids": torch.arange(3)}, "fp16 weights")  # no error
+    big[1] = float("nan")
+    with pytest.raises(LoadingError, match=r"big \(1 NaN of 4\)"):
+        check_finite({"big": big}, "fp16 weights")
