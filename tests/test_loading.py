@@ -3,6 +3,8 @@ prefix, pickled `.bin` files (safely), damaged files, other architectures, and c
 import json
 import os
 import shutil
+import struct
+from pathlib import Path
 
 import pytest
 import torch
@@ -267,3 +269,53 @@ def test_a_sum_that_overflows_from_finite_values_is_not_a_false_alarm():
     big[1] = float("nan")
     with pytest.raises(LoadingError, match=r"big \(1 NaN of 4\)"):
         check_finite({"big": big}, "fp16 weights")
+
+
+def nan_with_the_same_crc32c(data):
+    """`data` (float32 bytes) with its first float set to NaN and its second changed so that the crc32c stays
+    the same: a TensorFlow data file that passes its checksum and holds a NaN, as a diverged run would save.
+
+    For inputs of one length crc32c is affine over GF(2): crc(a ^ b) = crc(a) ^ crc(b) ^ crc(zeros). So a change
+    d keeps the crc when crc(d) == crc(zeros); we solve for the 32 bits of the second float that make it so."""
+    from transformers.tf_checkpoint import crc32c
+
+    def linear(change):
+        return crc32c(bytes(change)) ^ crc32c(bytes(len(data)))
+
+    nan_change = bytearray(len(data))
+    nan_change[:4] = bytes(a ^ b for a, b in zip(data[:4], struct.pack("<f", float("nan"))))
+    columns = []
+    for bit in range(32):  # what flipping each bit of the second float does to the crc
+        change = bytearray(len(data))
+        change[4 + bit // 8] = 1 << (bit % 8)
+        columns.append((linear(change), 1 << bit))
+    target, chosen = linear(nan_change), 0
+    for row in range(32):  # Gaussian elimination: find bits whose effects XOR to the target
+        pivot = next((i for i, (value, _) in enumerate(columns) if value >> row & 1), None)
+        if pivot is None:
+            continue
+        value, bits = columns.pop(pivot)
+        columns = [(v ^ value, b ^ bits) if v >> row & 1 else (v, b) for v, b in columns]
+        if target >> row & 1:
+            target, chosen = target ^ value, chosen ^ bits
+    assert target == 0
+    out = bytearray(a ^ b for a, b in zip(data, nan_change))
+    for byte in range(4):
+        out[4 + byte] ^= chosen >> (8 * byte) & 0xFF
+    assert crc32c(bytes(out)) == crc32c(bytes(data))
+    return bytes(out)
+
+
+def test_a_tensorflow_checkpoint_with_nan_is_refused_too(tmp_path):
+    from transformers.tf_checkpoint import TFCheckpoint
+    folder = tmp_path / "tf_bert_tiny"
+    shutil.copytree(Path(__file__).resolve().parent / "fixtures" / "tf_bert_tiny", folder)
+    name = "bert/encoder/layer_1/output/dense/kernel"
+    entry = TFCheckpoint(folder / "bert_model.ckpt.index").entries[name]
+    data_file = folder / "bert_model.ckpt.data-00000-of-00001"
+    raw = bytearray(data_file.read_bytes())
+    raw[entry.offset:entry.offset + entry.size] = nan_with_the_same_crc32c(raw[entry.offset:entry.offset + entry.size])
+    data_file.write_bytes(bytes(raw))
+    with pytest.raises(LoadingError, match=r"TensorFlow checkpoint, converted in memory\): 1 tensor\(s\) hold NaN "
+                                           r"or inf: bert\.encoder\.layer\.1\.output\.dense\.weight \(1 NaN"):
+        BertForSequenceClassification.from_pretrained(folder, num_labels=3)
