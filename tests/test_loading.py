@@ -12,6 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from _support import minilm_dir
 from transformers import BertConfig, BertForSequenceClassification, BertModel, LoadingError
+from transformers.file_utils import BadValueError
 from transformers.modeling_utils import check_finite
 
 
@@ -319,3 +320,45 @@ def test_a_tensorflow_checkpoint_with_nan_is_refused_too(tmp_path):
     with pytest.raises(LoadingError, match=r"TensorFlow checkpoint, converted in memory\): 1 tensor\(s\) hold NaN "
                                            r"or inf: bert\.encoder\.layer\.1\.output\.dense\.weight \(1 NaN"):
         BertForSequenceClassification.from_pretrained(folder, num_labels=3)
+
+
+# ---- config values by type (issue 23, item 9) ----------------------------------------------------------------
+
+def test_numbers_written_as_strings_load_as_numbers(tmp_path, minilm_tensors):
+    """transformers 2.x configs were sometimes saved with "num_labels": "3"; that used to end in
+    TypeError: '<' not supported between 'str' and 'int'."""
+    config = json.loads((minilm_dir() / "config.json").read_text())
+    config.update(num_labels="3", hidden_size=" 384", layer_norm_eps="1e-12", hidden_dropout_prob="0.1")
+    model_dir = make_model_dir(tmp_path / "strings", minilm_tensors, config)
+    model = BertForSequenceClassification.from_pretrained(str(model_dir))
+    assert (model.config.num_labels, model.config.hidden_size) == (3, 384)
+    assert model.config.layer_norm_eps == 1e-12 and model.config.hidden_dropout_prob == 0.1
+    assert model.classifier.weight.shape == (3, 384)
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("hidden_size", "abc", "'hidden_size' must be an integer, found 'abc'"),
+    ("num_labels", "3.5", "'num_labels' must be an integer, found '3.5'"),
+    ("num_hidden_layers", True, "'num_hidden_layers' must be an integer, found True"),
+    ("vocab_size", [30522], "'vocab_size' must be an integer, found [30522]"),
+    ("hidden_dropout_prob", "high", "'hidden_dropout_prob' must be a finite number, found 'high'"),
+    ("layer_norm_eps", "nan", "'layer_norm_eps' must be a finite number, found 'nan'"),
+])
+def test_a_value_of_the_wrong_type_names_the_key_and_the_file(tmp_path, key, value, expected):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**TINY_ARCHITECTURE, key: value}))
+    with pytest.raises(BadValueError) as caught:
+        BertConfig.from_pretrained(str(path))
+    assert str(caught.value) == f"{path}: {expected}"
+
+
+@pytest.mark.parametrize("family", ["albert", "roberta", "xlnet"])
+def test_every_family_reads_its_config_by_type(tmp_path, family):
+    from transformers.configuration_albert import AlbertConfig
+    from transformers.configuration_roberta import RobertaConfig
+    from transformers.configuration_xlnet import XLNetConfig
+    config_class, integer_key = {"albert": (AlbertConfig, "embedding_size"), "roberta": (RobertaConfig, "vocab_size"),
+                                 "xlnet": (XLNetConfig, "d_inner")}[family]
+    assert config_class.from_dict({integer_key: "64"}).__getattribute__(integer_key) == 64
+    with pytest.raises(ValueError, match=f"'{integer_key}' must be an integer, found 'abc'"):
+        config_class.from_dict({integer_key: "abc"})
