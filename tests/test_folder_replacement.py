@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from _support import REPO_ROOT
-from transformers.file_utils import recover_folder, replace_path, write_folder_atomically
+from transformers.file_utils import recover_folder, recover_folders_in, replace_path, write_folder_atomically
 
 CRASHING_SAVE = """
 import os, sys
@@ -138,3 +138,17 @@ def test_recovery_touches_only_the_folders_of_its_own_name(tmp_path):
     recover_folder(str(tmp_path / "checkpoint-2"))
     assert sorted(os.listdir(tmp_path)) == [".checkpoint-2.old", f".checkpoint-20.new-{gone}-abc",
                                             f".checkpoint-20.old-{gone}", "checkpoint-2"]
+
+
+def test_recover_folders_in_an_output_folder_recovers_each_checkpoint(tmp_path):
+    """What a run calls on its output_dir when it starts: every checkpoint-N left mid-replacement is put right,
+    other files are not touched."""
+    for name, crash_at in (("checkpoint-10", "after rename 1"), ("checkpoint-20", "after rename 2")):
+        old_folder(tmp_path / name)
+        crash_a_save(tmp_path / name, crash_at)
+    (tmp_path / "eval_results.json").write_text("{}")
+    (tmp_path / ".hidden.txt").write_text("kept")
+    # checkpoint-10: the old one restored, the unfinished new one removed; checkpoint-20: the old copy removed
+    assert len(recover_folders_in(str(tmp_path))) == 3
+    assert sorted(os.listdir(tmp_path)) == [".hidden.txt", "checkpoint-10", "checkpoint-20", "eval_results.json"]
+    assert contents(tmp_path / "checkpoint-10") == OLD and contents(tmp_path / "checkpoint-20") == NEW

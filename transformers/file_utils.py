@@ -782,6 +782,20 @@ def recover_folder(path):
     return done
 
 
+# .NAME.new-PID-xxxx or .NAME.old-PID: the NAME a leftover belongs to (NAME may itself hold dots and dashes).
+LEFTOVER_FOLDER = re.compile(r"\.(?P<name>.+)\.(new-\d+-[A-Za-z0-9_]+|old-\d+)")
+
+
+def recover_folders_in(parent):
+    """recover_folder for every folder of `parent` that left a replacement unfinished (a run's output_dir,
+    with its checkpoint-N folders, when the run starts); return what was done."""
+    if not os.path.isdir(parent):
+        return []
+    names = sorted({match.group("name") for entry in os.listdir(parent)
+                    for match in [LEFTOVER_FOLDER.fullmatch(entry)] if match})
+    return [step for name in names for step in recover_folder(os.path.join(parent, name))]
+
+
 def write_folder_atomically(path, write, replace=replace_path):
     """Call write(temp_folder), then move the finished folder to `path` (replacing one that is there), durably.
 
