@@ -122,7 +122,7 @@ def test_the_folders_of_a_running_process_are_left_alone(tmp_path):
     running = os.getppid()
     aside = tmp_path / f".checkpoint-20.old-{running}"
     old_folder(aside)
-    unfinished = tmp_path / f".checkpoint-20.new-{running}-abc123"
+    unfinished = tmp_path / f".checkpoint-20-{running}-0badc0de"
     unfinished.mkdir()
     assert recover_folder(str(path)) == []
     assert sorted(os.listdir(tmp_path)) == sorted([aside.name, unfinished.name])
@@ -133,10 +133,10 @@ def test_recovery_touches_only_the_folders_of_its_own_name(tmp_path):
     (tmp_path / "checkpoint-2").mkdir()
     ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     gone = int(ended.stdout)  # a process that has ended: its leftovers would be fair game
-    for name in (f".checkpoint-20.old-{gone}", f".checkpoint-20.new-{gone}-abc", ".checkpoint-2.old"):
+    for name in (f".checkpoint-20.old-{gone}", f".checkpoint-20-{gone}-0badc0de", ".checkpoint-2.old"):
         (tmp_path / name).mkdir()
     recover_folder(str(tmp_path / "checkpoint-2"))
-    assert sorted(os.listdir(tmp_path)) == [".checkpoint-2.old", f".checkpoint-20.new-{gone}-abc",
+    assert sorted(os.listdir(tmp_path)) == [".checkpoint-2.old", f".checkpoint-20-{gone}-0badc0de",
                                             f".checkpoint-20.old-{gone}", "checkpoint-2"]
 
 

@@ -57,6 +57,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
 import sys
 import tempfile
@@ -720,15 +721,15 @@ def write_json_atomically(path, document, **dump_options):
 # them there is a moment when `path` does not exist; the old folder then waits beside it under a name
 # recover_folder knows, so that a crash at any point leaves a complete folder to read:
 #
-#   write(.NAME.new-PID-xxxx)   crash here: NAME is the old folder; the unfinished new one is removed
+#   write(.NAME-PID-xxxxxxxx)   crash here: NAME is the old folder; the unfinished new one is removed
 #   NAME -> .NAME.old-PID       crash here: NAME is missing; the old folder is renamed back
-#   .NAME.new-... -> NAME       crash here: both are complete; the old one is deleted
+#   .NAME-PID-xxxxxxxx -> NAME  crash here: both are complete; the old one is deleted
 #   delete .NAME.old-PID        crash here: the rest of the old one is deleted
 #
 # The PID in both names lets recover_folder leave alone the folders of a process that is still writing.
 
-def _new_folder_prefix(name):
-    return f".{name}.new-{os.getpid()}-"
+def _new_folder_name(name):
+    return f".{name}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
 def _old_folder_name(name, pid=None):
@@ -748,14 +749,16 @@ def _process_is_alive(pid):
 
 
 def _leftover_folders(path):
-    """[(kind, pid, full path)] for the .NAME.new-PID-xxxx and .NAME.old-PID folders beside `path`."""
+    """[(kind, pid, full path)] for the .NAME-PID-xxxxxxxx ("new") and .NAME.old-PID ("old") folders beside
+    `path`. The eight hex digits keep checkpoint-4's new folder from reading as one of checkpoint's."""
     parent, name = os.path.split(os.path.abspath(path))
-    pattern = re.compile(rf"\.{re.escape(name)}\.(new|old)-(\d+)(-[A-Za-z0-9_]+)?")
+    new, old = re.compile(rf"\.{re.escape(name)}-(\d+)-[0-9a-f]{{8}}"), re.compile(rf"\.{re.escape(name)}\.old-(\d+)")
     found = []
     for entry in sorted(os.listdir(parent)) if os.path.isdir(parent) else []:
-        match = pattern.fullmatch(entry)
-        if match and (match.group(1) == "new") == (match.group(3) is not None):
-            found.append((match.group(1), int(match.group(2)), os.path.join(parent, entry)))
+        for kind, pattern in (("new", new), ("old", old)):
+            match = pattern.fullmatch(entry)
+            if match:
+                found.append((kind, int(match.group(1)), os.path.join(parent, entry)))
     return found
 
 
@@ -782,8 +785,8 @@ def recover_folder(path):
     return done
 
 
-# .NAME.new-PID-xxxx or .NAME.old-PID: the NAME a leftover belongs to (NAME may itself hold dots and dashes).
-LEFTOVER_FOLDER = re.compile(r"\.(?P<name>.+)\.(new-\d+-[A-Za-z0-9_]+|old-\d+)")
+# .NAME-PID-xxxxxxxx or .NAME.old-PID: the NAME a leftover belongs to (NAME may itself hold dots and dashes).
+LEFTOVER_FOLDER = re.compile(r"\.(?P<name>.+)(-\d+-[0-9a-f]{8}|\.old-\d+)")
 
 
 def recover_folders_in(parent):
@@ -805,16 +808,15 @@ def write_folder_atomically(path, write, replace=replace_path):
     """
     recover_folder(path)
     parent, name = os.path.split(os.path.abspath(path))
-    temp = tempfile.mkdtemp(dir=parent, prefix=_new_folder_prefix(name))
+    temp = os.path.join(parent, _new_folder_name(name))
     old = os.path.join(parent, _old_folder_name(name))
+    os.mkdir(temp)  # with the permissions of any folder the user creates
     try:
         write(temp)
         for folder, _, files in os.walk(temp):
             for file_name in files:
                 _fsync_path(os.path.join(folder, file_name))
             _fsync_path(folder)
-        # mkdtemp made the folder private (0700); give it the permissions of any folder the user creates.
-        os.chmod(temp, 0o777 & ~current_umask())
         if os.path.exists(path):  # e.g. a checkpoint saved before by a run that was resumed from an earlier one
             replace(path, old)
         replace(temp, path)
