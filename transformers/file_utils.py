@@ -732,8 +732,8 @@ def _new_folder_name(name):
     return f".{name}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
-def _old_folder_name(name, pid=None):
-    return f".{name}.old-{os.getpid() if pid is None else pid}"
+def _old_folder_name(name):
+    return f".{name}.old-{os.getpid()}"
 
 
 def _process_is_alive(pid):
@@ -820,7 +820,7 @@ def write_folder_atomically(path, write, replace=replace_path):
         if os.path.exists(path):  # e.g. a checkpoint saved before by a run that was resumed from an earlier one
             replace(path, old)
         replace(temp, path)
-        _fsync_path(parent)
+        _fsync_path(parent)  # both renames on disk before the old folder goes
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         recover_folder(path)  # the old folder back at `path` if it was moved aside
