@@ -18,7 +18,9 @@ and its row in the table says text_a is column 3, text_b column 4, label column 
 The guid carries the split and the 1-based line number, so any later complaint points back into the file.
 
 Bad data fails loudly, naming the file and the line: too few columns, a label outside the label list,
-a file with no examples, a missing file (with the list of files the task expects). Text is passed on
+a file with no examples, a missing file (with the list of files the task expects), one label typed two
+ways (`positive`, `Positive `) or only one label in a training file the labels are read from, a CSV quote
+that never closes or that swallows lines which read as records. Text is passed on
 untouched, control characters included: cleaning text is the tokenizer's job.
 
 Run it on its own to see what a task reads:
