@@ -63,17 +63,19 @@ def crash_a_save(path, crash_at):
     ("after rename 1", True, OLD),    # the old folder moved aside, the new one not yet in
     ("after rename 2", False, NEW),   # the new one in, the old one not yet deleted
 ])
-def test_a_crash_at_any_step_leaves_one_whole_folder_after_recovery(tmp_path, crash_at, missing_before_recovery,
-                                                                    after_recovery):
+def test_a_crash_at_any_step_leaves_one_whole_folder_after_recovery(tmp_path, caplog, crash_at,
+                                                                    missing_before_recovery, after_recovery):
     path = tmp_path / "checkpoint-20"
     old_folder(path)
     crash_a_save(path, crash_at)
     assert path.exists() != missing_before_recovery  # the crash happened where the test says
     assert len(os.listdir(tmp_path)) > 1  # and left something beside the folder
 
-    recover_folder(str(path))
+    with caplog.at_level("WARNING", logger="transformers.file_utils"):
+        recover_folder(str(path))
     assert contents(path) == after_recovery
     assert os.listdir(tmp_path) == ["checkpoint-20"]
+    assert f"{path}: a replacement of this folder was interrupted; " in caplog.text  # said, not done silently
 
 
 def test_a_crash_while_deleting_the_old_folder_keeps_the_new_one(tmp_path):

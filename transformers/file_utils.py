@@ -782,6 +782,8 @@ def recover_folder(path):
     for folder in olds + [folder for kind, folder in leftovers if kind == "new"]:
         shutil.rmtree(folder, ignore_errors=True)
         done.append(f"removed {os.path.basename(folder)}")
+    if done:
+        logger.warning("%s: a replacement of this folder was interrupted; %s", path, ", ".join(done))
     return done
 
 
