@@ -578,7 +578,10 @@ def _check_label(spec, path, number, label, labels, layout):
         return
     if labels is not None and label not in labels:
         hint = ""
-        if number == 1 and not layout.has_header:
+        same_but_spelling = [known for known in labels if known.strip().casefold() == label.strip().casefold()]
+        if same_but_spelling:
+            hint = f"; it differs from the label {same_but_spelling[0]!r} only by case or surrounding whitespace"
+        elif number == 1 and not layout.has_header:
             hint = (f"; task {spec.name!r} expects no header line in this file, "
                     f"is line 1 a header?")
         raise DataError(f"{path}:{number}: unknown label {label!r}; task {spec.name!r} has labels "

@@ -615,3 +615,13 @@ def test_a_multi_line_quoted_text_stays_allowed(tmp_path):
     assert [(e.guid, e.label, e.text_a) for e in examples[2:]] == [
         ("train-4", "positive", "Dear all,\nwhat a day, really,\nlovely\n"),
         ("train-8", "negative", "bad\nnews, sadly"), ("train-10", "positive", "end")]
+
+
+def test_a_dev_label_spelled_otherwise_than_in_training_says_so(tmp_path):
+    write(tmp_path, "train.tsv", ["label" + T + "text", "positive" + T + "a", "negative" + T + "b"])
+    path = write(tmp_path, "dev.tsv", ["label" + T + "text", "negative" + T + "c", "Positive " + T + "d"])
+    with pytest.raises(DataError) as err:
+        read_examples("generic", tmp_path, "dev")
+    assert str(err.value) == (f"{path}:3: unknown label 'Positive '; task 'generic' has labels ['negative', "
+                              "'positive']; it differs from the label 'positive' only by case or surrounding "
+                              "whitespace")
