@@ -18,7 +18,9 @@ and its row in the table says text_a is column 3, text_b column 4, label column 
 The guid carries the split and the 1-based line number, so any later complaint points back into the file.
 
 Bad data fails loudly, naming the file and the line: too few columns, a label outside the label list,
-a file with no examples, a missing file (with the list of files the task expects). Text is passed on
+a file with no examples, a missing file (with the list of files the task expects), one label typed two
+ways (`positive`, `Positive `) or only one label in a training file the labels are read from, a CSV quote
+that never closes or that swallows lines which read as records. Text is passed on
 untouched, control characters included: cleaning text is the tokenizer's job.
 
 Run it on its own to see what a task reads:
@@ -88,6 +90,9 @@ class TaskSpec:
     metric: str                      # a metric name from metrics.py: acc, acc_and_f1, mcc, pearson_and_spearman
     csv_quoting: bool = False        # True: fields may be "quoted, with delimiters" (CSV); False: split plainly
     label_aliases: dict = field(default_factory=dict)   # spelling in the file -> label in `labels`
+    # Labels read from the training file that differ only by case or surrounding whitespace ('positive',
+    # 'Positive ') are an error, since they are most often one class typed two ways. True: distinct classes.
+    distinct_label_spellings: bool = False
 
     def layout_for(self, split):
         return self.test_layout if split == "test" else self.layout
@@ -226,7 +231,7 @@ TASKS = {
 # "label<TAB>text". Columns are header names, or 0-based indexes (the only choice without a header).
 # --------------------------------------------------------------------------------------------------
 def make_generic_task(label_column="label", text_a_column="text", text_b_column=None,
-                      file_format="tsv", has_header=True):
+                      file_format="tsv", has_header=True, distinct_label_spellings=False):
     """The TaskSpec of a user's own data: {train,dev,test}.tsv (or .csv), labels read from train."""
     if file_format not in ("tsv", "csv"):
         raise ValueError(f"file_format must be 'tsv' or 'csv', not {file_format!r}")
@@ -245,7 +250,7 @@ def make_generic_task(label_column="label", text_a_column="text", text_b_column=
         name="generic", files={split: f"{split}.{file_format}" for split in SPLITS},
         delimiter="\t" if file_format == "tsv" else ",", csv_quoting=file_format == "csv",
         layout=layout, test_layout=test_layout, labels=LABELS_FROM_TRAIN_FILE,
-        output_mode="classification", metric="acc")
+        output_mode="classification", metric="acc", distinct_label_spellings=distinct_label_spellings)
 
 
 TASKS["generic"] = make_generic_task()
@@ -258,6 +263,9 @@ def add_generic_task_options(parser):
     group.add_argument("--text_a_column", default="text", help="first text column")
     group.add_argument("--text_b_column", default=None, help="second text column, for sentence pairs")
     group.add_argument("--file_format", default="tsv", choices=["tsv", "csv"], help="file format")
+    group.add_argument("--distinct_label_spellings", action="store_true",
+                       help="labels that differ only by case or surrounding whitespace ('positive', 'Positive ') "
+                            "are distinct classes (without it they are an error)")
 
 
 def generic_task_options(args):
@@ -266,8 +274,13 @@ def generic_task_options(args):
     if args.task_name.lower() != "generic":
         return {}
     as_column = lambda value: int(value) if value is not None and value.lstrip("-").isdigit() else value
-    return {"label_column": as_column(args.label_column), "text_a_column": as_column(args.text_a_column),
-            "text_b_column": as_column(args.text_b_column), "file_format": args.file_format}
+    options = {"label_column": as_column(args.label_column), "text_a_column": as_column(args.text_a_column),
+               "text_b_column": as_column(args.text_b_column), "file_format": args.file_format}
+    if getattr(args, "distinct_label_spellings", False):
+        # Only when given: a checkpoint's record of these options, written before the flag existed, then
+        # still equals that of a run without it (run_classifier compares them on --resume_from_checkpoint).
+        options["distinct_label_spellings"] = True
+    return options
 
 
 def get_task(name, **generic_options):
@@ -336,23 +349,85 @@ def _numbered_lines(path):
 def _numbered_rows(path, spec):
     """(line number, [fields]) for each non-blank line (for CSV: each record, at the line it starts on)."""
     if spec.csv_quoting:
-        # A quoted CSV field may span lines, so let the csv module consume the lines; reader.line_num
-        # counts the physical lines it has read, one per line we hand it.
-        lines = (text for _, text in _numbered_lines(path))
-        reader = csv.reader(lines, delimiter=spec.delimiter)
-        previous_end = 0
-        try:
-            for fields in reader:
-                start, previous_end = previous_end + 1, reader.line_num
-                if fields:
-                    yield start, fields
-        except csv.Error as err:
-            raise DataError(f"{path}:{reader.line_num}: not valid CSV ({err})")
+        yield from _numbered_csv_records(path, spec.delimiter)
         return
     for number, text in _numbered_lines(path):
         text = text.rstrip("\r\n")
         if text:
             yield number, text.split(spec.delimiter)
+
+
+def _numbered_csv_records(path, delimiter):
+    """(line number where it starts, [fields]) for each CSV record; a quote that never closes is an error.
+
+    A quoted field may span lines, so the csv module consumes the lines. It asks for one line at a time and
+    hands back a record as soon as it is complete, so the lines it took since the last record are this
+    record's. A quote that never closes makes the csv module read the rest of the file into one field, rows
+    and whole classes with it, without an error: we look for that ourselves and name the line it opens on.
+    """
+    taken = []
+
+    def lines():
+        for number, text in _numbered_lines(path):
+            taken.append((number, text))
+            yield text
+
+    reader = csv.reader(lines(), delimiter=delimiter)
+    try:
+        for fields in reader:
+            record, taken[:] = list(taken), []
+            if len(record) > 1:
+                opened = _unclosed_quote_line(record, delimiter)
+                if opened is not None:
+                    raise DataError(f"{path}:{opened}: a quote opens here and never closes, so lines {opened}-"
+                                    f"{record[-1][0]} (the rest of the file) would be read as one field; close "
+                                    "the quote, and write a quote inside a quoted field twice (\"\")")
+            if fields:
+                yield record[0][0], fields
+    except csv.Error as err:
+        raise DataError(f"{path}:{reader.line_num}: not valid CSV ({err})")
+
+
+def _unclosed_quote_line(numbered_lines, delimiter):
+    """The number of the line on which a quote opens and is still open at the end, or None; by the csv
+    module's rules: a quote opens a field only at the field's start, and "" inside a quoted field is a quote."""
+    quoted_since, field_start = None, True
+    for number, text in numbered_lines:
+        position = 0
+        while position < len(text):
+            char = text[position]
+            if quoted_since is not None:
+                if char == '"' and text[position + 1:position + 2] == '"':
+                    position += 2
+                    continue
+                if char == '"':
+                    quoted_since = None
+            elif char == '"' and field_start:
+                quoted_since, field_start = number, False
+            else:
+                field_start = char in (delimiter, "\r", "\n")
+            position += 1
+    return quoted_since
+
+
+def _check_quoted_lines_are_not_records(spec, path, multiline_records, expected, label_column, labels_seen):
+    """A quoted field whose lines read as records of this very file (the file's field count, a label the file
+    uses) is almost surely a quote closed too late, which swallowed those records: an error naming the line.
+    A multi-line field of plain text (an address, a poem) does not look like that and stays allowed."""
+    if label_column is None:
+        return  # without labels, any line with the right number of commas would look like a record
+    for number, fields in multiline_records:
+        line = number
+        for value in fields:
+            for offset, piece in enumerate(value.split("\n")):
+                if offset > 0:
+                    line += 1
+                    inner = next(csv.reader([piece.rstrip("\r")], delimiter=spec.delimiter), [])
+                    if len(inner) == expected and inner[label_column] in labels_seen:
+                        raise DataError(
+                            f"{path}:{line}: this line reads as a record of the file ({_preview(inner)}), but it "
+                            f"sits inside a quoted field that opens on line {number}; is a quote on line {number} "
+                            "missing its closing quote?")
 
 
 def _resolve_column(column, header, header_line, path):
@@ -411,7 +486,7 @@ def _read_file(spec, path, split, labels):
     # tweet short, and with the label column last the tweet's tail would become an invented class.
     expected = len(header) if header is not None else layout.fields
 
-    examples = []
+    examples, first_line_of_label, multiline_records = [], {}, []
     for number, fields in rows:
         if len(fields) < needed:
             raise DataError(f"{path}:{number}: expected at least {needed} fields separated by "
@@ -423,13 +498,57 @@ def _read_file(spec, path, split, labels):
         if label is not None:
             label = spec.label_aliases.get(label, label)
             _check_label(spec, path, number, label, labels, layout)
+            first_line_of_label.setdefault(label, number)
+        if spec.csv_quoting and any("\n" in value for value in fields):
+            multiline_records.append((number, fields))
         examples.append(InputExample(guid=f"{split}-{number if guid is None else guid}",
                                      text_a=text_a, text_b=text_b, label=label))
 
     if not examples:
         what = "only a header line" if layout.has_header else "no lines"
         raise DataError(f"{path}: no examples in the file (it has {what})")
+    if multiline_records:
+        _check_quoted_lines_are_not_records(spec, path, multiline_records, expected, columns[2],
+                                            set(first_line_of_label) | set(labels or ()))
+    if split == "train" and spec.labels == LABELS_FROM_TRAIN_FILE and first_line_of_label:
+        _check_training_labels(spec, path, first_line_of_label)
     return examples
+
+
+def _check_training_labels(spec, path, first_line_of_label):
+    """Two spellings of one label, or a single label, in a training file that the label list is read from.
+
+    `first_line_of_label`: {label: the line it first appears on}. 'positive', 'Positive' and 'positive '
+    would otherwise become three classes. A single label would give a one-row head, which the model
+    trains as a regression (num_labels == 1) and which scores accuracy 1.0 on its own data.
+    """
+    name = os.path.basename(path)
+    if len(first_line_of_label) == 1:
+        [label] = first_line_of_label
+        raise DataError(f"{path}: only one label in {name}: {label!r}; a classifier needs examples of at least "
+                        "two classes")
+    if spec.distinct_label_spellings:
+        return
+    by_key = {}
+    for label, line in sorted(first_line_of_label.items(), key=lambda item: item[1]):
+        key = label.strip().casefold()
+        if key in by_key:
+            first, first_line = by_key[key]
+            raise DataError(f"{path}:{line}: label {label!r} differs from {first!r} ({name}:{first_line}) only by "
+                            "case or surrounding whitespace; write one spelling, or pass --distinct_label_spellings "
+                            "if they are different classes")
+        by_key[key] = (label, line)
+
+
+def small_training_set_warning(path, num_examples, batch_size):
+    """The WARNING text for a training set smaller than one batch, or None.
+
+    Such a run takes every step on the same few examples; the accuracy it reports says little.
+    """
+    if num_examples >= batch_size:
+        return None
+    return (f"{path}: only {num_examples} training example(s), fewer than one batch of {batch_size}: every "
+            "step sees the same examples, and the scores of this run say little")
 
 
 def _field_count_message(spec, path, number, fields, expected, header_line):
@@ -464,7 +583,10 @@ def _check_label(spec, path, number, label, labels, layout):
         return
     if labels is not None and label not in labels:
         hint = ""
-        if number == 1 and not layout.has_header:
+        same_but_spelling = [known for known in labels if known.strip().casefold() == label.strip().casefold()]
+        if same_but_spelling:
+            hint = f"; it differs from the label {same_but_spelling[0]!r} only by case or surrounding whitespace"
+        elif number == 1 and not layout.has_header:
             hint = (f"; task {spec.name!r} expects no header line in this file, "
                     f"is line 1 a header?")
         raise DataError(f"{path}:{number}: unknown label {label!r}; task {spec.name!r} has labels "
@@ -515,7 +637,10 @@ def get_num_labels(task, data_dir=None, **generic_options):
     spec = get_task(task, **generic_options)
     if spec.output_mode == "regression":
         return 1
-    return len(get_labels(spec, data_dir))
+    labels = get_labels(spec, data_dir)
+    if len(labels) < 2:  # one row would make the model train a regression head (MSE) on class ids
+        raise DataError(f"task {spec.name!r} has {len(labels)} label(s) {labels}; a classifier needs at least two")
+    return len(labels)
 
 
 def read_examples(task, data_dir, split, **generic_options):

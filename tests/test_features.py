@@ -309,8 +309,9 @@ def test_real_tokenizer_cache_round_trip(tmp_path):
     from transformers.tokenization_bert import BertTokenizer
 
     tokenizer = BertTokenizer.from_pretrained(str(minilm_dir()))
+    tweets = read_tweets()  # sorted by label: take both ends, since a training file needs two labels
     write_tweets_task(tmp_path, [(label, text.replace("\t", " ").replace("\n", " "))
-                                 for label, text in read_tweets(40)])
+                                 for label, text in tweets[:20] + tweets[-20:]])
     built = load_and_cache_features("generic", tmp_path, "train", tokenizer, 32)
     loaded = load_and_cache_features("generic", tmp_path, "train", tokenizer, 32)
     assert loaded == built and len(loaded) == 40

@@ -95,3 +95,48 @@ def test_the_shape_check_sees_functions_out_of_order(tmp_path):
     sample.write_text("def main():\n    pass\n\n\nclass A:\n    def train(self):\n        pass\n\n\ndef train():\n"
                       "    pass\n")
     assert top_level_functions(sample) == ["main", "train"]
+
+
+# ---- one rename ---------------------------------------------------------------------------------------------
+
+RENAMES = {("os", "replace"), ("os", "rename"), ("os", "renames"), ("shutil", "move")}
+
+
+def rename_calls(path):
+    """(line, function it sits in) for each call of os.replace, os.rename, os.renames or shutil.move,
+    written as `os.replace(...)` or, after `from os import replace`, as `replace(...)`."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    imported = {alias.asname or alias.name for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) and node.module in ("os", "shutil")
+                for alias in node.names if (node.module, alias.name) in RENAMES}
+    found = []
+
+    def visit(node, function):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            function = node.name
+        if isinstance(node, ast.Call):
+            called = node.func
+            if (isinstance(called, ast.Attribute) and isinstance(called.value, ast.Name)
+                    and (called.value.id, called.attr) in RENAMES) or \
+                    (isinstance(called, ast.Name) and called.id in imported):
+                found.append((node.lineno, function))
+        for child in ast.iter_child_nodes(node):
+            visit(child, function)
+    visit(tree, None)
+    return found
+
+
+def test_every_rename_goes_through_replace_path():
+    """Issue 23: a crash test stops between two renames by wrapping replace_path, so no other rename may
+    exist: not in the library, the task side, the scripts, the benchmarks or the tests."""
+    tracked = subprocess.run(["git", "ls-files", "*.py"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    calls = [(name, function) for name in tracked.stdout.splitlines()
+             for line, function in rename_calls(REPO_ROOT / name)]
+    assert calls == [("transformers/file_utils.py", "replace_path")]
+
+
+def test_the_rename_check_sees_each_spelling(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("import os, shutil\nfrom os import rename as mv\n\ndef save(a, b):\n    os.replace(a, b)\n"
+                      "    shutil.move(a, b)\n    mv(a, b)\n\nkeep = os.replace  # a reference, not a call\n")
+    assert rename_calls(sample) == [(5, "save"), (6, "save"), (7, "save")]

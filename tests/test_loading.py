@@ -3,6 +3,8 @@ prefix, pickled `.bin` files (safely), damaged files, other architectures, and c
 import json
 import os
 import shutil
+import struct
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,6 +12,8 @@ from safetensors.torch import load_file, save_file
 
 from _support import minilm_dir
 from transformers import BertConfig, BertForSequenceClassification, BertModel, LoadingError
+from transformers.file_utils import BadValueError
+from transformers.modeling_utils import check_finite
 
 
 @pytest.fixture(scope="module")
@@ -216,3 +220,145 @@ def test_config_errors_name_the_file(tmp_path):
         BertConfig.from_pretrained(str(minilm_dir()), hidden_sizes=3)
     with pytest.raises(ValueError, match="multiple of num_attention_heads"):
         BertConfig(hidden_size=100, num_attention_heads=12)
+
+
+# ---- non-finite weights (issue 23, item 2) ------------------------------------------------------------------
+
+def with_non_finite(tensors):
+    """The MiniLM weights after a diverged run: one tensor with a NaN, one with an inf."""
+    broken = dict(tensors)
+    broken["encoder.layer.3.attention.self.query.weight"] = tensors["encoder.layer.3.attention.self.query.weight"].clone()
+    broken["encoder.layer.3.attention.self.query.weight"][0, 5] = float("nan")
+    broken["pooler.dense.bias"] = tensors["pooler.dense.bias"].clone()
+    broken["pooler.dense.bias"][:2] = float("-inf")
+    return broken
+
+
+@pytest.mark.parametrize("bin_file", [False, True], ids=["safetensors", "bin"])
+def test_weights_with_nan_or_inf_are_refused_naming_the_tensor_and_file(tmp_path, minilm_tensors, bin_file):
+    model_dir = make_model_dir(tmp_path / "diverged", with_non_finite(minilm_tensors), bin_file=bin_file)
+    weights = model_dir / ("pytorch_model.bin" if bin_file else "model.safetensors")
+    with pytest.raises(LoadingError) as caught:
+        BertForSequenceClassification.from_pretrained(str(model_dir), num_labels=2)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(f"{weights}: 2 tensor(s) hold NaN or inf")
+    assert "encoder.layer.3.attention.self.query.weight (1 NaN of 147456)" in message
+    assert "pooler.dense.bias (2 inf of 384)" in message
+    assert "allow_non_finite=True" in message
+
+
+def test_allow_non_finite_loads_with_a_warning_naming_the_tensors(tmp_path, minilm_tensors, caplog):
+    model_dir = make_model_dir(tmp_path / "diverged", with_non_finite(minilm_tensors))
+    with caplog.at_level("WARNING", logger="transformers.modeling_utils"):
+        model = BertModel.from_pretrained(str(model_dir), allow_non_finite=True)
+    [warning] = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert "encoder.layer.3.attention.self.query.weight" in warning and "pooler.dense.bias" in warning
+    assert torch.isnan(model.encoder.layer[3].attention.self.query.weight[0, 5])  # loaded as it is, to inspect
+
+
+def test_a_given_state_dict_is_checked_too(minilm_tensors):
+    config = BertConfig.from_pretrained(str(minilm_dir()))
+    with pytest.raises(LoadingError, match=r"^the given state_dict: 2 tensor\(s\) hold NaN or inf"):
+        BertModel.from_pretrained(None, config=config, state_dict=with_non_finite(minilm_tensors))
+
+
+def test_a_sum_that_overflows_from_finite_values_is_not_a_false_alarm():
+    """check_finite sums each tensor first; fp16 values of 60000 are finite but their sum is inf in fp16."""
+    big = torch.full((4,), 60000.0, dtype=torch.float16)
+    assert torch.isinf(big.sum())
+    check_finite({"big": big, "ids": torch.arange(3)}, "fp16 weights")  # no error
+    big[1] = float("nan")
+    with pytest.raises(LoadingError, match=r"big \(1 NaN of 4\)"):
+        check_finite({"big": big}, "fp16 weights")
+
+
+def nan_with_the_same_crc32c(data):
+    """`data` (float32 bytes) with its first float set to NaN and its second changed so that the crc32c stays
+    the same: a TensorFlow data file that passes its checksum and holds a NaN, as a diverged run would save.
+
+    For inputs of one length crc32c is affine over GF(2): crc(a ^ b) = crc(a) ^ crc(b) ^ crc(zeros). So a change
+    d keeps the crc when crc(d) == crc(zeros); we solve for the 32 bits of the second float that make it so."""
+    from transformers.tf_checkpoint import crc32c
+
+    def linear(change):
+        return crc32c(bytes(change)) ^ crc32c(bytes(len(data)))
+
+    nan_change = bytearray(len(data))
+    nan_change[:4] = bytes(a ^ b for a, b in zip(data[:4], struct.pack("<f", float("nan"))))
+    columns = []
+    for bit in range(32):  # what flipping each bit of the second float does to the crc
+        change = bytearray(len(data))
+        change[4 + bit // 8] = 1 << (bit % 8)
+        columns.append((linear(change), 1 << bit))
+    target, chosen = linear(nan_change), 0
+    for row in range(32):  # Gaussian elimination: find bits whose effects XOR to the target
+        pivot = next((i for i, (value, _) in enumerate(columns) if value >> row & 1), None)
+        if pivot is None:
+            continue
+        value, bits = columns.pop(pivot)
+        columns = [(v ^ value, b ^ bits) if v >> row & 1 else (v, b) for v, b in columns]
+        if target >> row & 1:
+            target, chosen = target ^ value, chosen ^ bits
+    assert target == 0
+    out = bytearray(a ^ b for a, b in zip(data, nan_change))
+    for byte in range(4):
+        out[4 + byte] ^= chosen >> (8 * byte) & 0xFF
+    assert crc32c(bytes(out)) == crc32c(bytes(data))
+    return bytes(out)
+
+
+def test_a_tensorflow_checkpoint_with_nan_is_refused_too(tmp_path):
+    from transformers.tf_checkpoint import TFCheckpoint
+    folder = tmp_path / "tf_bert_tiny"
+    shutil.copytree(Path(__file__).resolve().parent / "fixtures" / "tf_bert_tiny", folder)
+    name = "bert/encoder/layer_1/output/dense/kernel"
+    entry = TFCheckpoint(folder / "bert_model.ckpt.index").entries[name]
+    data_file = folder / "bert_model.ckpt.data-00000-of-00001"
+    raw = bytearray(data_file.read_bytes())
+    raw[entry.offset:entry.offset + entry.size] = nan_with_the_same_crc32c(raw[entry.offset:entry.offset + entry.size])
+    data_file.write_bytes(bytes(raw))
+    with pytest.raises(LoadingError, match=r"TensorFlow checkpoint, converted in memory\): 1 tensor\(s\) hold NaN "
+                                           r"or inf: bert\.encoder\.layer\.1\.output\.dense\.weight \(1 NaN"):
+        BertForSequenceClassification.from_pretrained(folder, num_labels=3)
+
+
+# ---- config values by type (issue 23, item 9) ----------------------------------------------------------------
+
+def test_numbers_written_as_strings_load_as_numbers(tmp_path, minilm_tensors):
+    """transformers 2.x configs were sometimes saved with "num_labels": "3"; that used to end in
+    TypeError: '<' not supported between 'str' and 'int'."""
+    config = json.loads((minilm_dir() / "config.json").read_text())
+    config.update(num_labels="3", hidden_size=" 384", layer_norm_eps="1e-12", hidden_dropout_prob="0.1")
+    model_dir = make_model_dir(tmp_path / "strings", minilm_tensors, config)
+    model = BertForSequenceClassification.from_pretrained(str(model_dir))
+    assert (model.config.num_labels, model.config.hidden_size) == (3, 384)
+    assert model.config.layer_norm_eps == 1e-12 and model.config.hidden_dropout_prob == 0.1
+    assert model.classifier.weight.shape == (3, 384)
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("hidden_size", "abc", "'hidden_size' must be an integer, found 'abc'"),
+    ("num_labels", "3.5", "'num_labels' must be an integer, found '3.5'"),
+    ("num_hidden_layers", True, "'num_hidden_layers' must be an integer, found True"),
+    ("vocab_size", [30522], "'vocab_size' must be an integer, found [30522]"),
+    ("hidden_dropout_prob", "high", "'hidden_dropout_prob' must be a finite number, found 'high'"),
+    ("layer_norm_eps", "nan", "'layer_norm_eps' must be a finite number, found 'nan'"),
+])
+def test_a_value_of_the_wrong_type_names_the_key_and_the_file(tmp_path, key, value, expected):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**TINY_ARCHITECTURE, key: value}))
+    with pytest.raises(BadValueError) as caught:
+        BertConfig.from_pretrained(str(path))
+    assert str(caught.value) == f"{path}: {expected}"
+
+
+@pytest.mark.parametrize("family", ["albert", "roberta", "xlnet"])
+def test_every_family_reads_its_config_by_type(tmp_path, family):
+    from transformers.configuration_albert import AlbertConfig
+    from transformers.configuration_roberta import RobertaConfig
+    from transformers.configuration_xlnet import XLNetConfig
+    config_class, integer_key = {"albert": (AlbertConfig, "embedding_size"), "roberta": (RobertaConfig, "vocab_size"),
+                                 "xlnet": (XLNetConfig, "d_inner")}[family]
+    assert config_class.from_dict({integer_key: "64"}).__getattribute__(integer_key) == 64
+    with pytest.raises(ValueError, match=f"'{integer_key}' must be an integer, found 'abc'"):
+        config_class.from_dict({integer_key: "abc"})

@@ -523,3 +523,105 @@ def test_quotas_add_up():
 
 def test_clean_text_keeps_one_line():
     assert prepare_demo_data.clean_text("a\tb\nc\r\nd ") == "a b c d"
+
+
+# --------------------------------------------------------------------------------------------------
+# Labels you did not mean (issue 23, item 8)
+# --------------------------------------------------------------------------------------------------
+def test_labels_that_differ_only_by_case_or_whitespace_are_an_error_quoting_both(tmp_path):
+    """'positive', 'positive ' and 'Positive' used to become three classes."""
+    path = write(tmp_path, "train.tsv", ["label" + T + "text", "positive" + T + "a good day",
+                                         "negative" + T + "a bad day", "positive " + T + "a fine day",
+                                         "Positive" + T + "a great day"])
+    with pytest.raises(DataError) as err:
+        get_labels("generic", tmp_path)
+    assert str(err.value) == (f"{path}:4: label 'positive ' differs from 'positive' (train.tsv:2) only by case or "
+                              "surrounding whitespace; write one spelling, or pass --distinct_label_spellings if "
+                              "they are different classes")
+    with pytest.raises(DataError, match="'positive '"):
+        read_examples("generic", tmp_path, "train")
+
+
+def test_distinct_label_spellings_keeps_them_as_classes(tmp_path):
+    write(tmp_path, "train.tsv", ["label" + T + "text", "positive" + T + "a", "Positive" + T + "b", "neg" + T + "c"])
+    assert get_labels("generic", tmp_path, distinct_label_spellings=True) == ["Positive", "neg", "positive"]
+    assert get_num_labels("generic", tmp_path, distinct_label_spellings=True) == 3
+
+
+def test_the_distinct_label_spellings_flag_reaches_the_task(tmp_path):
+    import argparse
+    from bert_read_step_to_step.tasks import add_generic_task_options, generic_task_options
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--task_name")
+    add_generic_task_options(parser)
+    options = generic_task_options(parser.parse_args(["--task_name", "generic", "--distinct_label_spellings"]))
+    assert get_task("generic", **options).distinct_label_spellings
+    assert not get_task("generic", **generic_task_options(parser.parse_args(["--task_name", "generic"]))) \
+        .distinct_label_spellings
+
+
+def test_a_training_file_with_one_label_is_an_error_not_a_regression(tmp_path):
+    """One label used to give num_labels 1, which the model trains as a regression (MSE), scoring 1.0."""
+    path = write(tmp_path, "train.tsv", ["label" + T + "text", "positive" + T + "a good day",
+                                         "positive" + T + "a fine day"])
+    with pytest.raises(DataError) as err:
+        get_num_labels("generic", tmp_path)
+    assert str(err.value) == (f"{path}: only one label in train.tsv: 'positive'; a classifier needs examples of "
+                              "at least two classes")
+    with pytest.raises(DataError, match="only one label in train.tsv"):
+        read_examples("generic", tmp_path, "train")
+
+
+def test_a_training_set_smaller_than_one_batch_gets_a_warning_text():
+    from bert_read_step_to_step.tasks import small_training_set_warning
+    assert small_training_set_warning("data/train.tsv", 1, 8) == (
+        "data/train.tsv: only 1 training example(s), fewer than one batch of 8: every step sees the same "
+        "examples, and the scores of this run say little")
+    assert small_training_set_warning("data/train.tsv", 8, 8) is None
+
+
+# --------------------------------------------------------------------------------------------------
+# CSV quotes (issue 23, item 11)
+# --------------------------------------------------------------------------------------------------
+CSV_HEAD = ["label,text", "positive,a good day", "negative,a bad day"]
+
+
+def test_a_quote_that_never_closes_names_the_line_where_it_opens(tmp_path):
+    """It used to swallow the rest of the file: here lines 5 to 8, and with them every 'neutral'."""
+    path = write(tmp_path, "train.csv", CSV_HEAD + ['positive,"a ""fine"" day"', 'negative,"cold, wet, grey',
+                                                    "neutral,an ordinary day", "neutral,nothing happened",
+                                                    "positive,sunny"])
+    with pytest.raises(DataError) as err:
+        read_examples("generic", tmp_path, "train", file_format="csv")
+    assert str(err.value).startswith(f"{path}:5: a quote opens here and never closes, so lines 5-8 (the rest "
+                                     "of the file) would be read as one field")
+
+
+def test_a_quote_closed_too_late_names_the_records_it_swallowed(tmp_path):
+    path = write(tmp_path, "train.csv", CSV_HEAD + ['positive,"great day', "neutral,an ordinary day",
+                                                    'negative,bad day"', "neutral,nothing happened"])
+    with pytest.raises(DataError) as err:
+        read_examples("generic", tmp_path, "train", file_format="csv")
+    assert str(err.value) == (f"{path}:5: this line reads as a record of the file (['neutral', 'an ordinary day']), "
+                              "but it sits inside a quoted field that opens on line 4; is a quote on line 4 "
+                              "missing its closing quote?")
+
+
+def test_a_multi_line_quoted_text_stays_allowed(tmp_path):
+    """Lines with a comma but not a label of the file, or without the file's field count, are just text."""
+    write(tmp_path, "train.csv", CSV_HEAD + ['positive,"Dear all,\nwhat a day, really,\nlovely\n"',
+                                             'negative,"bad\nnews, sadly"', "positive,end"])
+    examples = read_examples("generic", tmp_path, "train", file_format="csv")
+    assert [(e.guid, e.label, e.text_a) for e in examples[2:]] == [
+        ("train-4", "positive", "Dear all,\nwhat a day, really,\nlovely\n"),
+        ("train-8", "negative", "bad\nnews, sadly"), ("train-10", "positive", "end")]
+
+
+def test_a_dev_label_spelled_otherwise_than_in_training_says_so(tmp_path):
+    write(tmp_path, "train.tsv", ["label" + T + "text", "positive" + T + "a", "negative" + T + "b"])
+    path = write(tmp_path, "dev.tsv", ["label" + T + "text", "negative" + T + "c", "Positive " + T + "d"])
+    with pytest.raises(DataError) as err:
+        read_examples("generic", tmp_path, "dev")
+    assert str(err.value) == (f"{path}:3: unknown label 'Positive '; task 'generic' has labels ['negative', "
+                              "'positive']; it differs from the label 'positive' only by case or surrounding "
+                              "whitespace")

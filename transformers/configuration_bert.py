@@ -7,6 +7,8 @@ Reading `config.json` is forgiving about keys and strict about syntax:
 - keys we do not use (`architectures`, `transformers_version`, `model_type`, `use_cache`, ...) are kept
   in `config.extra`, written back out by `to_json_file`, and never fatal;
 - a file that is not JSON (or was cut off mid-write) is an error that names the file and the line;
+- a value of the wrong type is an error naming the file and the key, except that an integer or a number
+  written as a string (`"num_labels": "3"`, as some transformers 2.x configs were saved) is read as one;
 - a file that leaves out a field fixing the network's shape (`REQUIRED_FIELDS`) is an error naming the
   file and the fields: filling it from a default (12 layers on a 6-layer checkpoint) would load part of the
   weights and leave the rest random.
@@ -18,7 +20,10 @@ Run `python -m transformers.configuration_bert PATH` to print a config as we rea
 """
 import json
 import logging
+import math
 import os
+import re
+import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import ClassVar, Dict, List, Optional, Tuple
 
@@ -97,11 +102,12 @@ class PretrainedConfig:
     def from_dict(cls, values, **overrides):
         """Build a config from a dict as found in config.json, then apply named `overrides`."""
         known = {f.name for f in fields(cls)} - {"extra"}
+        types = typing.get_type_hints(cls)
         kwargs, extra = {}, dict(values.get("extra", {}))
         for key, value in values.items():
             key = RENAMED_KEYS.get(key, key)
             if key in known:
-                kwargs[key] = value
+                kwargs[key] = typed_value(key, value, types[key])
             elif key != "extra":
                 extra[key] = value
         if kwargs.get("id2label") is not None:
@@ -247,6 +253,41 @@ def read_config_json(path):
     if not isinstance(values, dict):
         raise BadValueError(f"{path}: a config.json must hold a JSON object, found {type(values).__name__}")
     return values
+
+
+# "3", " 3", "-1": an integer written as a JSON string. "3.0" and "3e2" are not: a count has no fraction.
+INTEGER_STRING = re.compile(r"\s*[+-]?\d+\s*")
+
+
+def typed_value(key, value, kind):
+    """A config.json value for a field declared `kind`, or a ValueError naming `key`.
+
+    Integer and float fields take their type or a string that spells one ("3" -> 3, "1e-12" -> 1e-12), so
+    that `"num_labels": "3"` builds three rows instead of failing later at `"3" < 1`. Other fields pass as
+    read. JSON's true and false are not numbers here, though Python counts bool as int.
+    """
+    if typing.get_origin(kind) is typing.Union and type(None) in typing.get_args(kind):
+        if value is None:
+            return None
+        [kind] = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+    if kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and INTEGER_STRING.fullmatch(value):
+            return int(value)
+        raise ValueError(f"{key!r} must be an integer, found {value!r}")
+    if kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return value
+        if isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                number = math.nan
+            if math.isfinite(number):
+                return number
+        raise ValueError(f"{key!r} must be a finite number, found {value!r}")
+    return value
 
 
 def _read_id2label(id2label, label2id):

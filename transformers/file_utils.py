@@ -57,6 +57,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
 import sys
 import tempfile
@@ -716,29 +717,117 @@ def write_json_atomically(path, document, **dump_options):
     write_atomically(path, write)
 
 
-def write_folder_atomically(path, write):
+# Replacing a folder takes two renames, because a rename cannot replace a folder that holds files. Between
+# them there is a moment when `path` does not exist; the old folder then waits beside it under a name
+# recover_folder knows, so that a crash at any point leaves a complete folder to read:
+#
+#   write(.NAME-PID-xxxxxxxx)   crash here: NAME is the old folder; the unfinished new one is removed
+#   NAME -> .NAME.old-PID       crash here: NAME is missing; the old folder is renamed back
+#   .NAME-PID-xxxxxxxx -> NAME  crash here: both are complete; the old one is deleted
+#   delete .NAME.old-PID        crash here: the rest of the old one is deleted
+#
+# The PID in both names lets recover_folder leave alone the folders of a process that is still writing.
+
+def _new_folder_name(name):
+    return f".{name}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def _old_folder_name(name):
+    return f".{name}.old-{os.getpid()}"
+
+
+def _process_is_alive(pid):
+    if pid == os.getpid():
+        return False  # our own leftovers come from an earlier call that failed: nothing of ours is writing now
+    try:
+        os.kill(pid, 0)  # signal 0 sends nothing, it only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
+
+
+def _leftover_folders(path):
+    """[(kind, pid, full path)] for the .NAME-PID-xxxxxxxx ("new") and .NAME.old-PID ("old") folders beside
+    `path`. The eight hex digits keep checkpoint-4's new folder from reading as one of checkpoint's."""
+    parent, name = os.path.split(os.path.abspath(path))
+    new, old = re.compile(rf"\.{re.escape(name)}-(\d+)-[0-9a-f]{{8}}"), re.compile(rf"\.{re.escape(name)}\.old-(\d+)")
+    found = []
+    for entry in sorted(os.listdir(parent)) if os.path.isdir(parent) else []:
+        for kind, pattern in (("new", new), ("old", old)):
+            match = pattern.fullmatch(entry)
+            if match:
+                found.append((kind, int(match.group(1)), os.path.join(parent, entry)))
+    return found
+
+
+def recover_folder(path):
+    """Finish or undo a write_folder_atomically of `path` that a crash interrupted; return what it did.
+
+    `path` missing and an old copy beside it: the old copy is renamed back. `path` present: old copies
+    are deleted. Unfinished new folders are deleted. Folders of a process that is still running are left
+    alone. write_folder_atomically calls this first; call it on a run's output folder when a run starts.
+    """
+    done = []
+    leftovers = [(kind, folder) for kind, pid, folder in _leftover_folders(path) if not _process_is_alive(pid)]
+    olds = [folder for kind, folder in leftovers if kind == "old"]
+    if olds and not os.path.exists(path):
+        # The newest by modification time is the last folder that stood at `path`.
+        newest = max(olds, key=os.path.getmtime)
+        replace_path(newest, path)
+        _fsync_path(os.path.dirname(os.path.abspath(path)))
+        done.append(f"restored {path} from {os.path.basename(newest)}")
+        olds.remove(newest)
+    for folder in olds + [folder for kind, folder in leftovers if kind == "new"]:
+        shutil.rmtree(folder, ignore_errors=True)
+        done.append(f"removed {os.path.basename(folder)}")
+    if done:
+        logger.warning("%s: a replacement of this folder was interrupted; %s", path, ", ".join(done))
+    return done
+
+
+# .NAME-PID-xxxxxxxx or .NAME.old-PID: the NAME a leftover belongs to (NAME may itself hold dots and dashes).
+LEFTOVER_FOLDER = re.compile(r"\.(?P<name>.+)(-\d+-[0-9a-f]{8}|\.old-\d+)")
+
+
+def recover_folders_in(parent):
+    """recover_folder for every folder of `parent` that left a replacement unfinished (a run's output_dir,
+    with its checkpoint-N folders, when the run starts); return what was done."""
+    if not os.path.isdir(parent):
+        return []
+    names = sorted({match.group("name") for entry in os.listdir(parent)
+                    for match in [LEFTOVER_FOLDER.fullmatch(entry)] if match})
+    return [step for name in names for step in recover_folder(os.path.join(parent, name))]
+
+
+def write_folder_atomically(path, write, replace=replace_path):
     """Call write(temp_folder), then move the finished folder to `path` (replacing one that is there), durably.
 
-    A process killed before the rename leaves a hidden `.<name>-*` folder that nothing reads, never a
-    half-written `path`.
+    A crash at any point leaves `path` as either the whole old folder or the whole new one (after
+    recover_folder, which runs first here). `replace` is replace_path; a test passes a wrapper to stop
+    between two renames.
     """
-    parent = os.path.dirname(os.path.abspath(path))
-    temp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(path)}-")
+    recover_folder(path)
+    parent, name = os.path.split(os.path.abspath(path))
+    temp = os.path.join(parent, _new_folder_name(name))
+    old = os.path.join(parent, _old_folder_name(name))
+    os.mkdir(temp)  # with the permissions of any folder the user creates
     try:
         write(temp)
         for folder, _, files in os.walk(temp):
-            for name in files:
-                _fsync_path(os.path.join(folder, name))
+            for file_name in files:
+                _fsync_path(os.path.join(folder, file_name))
             _fsync_path(folder)
-        # mkdtemp made the folder private (0700); give it the permissions of any folder the user creates.
-        os.chmod(temp, 0o777 & ~current_umask())
         if os.path.exists(path):  # e.g. a checkpoint saved before by a run that was resumed from an earlier one
-            shutil.rmtree(path)
-        replace_path(temp, path)
+            replace(path, old)
+        replace(temp, path)
+        _fsync_path(parent)  # both renames on disk before the old folder goes
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
+        recover_folder(path)  # the old folder back at `path` if it was moved aside
         raise
-    _fsync_path(parent)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 # ---- errors a user can read -------------------------------------------------------------------------------

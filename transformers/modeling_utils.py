@@ -201,7 +201,7 @@ class PreTrainedModel(nn.Module):
     def from_pretrained(cls, pretrained_model_name_or_path, config=None, state_dict=None,
                         output_loading_info=False, reinit_keys=None, reinit_std=None, reinit_seed=None,
                         ignore_mismatched_sizes=False, cache_dir=None, force_download=False, local_files_only=False,
-                        labels=None, **config_overrides):
+                        labels=None, allow_non_finite=False, **config_overrides):
         """Build a model and fill it from a checkpoint.
 
         pretrained_model_name_or_path: a directory with config.json and model.safetensors (preferred) or
@@ -215,6 +215,8 @@ class PreTrainedModel(nn.Module):
         cache_dir / force_download / local_files_only: how remote files are fetched (see `cached_path`).
         labels: the task's label names, in the order its data numbers them. The head gets one row per name,
             and a head loaded from the checkpoint is reordered to match (see `match_head_to_labels`).
+        allow_non_finite: load a checkpoint that holds NaN or inf (a diverged run's), with a WARNING naming
+            the tensors, instead of refusing it; for inspecting such a file, never for training on it.
         Returns the model, or (model, LoadingInfo) with output_loading_info=True. The info is also kept as
         `model.loading_info`.
         """
@@ -241,6 +243,7 @@ class PreTrainedModel(nn.Module):
 
         # 4. Read the state dict, in the model's naming. A TensorFlow checkpoint is renamed from Google's names
         #    here; what it holds that no model uses (Adam's slots, global_step, the cls/ heads) is only listed.
+        #    Whatever the format, a tensor with NaN or inf stops the load here (see `check_finite`).
         source, unused_in_checkpoint = weights_file or "the given state_dict", []
         if state_dict is None and weights_file.endswith(".index"):
             if cls.config_class is not BertConfig:
@@ -251,6 +254,7 @@ class PreTrainedModel(nn.Module):
             source = f"{weights_file} (TensorFlow checkpoint, converted in memory)"
         elif state_dict is None:
             state_dict = read_state_dict(weights_file)
+        check_finite(state_dict, source, allow_non_finite)
         state_dict = match_to_model(state_dict, model)
 
         # 5. Choose what to load and what to re-initialize.
@@ -382,6 +386,39 @@ def read_state_dict(path):
     if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise LoadingError(f"{path}: expected a dict of tensors, found {type(state_dict).__name__}")
     return state_dict
+
+
+def check_finite(state_dict, source, allow_non_finite=False):
+    """Refuse a state dict with NaN or inf in any floating tensor, naming the tensors and `source`.
+
+    A run that diverged saves weights that are all NaN, and a model built from them predicts one class for
+    every input without an error anywhere. One sum per tensor is cheap next to reading it.
+    allow_non_finite=True logs the same finding as a WARNING and lets the load go on.
+    """
+    bad = [name for name, tensor in state_dict.items() if tensor.is_floating_point() and not _all_finite(tensor)]
+    if not bad:
+        return
+    # e.g. "bert.pooler.dense.weight (147456 NaN of 147456)"
+    described = [f"{name} ({_count_non_finite(state_dict[name])} of {state_dict[name].numel()})" for name in bad[:3]]
+    more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+    finding = f"{source}: {len(bad)} tensor(s) hold NaN or inf: {', '.join(described)}{more}"
+    if allow_non_finite:
+        logger.warning(f"{finding}; loaded anyway (allow_non_finite=True), this model's outputs are not meaningful")
+        return
+    raise LoadingError(f"{finding}; the run that saved it probably diverged (use an earlier checkpoint). "
+                       "To inspect it anyway, pass allow_non_finite=True")
+
+
+def _all_finite(tensor):
+    # A NaN or an inf anywhere makes the sum NaN or inf, so a finite sum proves every value finite. Summing is
+    # one pass with nothing to allocate, where isfinite(tensor) first builds a bool tensor as large as the
+    # weights. A sum that overflows from finite values alone (fp16 sums can) is settled by the exact test.
+    return bool(torch.isfinite(tensor.sum())) or bool(torch.isfinite(tensor).all())
+
+
+def _count_non_finite(tensor):
+    nan, inf = int(torch.isnan(tensor).sum()), int(torch.isinf(tensor).sum())
+    return " and ".join(part for part in (f"{nan} NaN" if nan else "", f"{inf} inf" if inf else "") if part)
 
 
 def _is_safetensors(path):
