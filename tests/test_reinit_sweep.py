@@ -1,6 +1,6 @@
 """The re-init sweep: its statistics, its bookkeeping (resume, extend, refuse), and one real tiny sweep.
 
-Bookkeeping tests replace the single run (`reinit_sweep.train_and_evaluate`) with a fake whose score is
+Bookkeeping tests replace the single run (`sweep_runs.train_and_evaluate`) with a fake whose score is
 computed from its command line, so they run in a fraction of a second and can count calls. The real sweep
 fine-tunes MiniLM on a few dozen tweets for one epoch per run.
 """
@@ -20,9 +20,9 @@ import torch
 from safetensors.torch import load_file
 
 from _support import minilm_dir, read_tweets
-from bert_read_step_to_step import reinit_sweep
+from bert_read_step_to_step import reinit_sweep, sweep_data, sweep_plan, sweep_runs
 from bert_read_step_to_step.prepare_demo_data import clean_text
-from bert_read_step_to_step.reinit_sweep import Setting, SweepError
+from bert_read_step_to_step.sweep_plan import Setting, SweepError
 
 LABELS = ("negative", "neutral", "positive")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -91,7 +91,7 @@ class FakeRun:
 @pytest.fixture
 def fake_run(monkeypatch):
     fake = FakeRun()
-    monkeypatch.setattr(reinit_sweep, "train_and_evaluate", fake)
+    monkeypatch.setattr(sweep_runs, "train_and_evaluate", fake)
     return fake
 
 
@@ -124,15 +124,15 @@ HAND_RUNS = [("0", 1, 0.60), ("0", 2, 0.70), ("0", 3, 0.65), ("2+pooler", 1, 0.7
 # ---- settings and seeds -------------------------------------------------------------------------------
 
 def test_settings_and_seeds_parse():
-    assert reinit_sweep.parse_settings("0, 1+pooler,2,0") == [Setting(0, False), Setting(1, True), Setting(2, False)]
-    assert [s.label for s in sorted(reinit_sweep.parse_settings("3+pooler,0+pooler,1,0"))] == \
+    assert sweep_plan.parse_settings("0, 1+pooler,2,0") == [Setting(0, False), Setting(1, True), Setting(2, False)]
+    assert [s.label for s in sorted(sweep_plan.parse_settings("3+pooler,0+pooler,1,0"))] == \
         ["0", "0+pooler", "1", "3+pooler"]
     assert Setting(2, True).describe() == "top 2 + pooler" and Setting(0, False).describe() == "none"
-    assert reinit_sweep.parse_seeds("1-3,10,2") == [1, 2, 3, 10]
+    assert sweep_plan.parse_seeds("1-3,10,2") == [1, 2, 3, 10]
     with pytest.raises(SweepError, match="'pool' is not understood"):
-        reinit_sweep.parse_settings("2+pool")
+        sweep_plan.parse_settings("2+pool")
     with pytest.raises(SweepError, match="a <= b"):
-        reinit_sweep.parse_seeds("5-1")
+        sweep_plan.parse_seeds("5-1")
 
 
 # ---- statistics ----------------------------------------------------------------------------------------
@@ -155,7 +155,7 @@ def test_summary_matches_hand_computed_values(tmp_path):
     markdown = (tmp_path / "summary.md").read_text(encoding="utf-8")
     rows = [line for line in markdown.splitlines() if line.startswith("| ") and "setting" not in line]
     assert rows == ["| 0 | 65.0 ± 5.0 | 60.0 | 70.0 | n/a | 3 |",
-                    "| 1 | 50.0 (one seed) | 50.0 | 50.0 | n/a | 1 |",
+                    "| 1 | 50.0 (one score) | 50.0 | 50.0 | n/a | 1 |",
                     "| 2+pooler | 73.0 ± 1.4 | 72.0 | 74.0 | n/a | 2 |"]
     assert "dev acc" in markdown and "500 training examples" in markdown
 
@@ -196,32 +196,32 @@ def test_majority_baseline_is_read_from_the_dev_file(tmp_path):
     folder.mkdir()
     (folder / "train.tsv").write_text("label\ttext\na\tx\nb\ty\nc\tz\n", encoding="utf-8")
     (folder / "dev.tsv").write_text("label\ttext\nb\tu\nb\tv\na\tw\nb\tx\n", encoding="utf-8")
-    baseline = reinit_sweep.majority_baseline("generic", str(folder), {})
+    baseline = sweep_data.majority_baseline("generic", str(folder), {})
     assert baseline == {"label": "b", "share": 0.75, "score": 0.75}  # 3 of the 4 dev labels are "b"
 
 
 def test_stabilizer_settings_parse_label_and_reach_the_command_line(tmp_path):
-    settings = reinit_sweep.parse_settings("0,2+pooler,bertadam,2+pooler+bertadam,mixout0.7,prior_wd,"
-                                           "1+mixout0.1+prior_wd")
+    settings = sweep_plan.parse_settings("0,2+pooler,bertadam,2+pooler+bertadam,mixout0.7,prior_wd,"
+                                         "1+mixout0.1+prior_wd")
     assert settings[2] == Setting(0, False, bertadam=True)
     assert settings[3] == Setting(2, True, bertadam=True)
     assert settings[4] == Setting(0, False, mixout=0.7) and settings[5] == Setting(0, False, prior_wd=True)
     assert settings[6] == Setting(1, False, mixout=0.1, prior_wd=True)
-    assert [reinit_sweep.parse_setting(setting.label) for setting in settings] == settings  # labels read back
+    assert [sweep_plan.parse_setting(setting.label) for setting in settings] == settings  # labels read back
     assert [setting.label for setting in settings[2:5]] == ["bertadam", "2+pooler+bertadam", "mixout0.7"]
     assert Setting(2, True, bertadam=True, mixout=0.7).describe() == "top 2 + pooler + BERTAdam + mixout 0.7"
     config = {"model_name_or_path": "m", "task_name": "generic", "epochs": 1.0, "max_seq_length": 24,
               "batch_size": 8, "learning_rate": 1e-4, "precision": "fp32", "batching": "random", "extra_args": []}
-    argv = reinit_sweep.run_argv(config, "d", settings[3], 1, "r")
+    argv = sweep_plan.run_argv(config, "d", settings[3], 1, "r")
     assert argv_value(argv, "--reinit_layers") == "2" and "--reinit_pooler" in argv and "--use_bertadam" in argv
-    argv = reinit_sweep.run_argv(config, "d", settings[6], 1, "r")
+    argv = sweep_plan.run_argv(config, "d", settings[6], 1, "r")
     assert argv_value(argv, "--mixout") == "0.1" and "--prior_weight_decay" in argv
     assert float(argv_value(argv, "--weight_decay")) > 0 and "--use_bertadam" not in argv
     for bad in ("mixout1.5", "bertadam+bertadam", "pooler", "bertadam+2"):
         with pytest.raises(SweepError, match=f"setting '{re.escape(bad)}'"):
-            reinit_sweep.parse_setting(bad)
+            sweep_plan.parse_setting(bad)
     with pytest.raises(SweepError, match="--mixout"):
-        reinit_sweep.check_extra_args(["--mixout", "0.3"])
+        sweep_plan.check_extra_args(["--mixout", "0.3"])
 
 
 def test_results_from_before_failure_rates_get_the_baseline_added(tmp_path, data_dir, fake_run):
@@ -277,14 +277,14 @@ def test_extending_runs_only_the_new_seeds_and_settings(tmp_path, data_dir, fake
 def test_results_are_saved_after_each_run_and_a_stopped_run_is_redone_clean(tmp_path, data_dir, monkeypatch):
     out = tmp_path / "sweep"
     failing = FakeRun(fail_on_call=3)
-    monkeypatch.setattr(reinit_sweep, "train_and_evaluate", failing)
+    monkeypatch.setattr(sweep_runs, "train_and_evaluate", failing)
     with pytest.raises(RuntimeError, match="killed mid-run"):
         reinit_sweep.main(sweep_argv(data_dir, out))
     assert [(r["setting"], r["seed"]) for r in results_of(out)["runs"]] == [("0", 1), ("2+pooler", 1)]
     assert (out / "runs" / "0" / "seed-2" / "half_written.txt").exists()
 
     fake = FakeRun()
-    monkeypatch.setattr(reinit_sweep, "train_and_evaluate", fake)
+    monkeypatch.setattr(sweep_runs, "train_and_evaluate", fake)
     outcome = reinit_sweep.main(sweep_argv(data_dir, out))
     assert fake.seen() == [("0", 2), ("2+pooler", 2)]
     assert outcome.ran == 2 and len(results_of(out)["runs"]) == 4
@@ -306,7 +306,7 @@ def test_parallel_workers_run_every_run_once_with_the_cores_shared_out(tmp_path,
 
 def test_a_failed_parallel_run_stops_the_sweep_and_the_finished_runs_are_kept(tmp_path, data_dir, monkeypatch):
     failing = FakeRun(fail_on_call=3)
-    monkeypatch.setattr(reinit_sweep, "train_and_evaluate", failing)
+    monkeypatch.setattr(sweep_runs, "train_and_evaluate", failing)
     with pytest.raises(RuntimeError, match="killed mid-run"):
         reinit_sweep.main(sweep_argv(data_dir, tmp_path / "sweep", "0,2+pooler", "1-3", "--workers", "2"))
     saved = [(record["setting"], record["seed"]) for record in results_of(tmp_path / "sweep")["runs"]]
@@ -379,7 +379,7 @@ def test_batching_reaches_every_run_and_a_resumed_sweep_keeps_it(tmp_path, data_
     extended = reinit_sweep.main(sweep_argv(data_dir, out, "0,2+pooler", "1-3", "--batching", "random"))
     assert extended.ran == 2 and not any("--group_by_length" in argv for argv in fake_run.calls)
     with pytest.raises(SweepError, match="--group_by_length .* through --batching"):
-        reinit_sweep.check_extra_args(["--group_by_length"])
+        sweep_plan.check_extra_args(["--group_by_length"])
 
 
 def test_regenerated_data_is_refused(tmp_path, data_dir, fake_run):
@@ -419,7 +419,7 @@ def test_downsample_keeps_class_shares_and_lines(tmp_path):
     (source / "dev.tsv").write_text("label\ttext\na\tx\nc\ty\n", encoding="utf-8")
 
     out = tmp_path / "subset"
-    folder, size = reinit_sweep.downsample("generic", str(source), 15, 42, str(out), {})
+    folder, size = sweep_data.downsample("generic", str(source), 15, 42, str(out), {})
     assert (folder, size) == (str(out), 15)
     written = (out / "train.tsv").read_text(encoding="utf-8").splitlines(keepends=True)
     assert written[0] == "label\ttext\n" and len(written) == 16
@@ -431,11 +431,11 @@ def test_downsample_keeps_class_shares_and_lines(tmp_path):
     assert (out / "dev.tsv").read_bytes() == (source / "dev.tsv").read_bytes()
 
     first_mtime = (out / "train.tsv").stat().st_mtime_ns
-    reinit_sweep.downsample("generic", str(source), 15, 42, str(out), {})
+    sweep_data.downsample("generic", str(source), 15, 42, str(out), {})
     assert (out / "train.tsv").stat().st_mtime_ns == first_mtime  # same draw, file left alone
-    reinit_sweep.downsample("generic", str(source), 15, 7, str(tmp_path / "other"), {})
+    sweep_data.downsample("generic", str(source), 15, 7, str(tmp_path / "other"), {})
     assert (tmp_path / "other" / "train.tsv").read_text(encoding="utf-8") != "".join(written)
-    assert reinit_sweep.downsample("generic", str(source), 0, 42, str(tmp_path / "all"), {}) == (str(source), 100)
+    assert sweep_data.downsample("generic", str(source), 0, 42, str(tmp_path / "all"), {}) == (str(source), 100)
 
 
 # ---- the plot ------------------------------------------------------------------------------------------
