@@ -110,6 +110,9 @@ def run_one(args, config, document, runs_data_dir, output_dir, setting, seed, th
         # run_classifier stops a diverging run itself (exit 3); a NaN score that slips through is the same
         # event, and must not reach a mean.
         status, reason, score = DIVERGED, f"dev {metric} is {score!r}", None
+    # results.json is strict JSON (NaN is not JSON): a non-finite metric is stored as null.
+    metrics = {name: None if isinstance(value, float) and not math.isfinite(value) else value
+               for name, value in metrics.items()}
     record = {
         "setting": setting.label, "reinit_layers": setting.layers, "reinit_pooler": setting.pooler,
         "use_bertadam": setting.bertadam, "mixout": setting.mixout, "prior_weight_decay": setting.prior_wd,
