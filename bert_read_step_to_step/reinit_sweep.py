@@ -27,9 +27,13 @@ Out: in --output_dir,
                                          generic-task train.tsv for the demo) and a copy of the dev file
      runs/<setting>/seed-<seed>/         one run_classifier output folder per run, with its run.log; the
                                          model weights are deleted once the run is scored (--keep_models)
-     results.json                        one record per finished run (rewritten after each run)
-     summary.md, summary.csv             per setting: mean ± std of the dev metric, min, max, seeds, and
-                                         the failure rate: runs at or below the majority-class dev score
+     results.json                        one record per finished run (rewritten after each run): status
+                                         "finished" with its score, or "diverged" (run_classifier stopped
+                                         on a non-finite loss, exit 3) with none; model URLs redacted
+     sweep.lock                          the running sweep's pid: a second sweep into the folder is refused
+     summary.md, summary.csv             per setting: mean ± std of the dev metric over the runs with a
+                                         score, min, max, seeds, and the failure rate: diverged runs and
+                                         runs at or below the majority-class dev score, over all runs
      summary.png                         every run as a point over a box per setting, and the majority
                                          line (needs matplotlib)
 
@@ -37,8 +41,14 @@ Resuming and extending. results.json is the sweep's memory: a run whose (setting
 again. Run the same command after an interruption and it finishes the rest; add seeds or settings and only the
 new runs train. Everything else (task, data, model, training size, epochs, learning rate, ...) must stay the
 same, or the table would average incomparable runs: a changed value stops the sweep and names it, and so
-does a changed training or dev file (results.json keeps their hashes). An unreadable results.json stops the
-sweep too, naming the file and line; it is never overwritten.
+does a changed training or dev file (results.json keeps their hashes; regenerated demo data is refused
+before the sweep's training subset is touched). An unreadable results.json stops the sweep too, naming the
+file and line; it is never overwritten. One sweep at a time per --output_dir: sweep_records.sweep_lock.
+
+Where the pieces are, in the order a sweep uses them: sweep_plan.py (settings, seeds, each run's command
+line), sweep_data.py (the training subset, the majority baseline), sweep_records.py (the folder's lock,
+results.json), sweep_runs.py (running the runs, their records), sweep_report.py (table, CSV, plot). This file
+reads the arguments and calls them in that order.
 
 Why each run is its own process (`python run_classifier.py ...`, its output in run.log): a run is exactly
 what a user would type, so the sweep measures the script itself; nothing a run leaves in memory (RNG states,
