@@ -87,15 +87,21 @@ from bert_read_step_to_step.precision import bf16_support, choose_precision
 from bert_read_step_to_step.sweep_data import majority_baseline, plan_subset, write_subset
 from bert_read_step_to_step.sweep_plan import (DEFAULT_BATCH_SIZE, DEFAULT_DATA_SEED, DEFAULT_EPOCHS,
                                                DEFAULT_LEARNING_RATE, DEFAULT_MAX_SEQ_LENGTH, DEFAULT_SEEDS,
-                                               DEFAULT_SETTINGS, DEFAULT_TRAIN_SIZE, DEFAULT_WORKERS, SweepError,
-                                               check_extra_args, check_settings_fit, extra_generic_task_options,
-                                               parse_seeds, parse_setting, parse_settings, recorded_config)
+                                               DEFAULT_SETTINGS, DEFAULT_TRAIN_SIZE, DEFAULT_WORKERS, Setting,
+                                               SweepError, check_extra_args, check_settings_fit,
+                                               extra_generic_task_options, parse_seeds, parse_setting,
+                                               parse_settings, recorded_config, run_argv)
 from bert_read_step_to_step.sweep_records import (RESULTS_FORMAT, RESULTS_NAME, check_same_sweep, load_results,
                                                   save_results, sweep_lock)
-from bert_read_step_to_step.sweep_report import SUMMARY_CSV, SUMMARY_MD, SUMMARY_PNG, write_reports
+from bert_read_step_to_step.sweep_report import SUMMARY_CSV, SUMMARY_MD, SUMMARY_PNG, summarize, write_reports
 from bert_read_step_to_step.sweep_runs import run_all, usable_cores
 from bert_read_step_to_step.tasks import get_task
 from transformers.file_utils import demo_model_dir, run_entry_point
+
+# Names other code imports from the entry point (benchmarks/run.py, tests/test_precision.py): they live in
+# the modules above, and stay reachable here.
+__all__ = ["Setting", "SweepError", "check_extra_args", "main", "parse_args", "run_argv", "summarize",
+           "sweep_config"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_DATA_DIR = REPO_ROOT / "data" / "tweets"
@@ -239,11 +245,10 @@ def report_only(output_dir):
     return SweepOutcome(results_path, document, summaries, ran=0, skipped=0)
 
 
-def check_before_any_run(args, results_path):
-    """Everything that can be checked before the first run: settings, seeds, model depth, the pass-through
-    arguments, and that results.json (if any) belongs to this sweep. Returns (config, settings, seeds,
-    the saved results document or None)."""
-    settings, seeds = parse_settings(args.settings), parse_seeds(args.seeds)
+def check_before_any_run(args, settings, results_path):
+    """Everything else that can be checked before the first run: model depth, the pass-through arguments,
+    and that results.json (if any) belongs to this sweep. Returns (config, the saved results document or
+    None)."""
     model_path = args.model_name_or_path or demo_model_dir()
     if os.path.exists(model_path):
         model_path = os.path.abspath(model_path)
@@ -257,7 +262,7 @@ def check_before_any_run(args, results_path):
         document["sweep"].setdefault("batching", "random")
         check_same_sweep(document["sweep"], config, results_path)
     check_extra_args(args.extra_args)
-    return config, settings, seeds, document
+    return config, document
 
 
 def prepare_data(args, config, output_dir, document, results_path):
@@ -299,16 +304,20 @@ def main(argv=None):
     results_path = os.path.join(output_dir, RESULTS_NAME)
     if args.report_only and not os.path.isfile(results_path):
         raise SweepError(f"{results_path}: no such file; --report_only summarizes a sweep that has run")
+    if args.report_only:
+        settings = seeds = None
+    else:  # a typo in --settings or --seeds stops the sweep before the output folder is made
+        settings, seeds = parse_settings(args.settings), parse_seeds(args.seeds)
     # One sweep per folder, from before the first read of results.json to after the last write.
     with sweep_lock(output_dir):
         if args.report_only:
             return report_only(output_dir)
-        return sweep(args, output_dir, results_path)
+        return sweep(args, settings, seeds, output_dir, results_path)
 
 
-def sweep(args, output_dir, results_path):
+def sweep(args, settings, seeds, output_dir, results_path):
     """Check, prepare the data, run what results.json does not hold yet, and write the summaries."""
-    config, settings, seeds, document = check_before_any_run(args, results_path)
+    config, document = check_before_any_run(args, settings, results_path)
     document, runs_data_dir = prepare_data(args, config, output_dir, document, results_path)
 
     finished = {(parse_setting(record["setting"]), record["seed"]) for record in document["runs"]}
