@@ -8,6 +8,7 @@ Out: SettingSummary per setting (mean, std, min and max over the runs with a sco
      stores URLs redacted.
 """
 import csv
+import io
 import os
 import statistics
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Optional
 
 from bert_read_step_to_step.sweep_plan import Setting, parse_setting
 from bert_read_step_to_step.sweep_records import FINISHED
+from transformers.file_utils import write_atomically
 
 SUMMARY_MD, SUMMARY_CSV, SUMMARY_PNG = "summary.md", "summary.csv", "summary.png"
 MATPLOTLIB_MISSING = "matplotlib is not installed: skipping {path} (pip install matplotlib, then rerun)"
@@ -133,8 +135,7 @@ def write_markdown(path, document, summaries, metric):
         spread = f" ± {points(summary.std)}" if summary.std is not None else " (one score)"
         lines.append(f"| {summary.setting.label} | {points(summary.mean)}{spread} | {points(summary.min)} | "
                      f"{points(summary.max)} | {failure_cell(summary)} | {runs_cell(summary)} |")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
+    write_text_atomically(path, "\n".join(lines) + "\n")
 
 
 def failed_sentence(document, metric):
@@ -151,19 +152,26 @@ def failed_sentence(document, metric):
 def write_csv(path, summaries, metric):
     """summary.csv: the same numbers unscaled and unrounded, for other tools. n_seeds counts every run,
     n_scored those with a score (mean, std, min, max are over these), diverged those without."""
-    with open(path, "w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(["setting", "reinit_layers", "reinit_pooler", "use_bertadam", "mixout", "prior_weight_decay",
-                         "metric", "mean", "std", "min", "max", "n_seeds", "n_scored", "diverged", "failures",
-                         "failure_rate"])
-        for summary in summaries:
-            setting = summary.setting
-            writer.writerow([setting.label, setting.layers, setting.pooler, setting.bertadam, setting.mixout,
-                             setting.prior_wd, metric, *("" if value is None else repr(value) for value in
-                                                         (summary.mean, summary.std, summary.min, summary.max)),
-                             len(summary.seeds), len(summary.scores), summary.diverged,
-                             "" if summary.failures is None else summary.failures,
-                             "" if summary.failures is None else repr(summary.failure_rate)])
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["setting", "reinit_layers", "reinit_pooler", "use_bertadam", "mixout", "prior_weight_decay",
+                     "metric", "mean", "std", "min", "max", "n_seeds", "n_scored", "diverged", "failures",
+                     "failure_rate"])
+    for summary in summaries:
+        setting = summary.setting
+        writer.writerow([setting.label, setting.layers, setting.pooler, setting.bertadam, setting.mixout,
+                         setting.prior_wd, metric, *("" if value is None else repr(value) for value in
+                                                     (summary.mean, summary.std, summary.min, summary.max)),
+                         len(summary.seeds), len(summary.scores), summary.diverged,
+                         "" if summary.failures is None else summary.failures,
+                         "" if summary.failures is None else repr(summary.failure_rate)])
+    write_text_atomically(path, text.getvalue())
+
+
+def write_text_atomically(path, text):
+    """The summaries are replaced whole (file_utils.write_atomically): a reader, or a sweep stopped mid-write,
+    never sees half a table."""
+    write_atomically(path, lambda temp: Path(temp).write_text(text, encoding="utf-8"))
 
 
 def write_plot(path, document, summaries, metric):
@@ -212,7 +220,8 @@ def write_plot(path, document, summaries, metric):
     axes.grid(axis="y", alpha=0.3)
     # Below the axis, not inside it: wherever it sat inside, some sweep would have a dot under it.
     axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3, fontsize=9, frameon=False)
-    figure.savefig(path)
+    # format named: the temporary file's name does not end in .png
+    write_atomically(path, lambda temp: figure.savefig(temp, format="png"))
     return True
 
 
