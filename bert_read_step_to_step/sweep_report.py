@@ -190,17 +190,19 @@ def write_plot(path, document, summaries, metric):
     positions = list(range(1, len(summaries) + 1))
     axes.boxplot([[100 * score for score in summary.scores] for summary in summaries], positions=positions,
                  widths=0.5, showfliers=False, medianprops={"color": "tab:gray"})
+    # The legend names a dot and a mean once, from the first setting that has any (not every run diverged).
+    first_scored = next((position for position, summary in zip(positions, summaries) if summary.scores), None)
     for position, summary in zip(positions, summaries):
         # Spread the dots sideways a little (the same offsets every time) so equal scores do not hide each other.
         count = len(summary.scores)
         offsets = [0.0] if count == 1 else [-0.15 + 0.3 * i / (count - 1) for i in range(count)]
         axes.scatter([position + offset for offset in offsets], [100 * score for score in summary.scores],
                      s=28, color="tab:blue", alpha=0.8, zorder=4,  # above the mean: none hides behind it
-                     label="one run (seed)" if position == 1 else None)
+                     label="one run (seed)" if position == first_scored else None)
         if summary.mean is None:
             continue  # every run diverged: no dot, no mean (the tick label says so)
         axes.scatter([position], [100 * summary.mean], marker="D", s=60, color="tab:red", edgecolor="black",
-                     zorder=3, label="mean" if position == 1 else None)
+                     zorder=3, label="mean" if position == first_scored else None)
         # The mean's value to the right of the box, where no dot can sit on it.
         axes.annotate(f"{100 * summary.mean:.1f}", (position + 0.27, 100 * summary.mean), va="center",
                       fontsize=9, color="tab:red")
