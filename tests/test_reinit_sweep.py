@@ -1,28 +1,31 @@
 """The re-init sweep: its statistics, its bookkeeping (resume, extend, refuse), and one real tiny sweep.
 
-Bookkeeping tests replace the single run (`reinit_sweep.train_and_evaluate`) with a fake whose score is
+Bookkeeping tests replace the single run (`sweep_runs.train_and_evaluate`) with a fake whose score is
 computed from its command line, so they run in a fraction of a second and can count calls. The real sweep
 fine-tunes MiniLM on a few dozen tweets for one epoch per run.
 """
 import contextlib
 import csv
+import http.server
 import importlib.util
 import io
 import json
 import math
 import os
 import re
+import subprocess
 import sys
 import threading
+import time
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from _support import minilm_dir, read_tweets
-from bert_read_step_to_step import reinit_sweep
+from _support import REPO_ROOT, minilm_dir, read_tweets
+from bert_read_step_to_step import reinit_sweep, sweep_data, sweep_plan, sweep_runs
 from bert_read_step_to_step.prepare_demo_data import clean_text
-from bert_read_step_to_step.reinit_sweep import Setting, SweepError
+from bert_read_step_to_step.sweep_plan import Setting, SweepError
 
 LABELS = ("negative", "neutral", "positive")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -91,7 +94,7 @@ class FakeRun:
 @pytest.fixture
 def fake_run(monkeypatch):
     fake = FakeRun()
-    monkeypatch.setattr(reinit_sweep, "train_and_evaluate", fake)
+    monkeypatch.setattr(sweep_runs, "train_and_evaluate", fake)
     return fake
 
 
@@ -124,15 +127,15 @@ HAND_RUNS = [("0", 1, 0.60), ("0", 2, 0.70), ("0", 3, 0.65), ("2+pooler", 1, 0.7
 # ---- settings and seeds -------------------------------------------------------------------------------
 
 def test_settings_and_seeds_parse():
-    assert reinit_sweep.parse_settings("0, 1+pooler,2,0") == [Setting(0, False), Setting(1, True), Setting(2, False)]
-    assert [s.label for s in sorted(reinit_sweep.parse_settings("3+pooler,0+pooler,1,0"))] == \
+    assert sweep_plan.parse_settings("0, 1+pooler,2,0") == [Setting(0, False), Setting(1, True), Setting(2, False)]
+    assert [s.label for s in sorted(sweep_plan.parse_settings("3+pooler,0+pooler,1,0"))] == \
         ["0", "0+pooler", "1", "3+pooler"]
     assert Setting(2, True).describe() == "top 2 + pooler" and Setting(0, False).describe() == "none"
-    assert reinit_sweep.parse_seeds("1-3,10,2") == [1, 2, 3, 10]
+    assert sweep_plan.parse_seeds("1-3,10,2") == [1, 2, 3, 10]
     with pytest.raises(SweepError, match="'pool' is not understood"):
-        reinit_sweep.parse_settings("2+pool")
+        sweep_plan.parse_settings("2+pool")
     with pytest.raises(SweepError, match="a <= b"):
-        reinit_sweep.parse_seeds("5-1")
+        sweep_plan.parse_seeds("5-1")
 
 
 # ---- statistics ----------------------------------------------------------------------------------------
@@ -155,7 +158,7 @@ def test_summary_matches_hand_computed_values(tmp_path):
     markdown = (tmp_path / "summary.md").read_text(encoding="utf-8")
     rows = [line for line in markdown.splitlines() if line.startswith("| ") and "setting" not in line]
     assert rows == ["| 0 | 65.0 ± 5.0 | 60.0 | 70.0 | n/a | 3 |",
-                    "| 1 | 50.0 (one seed) | 50.0 | 50.0 | n/a | 1 |",
+                    "| 1 | 50.0 (one score) | 50.0 | 50.0 | n/a | 1 |",
                     "| 2+pooler | 73.0 ± 1.4 | 72.0 | 74.0 | n/a | 2 |"]
     assert "dev acc" in markdown and "500 training examples" in markdown
 
@@ -196,32 +199,32 @@ def test_majority_baseline_is_read_from_the_dev_file(tmp_path):
     folder.mkdir()
     (folder / "train.tsv").write_text("label\ttext\na\tx\nb\ty\nc\tz\n", encoding="utf-8")
     (folder / "dev.tsv").write_text("label\ttext\nb\tu\nb\tv\na\tw\nb\tx\n", encoding="utf-8")
-    baseline = reinit_sweep.majority_baseline("generic", str(folder), {})
+    baseline = sweep_data.majority_baseline("generic", str(folder), {})
     assert baseline == {"label": "b", "share": 0.75, "score": 0.75}  # 3 of the 4 dev labels are "b"
 
 
 def test_stabilizer_settings_parse_label_and_reach_the_command_line(tmp_path):
-    settings = reinit_sweep.parse_settings("0,2+pooler,bertadam,2+pooler+bertadam,mixout0.7,prior_wd,"
-                                           "1+mixout0.1+prior_wd")
+    settings = sweep_plan.parse_settings("0,2+pooler,bertadam,2+pooler+bertadam,mixout0.7,prior_wd,"
+                                         "1+mixout0.1+prior_wd")
     assert settings[2] == Setting(0, False, bertadam=True)
     assert settings[3] == Setting(2, True, bertadam=True)
     assert settings[4] == Setting(0, False, mixout=0.7) and settings[5] == Setting(0, False, prior_wd=True)
     assert settings[6] == Setting(1, False, mixout=0.1, prior_wd=True)
-    assert [reinit_sweep.parse_setting(setting.label) for setting in settings] == settings  # labels read back
+    assert [sweep_plan.parse_setting(setting.label) for setting in settings] == settings  # labels read back
     assert [setting.label for setting in settings[2:5]] == ["bertadam", "2+pooler+bertadam", "mixout0.7"]
     assert Setting(2, True, bertadam=True, mixout=0.7).describe() == "top 2 + pooler + BERTAdam + mixout 0.7"
     config = {"model_name_or_path": "m", "task_name": "generic", "epochs": 1.0, "max_seq_length": 24,
               "batch_size": 8, "learning_rate": 1e-4, "precision": "fp32", "batching": "random", "extra_args": []}
-    argv = reinit_sweep.run_argv(config, "d", settings[3], 1, "r")
+    argv = sweep_plan.run_argv(config, "d", settings[3], 1, "r")
     assert argv_value(argv, "--reinit_layers") == "2" and "--reinit_pooler" in argv and "--use_bertadam" in argv
-    argv = reinit_sweep.run_argv(config, "d", settings[6], 1, "r")
+    argv = sweep_plan.run_argv(config, "d", settings[6], 1, "r")
     assert argv_value(argv, "--mixout") == "0.1" and "--prior_weight_decay" in argv
     assert float(argv_value(argv, "--weight_decay")) > 0 and "--use_bertadam" not in argv
     for bad in ("mixout1.5", "bertadam+bertadam", "pooler", "bertadam+2"):
         with pytest.raises(SweepError, match=f"setting '{re.escape(bad)}'"):
-            reinit_sweep.parse_setting(bad)
+            sweep_plan.parse_setting(bad)
     with pytest.raises(SweepError, match="--mixout"):
-        reinit_sweep.check_extra_args(["--mixout", "0.3"])
+        sweep_plan.check_extra_args(["--mixout", "0.3"])
 
 
 def test_results_from_before_failure_rates_get_the_baseline_added(tmp_path, data_dir, fake_run):
@@ -277,14 +280,14 @@ def test_extending_runs_only_the_new_seeds_and_settings(tmp_path, data_dir, fake
 def test_results_are_saved_after_each_run_and_a_stopped_run_is_redone_clean(tmp_path, data_dir, monkeypatch):
     out = tmp_path / "sweep"
     failing = FakeRun(fail_on_call=3)
-    monkeypatch.setattr(reinit_sweep, "train_and_evaluate", failing)
+    monkeypatch.setattr(sweep_runs, "train_and_evaluate", failing)
     with pytest.raises(RuntimeError, match="killed mid-run"):
         reinit_sweep.main(sweep_argv(data_dir, out))
     assert [(r["setting"], r["seed"]) for r in results_of(out)["runs"]] == [("0", 1), ("2+pooler", 1)]
     assert (out / "runs" / "0" / "seed-2" / "half_written.txt").exists()
 
     fake = FakeRun()
-    monkeypatch.setattr(reinit_sweep, "train_and_evaluate", fake)
+    monkeypatch.setattr(sweep_runs, "train_and_evaluate", fake)
     outcome = reinit_sweep.main(sweep_argv(data_dir, out))
     assert fake.seen() == [("0", 2), ("2+pooler", 2)]
     assert outcome.ran == 2 and len(results_of(out)["runs"]) == 4
@@ -306,7 +309,7 @@ def test_parallel_workers_run_every_run_once_with_the_cores_shared_out(tmp_path,
 
 def test_a_failed_parallel_run_stops_the_sweep_and_the_finished_runs_are_kept(tmp_path, data_dir, monkeypatch):
     failing = FakeRun(fail_on_call=3)
-    monkeypatch.setattr(reinit_sweep, "train_and_evaluate", failing)
+    monkeypatch.setattr(sweep_runs, "train_and_evaluate", failing)
     with pytest.raises(RuntimeError, match="killed mid-run"):
         reinit_sweep.main(sweep_argv(data_dir, tmp_path / "sweep", "0,2+pooler", "1-3", "--workers", "2"))
     saved = [(record["setting"], record["seed"]) for record in results_of(tmp_path / "sweep")["runs"]]
@@ -379,7 +382,7 @@ def test_batching_reaches_every_run_and_a_resumed_sweep_keeps_it(tmp_path, data_
     extended = reinit_sweep.main(sweep_argv(data_dir, out, "0,2+pooler", "1-3", "--batching", "random"))
     assert extended.ran == 2 and not any("--group_by_length" in argv for argv in fake_run.calls)
     with pytest.raises(SweepError, match="--group_by_length .* through --batching"):
-        reinit_sweep.check_extra_args(["--group_by_length"])
+        sweep_plan.check_extra_args(["--group_by_length"])
 
 
 def test_regenerated_data_is_refused(tmp_path, data_dir, fake_run):
@@ -408,6 +411,234 @@ def test_settings_deeper_than_the_model_are_refused_before_any_run(tmp_path, dat
     assert fake_run.calls == []
 
 
+# ---- one sweep per folder -----------------------------------------------------------------------------
+
+# A sweep in its own process whose runs are fakes that wait: each writes `started` in the sweep folder's
+# parent and waits there until the test writes `release`. argv: the sweep's arguments.
+WAITING_SWEEP = r"""
+import json, os, sys, time
+sys.path.insert(0, os.getcwd())
+from bert_read_step_to_step import reinit_sweep, sweep_runs
+
+def waiting_run(argv, log_path, verbose=False, threads=None):
+    run_dir = argv[argv.index("--output_dir") + 1]
+    open(log_path, "w").write("waiting fake run\n")
+    open(os.path.join(run_dir, "model.safetensors"), "wb").close()
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(run_dir))))
+    open(os.path.join(here, "started"), "w").close()
+    while not os.path.exists(os.path.join(here, "release")):
+        time.sleep(0.05)
+    return {"acc": 0.5 + 0.001 * int(argv[argv.index("--seed") + 1])}
+
+sweep_runs.train_and_evaluate = waiting_run
+reinit_sweep.main(sys.argv[1:])
+"""
+
+
+def folder_contents(folder):
+    """{relative path: bytes} of every file below `folder`."""
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def test_a_second_sweep_into_a_running_sweeps_folder_is_refused_naming_its_pid(tmp_path, data_dir):
+    out = tmp_path / "sweep"
+    script = tmp_path / "waiting_sweep.py"
+    script.write_text(WAITING_SWEEP, encoding="utf-8")
+    first = subprocess.Popen([sys.executable, str(script), *sweep_argv(data_dir, out, "0", "1")], cwd=REPO_ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 300  # a bound on a hang, not a timing: it starts in seconds
+        while not (tmp_path / "started").exists():
+            assert first.poll() is None and time.monotonic() < deadline, first.stdout.read()
+            time.sleep(0.05)
+        before = folder_contents(out)
+        assert "results.json" in before and "runs/0/seed-1/model.safetensors" in before
+
+        # Other settings, other seeds, the same folder: refused at once, by a real second process.
+        for extra in (["0,2+pooler", "1-3"], None):
+            argv = sweep_argv(data_dir, out, *extra) if extra else ["--output_dir", str(out), "--report_only"]
+            second = subprocess.run([sys.executable, "-m", "bert_read_step_to_step.reinit_sweep", *argv],
+                                    cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+            assert second.returncode == 2, second.stderr
+            last = second.stderr.strip().splitlines()[-1]
+            assert f"another sweep is running in this folder (pid {first.pid}," in last, second.stderr
+            assert "Traceback" not in second.stderr and not (out / "runs" / "2+pooler").exists()
+            assert folder_contents(out) == before  # the first sweep's files, byte for byte
+
+        (tmp_path / "release").write_text("")
+        assert first.wait(timeout=300) == 0
+    finally:
+        (tmp_path / "release").write_text("")
+        if first.poll() is None:
+            first.kill()
+        first.wait()
+    saved = results_of(out)
+    assert [(r["setting"], r["seed"], r["score"]) for r in saved["runs"]] == [("0", 1, 0.501)]
+    assert (out / "sweep.lock").read_text().strip() == str(first.pid)
+
+
+def test_the_lock_of_a_dead_sweep_is_taken_over(tmp_path, data_dir, fake_run):
+    out = tmp_path / "sweep"
+    out.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (out / "sweep.lock").write_text(dead.stdout)  # what a killed sweep leaves: its pid, no flock held
+    outcome = reinit_sweep.main(sweep_argv(data_dir, out, "0", "1"))
+    assert outcome.ran == 1 and (out / "sweep.lock").read_text().strip() == str(os.getpid())
+
+
+def test_run_folders_without_their_results_json_are_not_deleted(tmp_path, data_dir, fake_run):
+    out = tmp_path / "sweep"
+    reinit_sweep.main(sweep_argv(data_dir, out, "0", "1"))
+    (out / "results.json").rename(tmp_path / "moved.json")
+    (out / "runs" / "0" / "seed-2").mkdir()
+    (out / "runs" / "0" / "seed-2" / "run.log").write_text("another sweep's run")
+    with pytest.raises(SweepError, match=r"runs holds the run folders of a sweep whose results.json is not there"):
+        reinit_sweep.main(sweep_argv(data_dir, out, "0", "1,2"))
+    assert (out / "runs" / "0" / "seed-2" / "run.log").read_text() == "another sweep's run"
+    assert len(fake_run.calls) == 1
+
+
+def test_a_sweep_refused_for_new_data_leaves_the_old_subset_as_it_was(tmp_path, data_dir, fake_run):
+    """The demo data changes when prepare_demo_data changes (mojibake repair): an old sweep folder is
+    refused, and its training subset stays the one its runs trained on."""
+    out = tmp_path / "sweep"
+    reinit_sweep.main(sweep_argv(data_dir, out, "0", "1"))
+    before = folder_contents(out)
+    lines = (data_dir / "train.tsv").read_text(encoding="utf-8").splitlines(keepends=True)
+    repaired = [line.replace("\t", "\t(repaired) ", 1) for line in lines[1:]]
+    (data_dir / "train.tsv").write_text(lines[0] + "".join(repaired), encoding="utf-8")
+    with pytest.raises(SweepError, match="is not the one the finished runs used"):
+        reinit_sweep.main(sweep_argv(data_dir, out, "0", "1,2"))
+    assert folder_contents(out) == before and len(fake_run.calls) == 1
+
+
+# ---- runs that diverge or fail -------------------------------------------------------------------------
+
+# Stands in for run_classifier.py (sweep_runs.RUN_COMMAND), exiting the ways it does. --reinit_layers 1
+# always diverges; otherwise seed 2 diverges (exit 3), seed 3 "finishes" with a NaN score, seed 5 fails with
+# a user error (exit 2), and other seeds score 0.5 + 0.05 * seed.
+FAKE_RUN_CLASSIFIER = r"""
+import json, math, os, sys
+argv = sys.argv[1:]
+value = lambda flag: argv[len(argv) - 1 - argv[::-1].index(flag) + 1]
+seed, layers = int(value("--seed")), int(value("--reinit_layers"))
+print("training ...")
+if layers == 1 or seed == 2:
+    print(f"training diverged at step 3: loss nan; lower --learning_rate or set --max_grad_norm")
+    sys.exit(3)
+if seed == 5:
+    print("run_classifier.py: error: --data_dir: no train.tsv")
+    sys.exit(2)
+acc = math.nan if seed == 3 else 0.5 + 0.05 * seed
+with open(os.path.join(value("--output_dir"), "eval_results.json"), "w") as f:
+    json.dump({"acc": acc, "prefix": ""}, f)
+"""
+
+
+@pytest.fixture
+def fake_run_classifier(tmp_path, monkeypatch):
+    script = tmp_path / "fake_run_classifier.py"
+    script.write_text(FAKE_RUN_CLASSIFIER, encoding="utf-8")
+    monkeypatch.setattr(sweep_runs, "RUN_COMMAND", (sys.executable, str(script)))
+    return script
+
+
+def test_a_diverged_run_is_recorded_without_a_score_and_counted_as_failed(tmp_path, data_dir, fake_run_classifier):
+    out = tmp_path / "sweep"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        outcome = reinit_sweep.main(sweep_argv(data_dir, out, "0,1", "1-4"))
+    runs = {(r["setting"], r["seed"]): r for r in results_of(out)["runs"]}
+    assert {key: r["status"] for key, r in runs.items() if key[0] == "0"} == \
+        {("0", 1): "finished", ("0", 2): "diverged", ("0", 3): "diverged", ("0", 4): "finished"}
+    assert all(r["status"] == "diverged" and r["score"] is None for key, r in runs.items() if key[0] == "1")
+    assert runs[("0", 2)]["diverged"].startswith("training diverged at step 3: loss nan")
+    assert runs[("0", 3)]["diverged"] == "dev acc is nan" and runs[("0", 3)]["score"] is None
+    assert runs[("0", 4)]["score"] == pytest.approx(0.7)
+    assert "DIVERGED, no score (training diverged at step 3" in printed.getvalue()
+    assert "NaN" not in (out / "results.json").read_text(encoding="utf-8")  # strict JSON: no NaN anywhere
+
+    # Setting 0: scores 0.55 and 0.70 -> mean 0.625, std 0.15 / sqrt(2) = 0.106; 2 of 4 runs diverged,
+    # none scored at or below the majority (1/3) -> failed 2/4. Setting 1: every run diverged.
+    by_label = {summary.setting.label: summary for summary in outcome.summaries}
+    assert by_label["0"].mean == pytest.approx(0.625) and by_label["0"].std == pytest.approx(0.15 / math.sqrt(2))
+    assert (by_label["0"].failures, by_label["0"].failure_rate, by_label["0"].diverged) == (2, 0.5, 2)
+    assert (by_label["1"].mean, by_label["1"].failures, by_label["1"].failure_rate) == (None, 4, 1.0)
+    markdown = (out / "summary.md").read_text(encoding="utf-8")
+    assert "| 0 | 62.5 ± 10.6 | 55.0 | 70.0 | 2/4 (50%) | 4 (2 diverged) |" in markdown
+    assert "| 1 | no score (every run diverged) | – | – | 4/4 (100%) | 4 (4 diverged) |" in markdown
+    assert "over the runs with a score (a run that diverged has none, and counts as failed)" in markdown
+    assert "Failed: runs that diverged" in markdown
+    with open(out / "summary.csv", encoding="utf-8") as f:
+        table = {row["setting"]: row for row in csv.DictReader(f)}
+    assert (table["0"]["n_seeds"], table["0"]["n_scored"], table["0"]["diverged"], table["0"]["failures"]) == \
+        ("4", "2", "2", "2")
+    assert (table["1"]["mean"], table["1"]["std"], table["1"]["failure_rate"]) == ("", "", "1.0")
+    assert (out / "summary.png").read_bytes().startswith(PNG_SIGNATURE)
+
+    again = reinit_sweep.main(sweep_argv(data_dir, out, "0,1", "1-4"))  # a diverged run is a result: kept
+    assert (again.ran, again.skipped) == (0, 8)
+
+
+def test_a_run_that_fails_otherwise_stops_the_sweep_and_keeps_the_finished_runs(tmp_path, data_dir,
+                                                                                  fake_run_classifier):
+    out = tmp_path / "sweep"
+    with pytest.raises(SweepError, match=r"the run failed \(exit 2\): run_classifier.py: error: --data_dir"):
+        reinit_sweep.main(sweep_argv(data_dir, out, "0", "4,5,6"))
+    assert [(r["seed"], r["status"]) for r in results_of(out)["runs"]] == [(4, "finished")]
+    assert (out / "runs" / "0" / "seed-5" / "run.log").read_text().endswith("error: --data_dir: no train.tsv\n")
+
+
+# ---- secrets in model URLs -----------------------------------------------------------------------------
+
+class ModelFolderHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the MiniLM package, its checkpoint at /model/ (the query string is ignored, as by a server
+    that checks a signed URL)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, directory=str(minilm_dir().parent), **kwargs)  # .../model/ is the folder
+
+    def log_message(self, *args):
+        pass
+
+
+def test_model_url_secrets_are_redacted_in_records_and_compared_redacted(tmp_path, data_dir, fake_run, monkeypatch,
+                                                                         capsys):
+    monkeypatch.setenv("BERT_READ_CACHE", str(tmp_path / "cache"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ModelFolderHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://user:s3cr3t-token@127.0.0.1:{server.server_port}/model/?sig=abc123"
+        out = tmp_path / "sweep"
+        argv = sweep_argv(data_dir, out, "0", "1", "--", "--config_name", url)
+        argv[argv.index("--model_name_or_path") + 1] = url
+        reinit_sweep.main(argv)
+        assert argv_value(fake_run.calls[0], "--model_name_or_path") == url  # the run itself gets the secret
+        redacted = f"http://<redacted>@127.0.0.1:{server.server_port}/model/?<redacted>"
+        saved = results_of(out)
+        assert saved["sweep"]["model_name_or_path"] == redacted
+        assert argv_value(saved["runs"][0]["argv"], "--model_name_or_path") == redacted
+        assert saved["sweep"]["extra_args"] == ["--config_name", redacted]
+        written = "".join(path.read_text(encoding="utf-8", errors="replace") for path in out.rglob("*")
+                          if path.is_file() and path.suffix in (".json", ".md", ".csv", ".log"))
+        for secret in ("s3cr3t", "abc123"):
+            assert secret not in written and secret not in capsys.readouterr().out
+
+        # Another token for the same folder is the same sweep (compared redacted); another folder is not.
+        other_token = url.replace("s3cr3t-token", "n3w-token").replace("abc123", "def456")
+        argv = sweep_argv(data_dir, out, "0", "1,2", "--", "--config_name", other_token)
+        argv[argv.index("--model_name_or_path") + 1] = other_token
+        assert reinit_sweep.main(argv).ran == 1
+        argv[argv.index("--model_name_or_path") + 1] = other_token.replace("/model/", "/model/../model/")
+        with pytest.raises(SweepError, match=r"model_name_or_path: 'http://<redacted>@127.0.0.1:\d+/model/\?<redacted>'"
+                                             r" there, 'http://<redacted>@127.0.0.1:\d+/model/../model/\?<redacted>'"):
+            reinit_sweep.main(argv)
+        assert "n3w" not in capsys.readouterr().out
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 # ---- the training subset -------------------------------------------------------------------------------
 
 def test_downsample_keeps_class_shares_and_lines(tmp_path):
@@ -419,7 +650,7 @@ def test_downsample_keeps_class_shares_and_lines(tmp_path):
     (source / "dev.tsv").write_text("label\ttext\na\tx\nc\ty\n", encoding="utf-8")
 
     out = tmp_path / "subset"
-    folder, size = reinit_sweep.downsample("generic", str(source), 15, 42, str(out), {})
+    folder, size = sweep_data.downsample("generic", str(source), 15, 42, str(out), {})
     assert (folder, size) == (str(out), 15)
     written = (out / "train.tsv").read_text(encoding="utf-8").splitlines(keepends=True)
     assert written[0] == "label\ttext\n" and len(written) == 16
@@ -431,11 +662,11 @@ def test_downsample_keeps_class_shares_and_lines(tmp_path):
     assert (out / "dev.tsv").read_bytes() == (source / "dev.tsv").read_bytes()
 
     first_mtime = (out / "train.tsv").stat().st_mtime_ns
-    reinit_sweep.downsample("generic", str(source), 15, 42, str(out), {})
+    sweep_data.downsample("generic", str(source), 15, 42, str(out), {})
     assert (out / "train.tsv").stat().st_mtime_ns == first_mtime  # same draw, file left alone
-    reinit_sweep.downsample("generic", str(source), 15, 7, str(tmp_path / "other"), {})
+    sweep_data.downsample("generic", str(source), 15, 7, str(tmp_path / "other"), {})
     assert (tmp_path / "other" / "train.tsv").read_text(encoding="utf-8") != "".join(written)
-    assert reinit_sweep.downsample("generic", str(source), 0, 42, str(tmp_path / "all"), {}) == (str(source), 100)
+    assert sweep_data.downsample("generic", str(source), 0, 42, str(tmp_path / "all"), {}) == (str(source), 100)
 
 
 # ---- the plot ------------------------------------------------------------------------------------------
