@@ -48,6 +48,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # everywhere, so any mix-up of versions shows in a byte comparison.
 BODY_V1 = bytes(range(256)) * 5000
 BODY_V2 = bytes(reversed(range(256))) * 4000
+# A `.json` file must parse (a download that does not is refused), so JSON names are served this.
+BODY_JSON = json.dumps({"hidden_size": 8, "padding": "x" * 1_500_000}).encode("utf-8")
 
 
 def sha256(text):
@@ -261,17 +263,17 @@ def test_cache_dir_argument_beats_env_var_beats_default(tmp_path, monkeypatch):
 # ----- http:// -----
 
 def test_http_file_is_downloaded_and_cached(http_host, tmp_path):
-    http_host.files["/bert/config.json"] = (BODY_V1, '"v1"')
+    http_host.files["/bert/config.json"] = (BODY_JSON, '"v1"')
     url = http_host.url + "/bert/config.json"
 
     path = cached_path(url, cache_dir=tmp_path / "cache")
 
-    assert Path(path).read_bytes() == BODY_V1
+    assert Path(path).read_bytes() == BODY_JSON
     assert Path(path).parent == tmp_path / "cache"
     assert Path(path).name == sha256(url) + "." + sha256('"v1"')
     sidecar = json.loads(Path(path + ".json").read_text(encoding="utf-8"))
-    assert sidecar == {"url": url, "etag": '"v1"', "size": len(BODY_V1),
-                       "sha256": hashlib.sha256(BODY_V1).hexdigest()}
+    assert sidecar == {"url": url, "etag": '"v1"', "size": len(BODY_JSON),
+                       "sha256": hashlib.sha256(BODY_JSON).hexdigest()}
     assert http_host.gets["/bert/config.json"] == 1
 
 
@@ -505,7 +507,7 @@ def stop(host):
 
 
 def test_unreachable_server_with_a_warm_cache_uses_it_with_a_warning(http_host, tmp_path, caplog):
-    http_host.files["/bert/config.json"] = (BODY_V1, '"v1"')
+    http_host.files["/bert/config.json"] = (BODY_JSON, '"v1"')
     url = http_host.url + "/bert/config.json?token=SECRET"
     path = cached_path(url, cache_dir=tmp_path / "cache")
     os.utime(path, (time.time() - 3 * 3600, time.time() - 3 * 3600))  # downloaded three hours ago
@@ -564,9 +566,9 @@ def test_a_404_is_remembered_for_offline_use(http_host, tmp_path):
         cached_path(url, cache_dir=tmp_path / "cache")
     with pytest.raises(RemoteFileNotFound, match="HTTP 404 when last asked"):
         cached_path(url, cache_dir=tmp_path / "cache", local_files_only=True)
-    http_host.files["/bert/tokenizer_config.json"] = (BODY_V1, '"v1"')
+    http_host.files["/bert/tokenizer_config.json"] = (BODY_JSON, '"v1"')
     cached_path(url, cache_dir=tmp_path / "cache")
-    assert Path(cached_path(url, cache_dir=tmp_path / "cache", local_files_only=True)).read_bytes() == BODY_V1
+    assert Path(cached_path(url, cache_dir=tmp_path / "cache", local_files_only=True)).read_bytes() == BODY_JSON
 
 
 class Terminal(io.StringIO):
@@ -585,14 +587,14 @@ def messages_a_traceback_shows(error):
 
 
 def test_query_string_is_never_printed_or_stored(http_host, tmp_path, caplog, monkeypatch):
-    http_host.files["/bert/config.json"] = (BODY_V1, '"v1"')
+    http_host.files["/bert/config.json"] = (BODY_JSON, '"v1"')
     url = http_host.url + "/bert/config.json?token=SECRET"
     terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
 
     with caplog.at_level(logging.INFO, logger="transformers.file_utils"):
         path = cached_path(url, cache_dir=tmp_path / "cache")
-    assert Path(path).read_bytes() == BODY_V1
+    assert Path(path).read_bytes() == BODY_JSON
     assert http_host.targets[-1] == "/bert/config.json?token=SECRET"  # the server did get the token
     assert f"downloading {http_host.url}/bert/config.json?<redacted>" in caplog.text
     assert "config.json" in terminal.getvalue()  # the progress bar was drawn, labelled by file name
