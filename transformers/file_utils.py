@@ -68,6 +68,7 @@ from typing import NamedTuple, Optional
 from urllib.parse import urlparse, urlsplit, urlunsplit
 
 import requests
+import urllib3
 from tqdm import tqdm
 
 logger = logging.getLogger(__name__)
@@ -679,8 +680,17 @@ def _deadline(url, started, sock, out_file):
 
 
 def _socket_of(raw):
-    """The socket under a urllib3 response (requests' response.raw, botocore's body), or None."""
-    return getattr(getattr(raw, "connection", None), "sock", None)
+    """The socket under a urllib3 response (requests' response.raw, botocore's body), or None.
+
+    urllib3 keeps it on the connection while the connection may be reused; for a response that closes
+    its connection, http.client has already let go of it there, and only the file it reads from
+    (http.client.HTTPResponse.fp, a buffered socket.SocketIO) still holds it.
+    """
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    if sock is None:
+        socket_io = getattr(getattr(getattr(raw, "_fp", None), "fp", None), "raw", None)
+        sock = getattr(socket_io, "_sock", None)
+    return sock
 
 
 # ----- http:// and https:// -----
@@ -726,11 +736,31 @@ def _http_download(url, proxies, out_file):
             expected_size = int(length) if length is not None else None
             _refuse_declared_size(url, expected_size, out_file)
             with _deadline(url, started, _socket_of(response.raw), out_file) as expired:
-                size, sha256 = _copy_chunks(response.iter_content(CHUNK_SIZE), expected_size, url, out_file,
+                size, sha256 = _copy_chunks(_pieces_as_they_arrive(response), expected_size, url, out_file,
                                             stop=expired)
             return Received(response.headers.get("ETag"), size, sha256, response.headers.get("Content-Type"))
     except requests.RequestException as error:
         raise DownloadError(f"download of {redact_url(url)} failed: {_scrub(error)}") from None
+
+
+def _pieces_as_they_arrive(response):
+    """The body in pieces of at most CHUNK_SIZE, each handed over as soon as it has arrived.
+
+    iter_content waits until a whole CHUNK_SIZE has come (or the body ended); urllib3's read1 returns
+    what is there. So the partial file and the deadline's "bytes received" follow a slow link byte by byte.
+    """
+    read1 = getattr(response.raw, "read1", None)
+    if read1 is None:  # urllib3 1.x
+        yield from response.iter_content(CHUNK_SIZE)
+        return
+    try:
+        while True:
+            piece = read1(CHUNK_SIZE)
+            if not piece:
+                return
+            yield piece
+    except urllib3.exceptions.HTTPError as error:  # what iter_content would have wrapped for us
+        raise requests.exceptions.ChunkedEncodingError(error) from None
 
 
 def _raise_for_http_status(url, response):
