@@ -40,12 +40,27 @@ What the cache can be trusted for
   network and uses the newest whole cached copy. A server that cannot be reached (or answers 5xx) while
   the cache holds a copy gives that copy, with a WARNING naming the URL and the copy's age.
 - Secrets stay secret. A presigned URL carries its credential in the query (`?X-Amz-Signature=...`,
-  `?token=...`): every log line, progress bar, error message and sidecar shows the URL through
-  `redact_url`, with the query replaced by `<redacted>`.
+  `?token=...`), a URL may carry a password (`https://user:token@host/`): every log line, progress bar
+  (the file name alone), error message and sidecar shows the URL through `redact_url`, with the query and
+  the user-info replaced by `<redacted>`. Every download error names the URL so redacted; a hashed cache
+  file name, where it helps, follows in parentheses.
+- Downloads are bounded. BERT_READ_MAX_DOWNLOAD_BYTES (default 100 GB) caps one file: a declared size
+  above it is refused before reading, a body is cut when it grows past it or past its own Content-Length,
+  and the disk's free space is checked against the declared size first. BERT_READ_DOWNLOAD_DEADLINE
+  (default 6 hours) bounds one file's download, from GET to last byte: a timer shuts the connection
+  down, so even a server sending one byte every few seconds is stopped. Both for http(s) and s3.
+- No HTML and no broken JSON. A captive portal answers any URL with 200 and a login page; a `text/html`
+  answer (for anything but a .html file) and a `.json` file that does not parse are refused, never cached,
+  with the URL and the first bytes in the error.
+- A cache one user fills can be read by others: entries and sidecars get the mode the umask gives (0644
+  under 022). A cache written by several users at once is out of scope.
 
 Two processes asking for the same URL at once (two DDP ranks, say) queue on the `.lock` file; the second
-finds the finished entry and does not download again. A process killed mid-download leaves its
-`.incomplete` file behind; the next download removes those older than ORPHAN_MAX_AGE_S.
+finds the finished entry and does not download again. An exception or Ctrl-C removes the `.incomplete`
+file at once; a process killed outright (SIGKILL, or SIGTERM: library code installs no signal handlers)
+leaves it behind, and whoever takes that URL's lock next removes every `.incomplete` file of the URL whose
+lock is free, whatever its age. Other URLs' leftovers go once older than ORPHAN_MAX_AGE_S. The whole story
+for users, in English and Chinese: docs/downloads.md, docs/downloads.zh-CN.md.
 """
 import argparse
 import contextlib
