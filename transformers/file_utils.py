@@ -247,7 +247,7 @@ def offline_mode():
         return False
     if value in ("1", "true", "yes", "on"):
         return True
-    raise ValueError(f"{OFFLINE_ENV_VAR}={os.environ[OFFLINE_ENV_VAR]!r}: expected 1 or 0 (true/false, yes/no, on/off)")
+    raise BadValueError(f"{OFFLINE_ENV_VAR}={os.environ[OFFLINE_ENV_VAR]!r}: expected 1 or 0 (true/false, yes/no, on/off)")
 
 
 def _positive_number_from_env(name, default, parse, unit):
@@ -770,7 +770,7 @@ def _pieces_as_they_arrive(response):
         return
     try:
         while True:
-            piece = read1(CHUNK_SIZE)
+            piece = read1(CHUNK_SIZE, decode_content=True)  # as iter_content does
             if not piece:
                 return
             yield piece
