@@ -247,7 +247,8 @@ def offline_mode():
         return False
     if value in ("1", "true", "yes", "on"):
         return True
-    raise BadValueError(f"{OFFLINE_ENV_VAR}={os.environ[OFFLINE_ENV_VAR]!r}: expected 1 or 0 (true/false, yes/no, on/off)")
+    raise BadValueError(f"{OFFLINE_ENV_VAR}={os.environ[OFFLINE_ENV_VAR]!r}: "
+                        "expected 1 or 0 (true/false, yes/no, on/off)")
 
 
 def _positive_number_from_env(name, default, parse, unit):
