@@ -4,6 +4,7 @@ An http.server in a thread plays the model host. It serves files with ETags the 
 a 404, a response that promises more bytes than it sends, and it counts every HEAD and GET, so
 "served from the cache" is checked as "the server saw no second GET". moto's server plays S3.
 """
+import contextlib
 import hashlib
 import io
 import json
@@ -27,14 +28,21 @@ from moto.server import ThreadedMotoServer
 
 from transformers.file_utils import (
     CACHE_ENV_VAR,
+    DEADLINE_ENV_VAR,
+    MAX_DOWNLOAD_BYTES_ENV_VAR,
     OFFLINE_ENV_VAR,
     ORPHAN_MAX_AGE_S,
+    BadValueError,
+    DiskFullError,
     DownloadError,
+    DownloadLimitError,
     RemoteFileNotFound,
     ServerUnavailable,
+    WrongContentError,
     _copy_chunks,
     cache_entry_name,
     cached_path,
+    exclusive_lock,
     is_remote_url,
     join_path_or_url,
     redact_url,
@@ -48,6 +56,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # everywhere, so any mix-up of versions shows in a byte comparison.
 BODY_V1 = bytes(range(256)) * 5000
 BODY_V2 = bytes(reversed(range(256))) * 4000
+# A `.json` file must parse (a download that does not is refused), so JSON names are served this.
+BODY_JSON = json.dumps({"hidden_size": 8, "padding": "x" * 1_500_000}).encode("utf-8")
 
 
 def sha256(text):
@@ -89,6 +99,10 @@ class ModelHost:
         self.framing = {}
         self.status = {}
         self.head_status = {}
+        self.content_type = {}     # path -> Content-Type header to send
+        self.declared = {}         # path -> Content-Length to claim; GET then sends nothing and hangs up
+        self.drip = {}             # path -> seconds between the single bytes of its body
+        self.stall = {}            # path -> Event: GET sends half, then waits (bounded) for it to be set
         self.server = None
 
 
@@ -115,6 +129,15 @@ def make_handler(host):
                 found = host.files.get(path)
                 status = host.status.get(path) or (None if send_body else host.head_status.get(path))
                 framing = host.framing.get(path)
+                declared = host.declared.get(path)
+                drip = host.drip.get(path)
+                stall = host.stall.get(path)
+            if declared is not None:
+                self.send_response(200)
+                self.send_header("Content-Length", str(declared))
+                self.end_headers()
+                self.close_connection = True
+                return
             if status is not None:
                 self.send_error(status)
                 return
@@ -130,8 +153,24 @@ def make_handler(host):
             self.send_header("Content-Length", str(len(body)))
             if etag is not None:
                 self.send_header("ETag", etag)
+            if path in host.content_type:
+                self.send_header("Content-Type", host.content_type[path])
             self.end_headers()
             if not send_body:
+                return
+            if drip is not None:
+                with contextlib.suppress(ConnectionError):  # ends when the client hangs up
+                    for i in range(len(body)):
+                        self.wfile.write(body[i:i + 1])
+                        self.wfile.flush()
+                        time.sleep(drip)
+                return
+            if stall is not None:
+                with contextlib.suppress(ConnectionError):  # the client was killed meanwhile
+                    self.wfile.write(body[:half])
+                    self.wfile.flush()
+                    stall.wait(timeout=20)
+                    self.wfile.write(body[half:])
                 return
             if path == "/truncated.bin":
                 self.wfile.write(body[:half])
@@ -158,6 +197,12 @@ def make_handler(host):
                 self.send_header("ETag", etag)
             self.end_headers()
             if not send_body:
+                return
+            if framing == "chunked-endless":  # never ending: until the client hangs up
+                piece = body[:65536]
+                with contextlib.suppress(ConnectionError):
+                    while True:
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
                 return
             if framing == "close":
                 self.wfile.write(body)
@@ -261,17 +306,17 @@ def test_cache_dir_argument_beats_env_var_beats_default(tmp_path, monkeypatch):
 # ----- http:// -----
 
 def test_http_file_is_downloaded_and_cached(http_host, tmp_path):
-    http_host.files["/bert/config.json"] = (BODY_V1, '"v1"')
+    http_host.files["/bert/config.json"] = (BODY_JSON, '"v1"')
     url = http_host.url + "/bert/config.json"
 
     path = cached_path(url, cache_dir=tmp_path / "cache")
 
-    assert Path(path).read_bytes() == BODY_V1
+    assert Path(path).read_bytes() == BODY_JSON
     assert Path(path).parent == tmp_path / "cache"
     assert Path(path).name == sha256(url) + "." + sha256('"v1"')
     sidecar = json.loads(Path(path + ".json").read_text(encoding="utf-8"))
-    assert sidecar == {"url": url, "etag": '"v1"', "size": len(BODY_V1),
-                       "sha256": hashlib.sha256(BODY_V1).hexdigest()}
+    assert sidecar == {"url": url, "etag": '"v1"', "size": len(BODY_JSON),
+                       "sha256": hashlib.sha256(BODY_JSON).hexdigest()}
     assert http_host.gets["/bert/config.json"] == 1
 
 
@@ -505,7 +550,7 @@ def stop(host):
 
 
 def test_unreachable_server_with_a_warm_cache_uses_it_with_a_warning(http_host, tmp_path, caplog):
-    http_host.files["/bert/config.json"] = (BODY_V1, '"v1"')
+    http_host.files["/bert/config.json"] = (BODY_JSON, '"v1"')
     url = http_host.url + "/bert/config.json?token=SECRET"
     path = cached_path(url, cache_dir=tmp_path / "cache")
     os.utime(path, (time.time() - 3 * 3600, time.time() - 3 * 3600))  # downloaded three hours ago
@@ -564,9 +609,9 @@ def test_a_404_is_remembered_for_offline_use(http_host, tmp_path):
         cached_path(url, cache_dir=tmp_path / "cache")
     with pytest.raises(RemoteFileNotFound, match="HTTP 404 when last asked"):
         cached_path(url, cache_dir=tmp_path / "cache", local_files_only=True)
-    http_host.files["/bert/tokenizer_config.json"] = (BODY_V1, '"v1"')
+    http_host.files["/bert/tokenizer_config.json"] = (BODY_JSON, '"v1"')
     cached_path(url, cache_dir=tmp_path / "cache")
-    assert Path(cached_path(url, cache_dir=tmp_path / "cache", local_files_only=True)).read_bytes() == BODY_V1
+    assert Path(cached_path(url, cache_dir=tmp_path / "cache", local_files_only=True)).read_bytes() == BODY_JSON
 
 
 class Terminal(io.StringIO):
@@ -585,14 +630,14 @@ def messages_a_traceback_shows(error):
 
 
 def test_query_string_is_never_printed_or_stored(http_host, tmp_path, caplog, monkeypatch):
-    http_host.files["/bert/config.json"] = (BODY_V1, '"v1"')
+    http_host.files["/bert/config.json"] = (BODY_JSON, '"v1"')
     url = http_host.url + "/bert/config.json?token=SECRET"
     terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
 
     with caplog.at_level(logging.INFO, logger="transformers.file_utils"):
         path = cached_path(url, cache_dir=tmp_path / "cache")
-    assert Path(path).read_bytes() == BODY_V1
+    assert Path(path).read_bytes() == BODY_JSON
     assert http_host.targets[-1] == "/bert/config.json?token=SECRET"  # the server did get the token
     assert f"downloading {http_host.url}/bert/config.json?<redacted>" in caplog.text
     assert "config.json" in terminal.getvalue()  # the progress bar was drawn, labelled by file name
@@ -645,6 +690,215 @@ def test_orphaned_incomplete_files_are_removed_by_the_next_download(http_host, t
 
     assert not orphan.exists()
     assert live.exists()
+
+
+# ----- limits: size, time, interruption, wrong content, file modes -----
+
+def no_entry_and_no_partial(cache):
+    """Nothing of a download is left: no entry, sidecar or `.incomplete` file (a lock file may stay)."""
+    return all(name.endswith(".lock") for name in files_in(cache))
+
+
+def test_declared_size_above_the_cap_is_refused_before_reading(http_host, tmp_path, monkeypatch):
+    http_host.files["/model.safetensors"] = (BODY_V1, '"v1"')
+    url = http_host.url + "/model.safetensors?token=SECRET"
+    monkeypatch.setenv(MAX_DOWNLOAD_BYTES_ENV_VAR, "1000000")
+    with pytest.raises(DownloadLimitError) as caught:
+        cached_path(url, cache_dir=tmp_path / "cache")
+    message = str(caught.value)
+    assert f"{http_host.url}/model.safetensors?<redacted>" in message and "SECRET" not in message
+    assert f"declares {len(BODY_V1):,} bytes" in message and "1,000,000 bytes" in message
+    assert f"set {MAX_DOWNLOAD_BYTES_ENV_VAR} to a larger number" in message
+    assert no_entry_and_no_partial(tmp_path / "cache")
+
+    monkeypatch.setenv(MAX_DOWNLOAD_BYTES_ENV_VAR, str(10 * len(BODY_V1)))
+    assert Path(cached_path(url, cache_dir=tmp_path / "cache")).read_bytes() == BODY_V1
+
+
+def test_endless_body_is_cut_at_the_size_cap(http_host, tmp_path, monkeypatch):
+    http_host.files["/vocab.txt"] = (BODY_V1, '"v1"')
+    http_host.framing["/vocab.txt"] = "chunked-endless"
+    monkeypatch.setenv(MAX_DOWNLOAD_BYTES_ENV_VAR, "3000000")
+    with pytest.raises(DownloadLimitError) as caught:
+        cached_path(http_host.url + "/vocab.txt", cache_dir=tmp_path / "cache")
+    message = str(caught.value)
+    assert http_host.url + "/vocab.txt" in message and "grew past 3,000,000 bytes" in message
+    assert MAX_DOWNLOAD_BYTES_ENV_VAR in message
+    assert no_entry_and_no_partial(tmp_path / "cache")
+
+
+def test_body_longer_than_declared_is_cut_and_refused(tmp_path):
+    # urllib3 stops reading at Content-Length by itself; botocore or an older urllib3 may not.
+    with open(tmp_path / "out", "wb") as out, pytest.raises(DownloadLimitError, match="more than the 10 bytes"):
+        _copy_chunks(iter([b"x" * 8, b"x" * 8]), 10, "https://host/bert/vocab.txt", out)
+    assert (tmp_path / "out").stat().st_size == 8  # the chunk that would pass the declared size is not written
+
+
+def test_declared_size_the_disk_cannot_hold_is_refused_before_writing(http_host, tmp_path, monkeypatch):
+    http_host.files["/model.safetensors"] = (BODY_V1, '"v1"')
+    http_host.declared["/model.safetensors"] = 10**15  # a petabyte: more than this disk has free
+    monkeypatch.setenv(MAX_DOWNLOAD_BYTES_ENV_VAR, str(10**16))
+    with pytest.raises(DiskFullError) as caught:
+        cached_path(http_host.url + "/model.safetensors", cache_dir=tmp_path / "cache")
+    message = str(caught.value)
+    assert message.startswith(f"download of {http_host.url}/model.safetensors: no space left on device")
+    assert f"needs {10**15:,} bytes" in message and "\n" not in message
+    assert no_entry_and_no_partial(tmp_path / "cache")
+
+
+@pytest.mark.parametrize("name, value", [(MAX_DOWNLOAD_BYTES_ENV_VAR, "lots"), (DEADLINE_ENV_VAR, "-5"),
+                                         (DEADLINE_ENV_VAR, "0")])
+def test_a_bad_limit_value_is_one_readable_line(http_host, tmp_path, monkeypatch, name, value):
+    http_host.files["/vocab.txt"] = (BODY_V1, '"v1"')
+    monkeypatch.setenv(name, value)
+    with pytest.raises(BadValueError, match=f"{name}='{value}': expected a positive number"):
+        cached_path(http_host.url + "/vocab.txt", cache_dir=tmp_path / "cache")
+
+
+def test_slow_drip_is_stopped_by_the_deadline(http_host, tmp_path, monkeypatch):
+    # One byte every 0.3 s: each byte resets the per-read timeout, so only the deadline can stop it.
+    http_host.files["/model.safetensors"] = (b"w" * 40, '"v1"')
+    http_host.drip["/model.safetensors"] = 0.3
+    monkeypatch.setenv(DEADLINE_ENV_VAR, "1.5")
+    with pytest.raises(DownloadLimitError) as caught:
+        cached_path(http_host.url + "/model.safetensors", cache_dir=tmp_path / "cache")
+    message = str(caught.value)
+    assert http_host.url + "/model.safetensors" in message
+    assert f"deadline of 1.5 s ({DEADLINE_ENV_VAR})" in message and "bytes received" in message
+    received = int(message.split(" bytes received")[0].rsplit(" ", 1)[1].replace(",", ""))
+    assert 0 < received < 40  # stopped mid-body, with what had arrived counted
+    assert no_entry_and_no_partial(tmp_path / "cache")
+
+
+KILLED_DOWNLOAD = """
+import sys
+from transformers.file_utils import cached_path
+cached_path(sys.argv[1], cache_dir=sys.argv[2])
+"""
+
+
+def test_download_killed_by_sigkill_leaves_no_partial_file_after_the_next_success(http_host, tmp_path):
+    http_host.files["/model.safetensors"] = (BODY_V1, '"v1"')
+    release = threading.Event()
+    http_host.stall["/model.safetensors"] = release  # half the body, then nothing until released
+    url, cache = http_host.url + "/model.safetensors", tmp_path / "cache"
+    child = subprocess.Popen([sys.executable, "-c", KILLED_DOWNLOAD, url, str(cache)], cwd=REPO_ROOT)
+    try:
+        for _ in range(600):  # the child has started writing (half the body, in small reads or one)
+            partial = [p for p in cache.glob("*.incomplete")] if cache.exists() else []
+            if partial or child.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert partial, "the child never started its download"
+        child.kill()  # SIGKILL: no handler, no finally, nothing of the child's runs
+        child.wait(timeout=10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert partial[0].exists()  # left behind, as only a killed process leaves it
+
+    del http_host.stall["/model.safetensors"]  # the server is fixed: the next call gets the whole file
+    release.set()
+    path = cached_path(url, cache_dir=cache)
+    assert Path(path).read_bytes() == BODY_V1
+    assert not list(cache.glob("*.incomplete"))
+
+
+def test_partials_of_other_versions_are_removed_unless_their_download_is_alive(http_host, tmp_path):
+    url, cache = http_host.url + "/vocab.txt", tmp_path / "cache"
+    cache.mkdir()
+    dead = cache / (cache_entry_name(url, '"v0"') + ".abc123.incomplete")  # its process died a minute ago
+    dead.write_bytes(b"half")
+    alive_entry = cache_entry_name(url, '"v9"')
+    alive = cache / (alive_entry + ".def456.incomplete")
+    alive.write_bytes(b"growing")
+    http_host.files["/vocab.txt"] = (BODY_V1, '"v1"')
+    with exclusive_lock(str(cache / (alive_entry + ".lock"))):  # its download is still going
+        cached_path(url, cache_dir=cache)
+    assert not dead.exists()
+    assert alive.exists()
+
+
+def test_captive_portal_html_is_refused_then_the_fixed_server_is_used(http_host, tmp_path):
+    portal = b"<!DOCTYPE html><html><body>Please log in to the guest Wi-Fi</body></html>"
+    http_host.files["/bert/config.json"] = (portal, '"portal"')
+    http_host.content_type["/bert/config.json"] = "text/html; charset=utf-8"
+    url = http_host.url + "/bert/config.json"
+    with pytest.raises(WrongContentError) as caught:
+        cached_path(url, cache_dir=tmp_path / "cache")
+    message = str(caught.value)
+    assert message.startswith(url) and "text/html" in message and "b'<!DOCTYPE html>" in message
+    assert no_entry_and_no_partial(tmp_path / "cache")
+
+    # Even a model file that would accept any bytes: HTML is never a weights file.
+    http_host.files["/bert/model.safetensors"] = (portal, '"portal"')
+    http_host.content_type["/bert/model.safetensors"] = "text/html"
+    with pytest.raises(WrongContentError, match="HTML page"):
+        cached_path(http_host.url + "/bert/model.safetensors", cache_dir=tmp_path / "cache")
+
+    http_host.files["/bert/config.json"] = (BODY_JSON, '"v1"')  # the network is fixed
+    http_host.content_type["/bert/config.json"] = "application/json"
+    assert Path(cached_path(url, cache_dir=tmp_path / "cache")).read_bytes() == BODY_JSON
+
+
+def test_json_file_that_does_not_parse_is_refused_and_not_cached(http_host, tmp_path):
+    http_host.files["/bert/config.json"] = (b"Service temporarily unavailable", '"v1"')
+    url = http_host.url + "/bert/config.json"
+    with pytest.raises(WrongContentError) as caught:
+        cached_path(url, cache_dir=tmp_path / "cache")
+    assert url in str(caught.value) and "not valid JSON" in str(caught.value)
+    assert "b'Service temporarily unavailable'" in str(caught.value)
+    assert no_entry_and_no_partial(tmp_path / "cache")
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664)])
+def test_cached_files_get_the_mode_the_umask_gives(http_host, tmp_path, umask, mode):
+    http_host.files["/vocab.txt"] = (BODY_V1, '"v1"')
+    http_host.status["/missing.txt"] = 404
+    old = os.umask(umask)
+    try:
+        path = cached_path(http_host.url + "/vocab.txt", cache_dir=tmp_path / "cache")
+        with pytest.raises(RemoteFileNotFound):
+            cached_path(http_host.url + "/missing.txt", cache_dir=tmp_path / "cache")
+    finally:
+        os.umask(old)
+    marker = tmp_path / "cache" / (sha256(http_host.url + "/missing.txt") + ".404")
+    for written in (path, path + ".json", path + ".lock", marker):
+        assert oct(os.stat(written).st_mode & 0o777) == oct(mode), written
+
+
+def test_password_in_the_url_is_never_printed_or_stored(http_host, tmp_path, caplog, monkeypatch):
+    port = urlsplit(http_host.url).port
+    base = f"http://alice:TOKEN123@127.0.0.1:{port}"
+    http_host.files["/bert/vocab.txt"] = (BODY_V1, '"v1"')
+    http_host.files["/bert/config.json"] = (b"<html>", '"p"')
+    http_host.content_type["/bert/config.json"] = "text/html"
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    errors = []
+    with caplog.at_level(logging.INFO, logger="transformers.file_utils"):
+        cached_path(base + "/bert/vocab.txt", cache_dir=tmp_path / "cache")
+        for name in ("/bert/config.json", "/bert/missing.bin"):
+            with pytest.raises(DownloadError) as caught:
+                cached_path(base + name, cache_dir=tmp_path / "cache")
+            errors.append(caught.value)
+    assert f"http://<redacted>@127.0.0.1:{port}/bert/config.json" in str(errors[0])
+    assert "vocab.txt" in terminal.getvalue()
+    printed = caplog.text + terminal.getvalue() + "".join(map(messages_a_traceback_shows, errors))
+    assert "TOKEN123" not in printed and "alice" not in printed
+    assert all("TOKEN123" not in p.read_text(errors="replace") for p in (tmp_path / "cache").glob("*.json"))
+    assert all("TOKEN123" not in p.read_text(errors="replace") for p in (tmp_path / "cache").glob("*.404"))
+
+
+def test_a_cache_that_cannot_be_written_names_the_url(http_host, tmp_path):
+    http_host.files["/vocab.txt"] = (BODY_V1, '"v1"')
+    not_a_folder = tmp_path / "cache"
+    not_a_folder.write_text("a file where the cache folder should be")
+    with pytest.raises(DownloadError) as caught:
+        cached_path(http_host.url + "/vocab.txt?token=SECRET", cache_dir=not_a_folder)
+    message = str(caught.value)
+    assert message.startswith(f"download of {http_host.url}/vocab.txt?<redacted> into the cache {not_a_folder}")
+    assert "SECRET" not in message
 
 
 # ----- s3:// against moto's server -----
@@ -737,3 +991,30 @@ def test_s3_sidecar_offline_and_unreachable(s3_bucket, tmp_path, monkeypatch, ca
     with caplog.at_level(logging.WARNING, logger="transformers.file_utils"):
         assert cached_path(url, cache_dir=tmp_path / "cache") == path
     assert f"could not reach {url}" in caplog.text and "cached" in caplog.text
+
+
+def test_s3_object_above_the_size_cap_is_refused(s3_bucket, tmp_path, monkeypatch):
+    client, bucket = s3_bucket
+    client.put_object(Bucket=bucket, Key="bert/model.safetensors", Body=BODY_V1)
+    url = f"s3://{bucket}/bert/model.safetensors"
+    monkeypatch.setenv(MAX_DOWNLOAD_BYTES_ENV_VAR, "100000")
+    with pytest.raises(DownloadLimitError) as caught:
+        cached_path(url, cache_dir=tmp_path / "cache")
+    message = str(caught.value)
+    assert url in message and "100,000 bytes" in message and MAX_DOWNLOAD_BYTES_ENV_VAR in message
+    assert not any(name.endswith(".json") or name.endswith(".incomplete") for name in files_in(tmp_path / "cache"))
+
+    monkeypatch.setenv(MAX_DOWNLOAD_BYTES_ENV_VAR, str(len(BODY_V1)))  # raised: exactly the file's size is allowed
+    assert Path(cached_path(url, cache_dir=tmp_path / "cache")).read_bytes() == BODY_V1
+
+
+def test_s3_download_past_the_deadline_is_stopped(s3_bucket, tmp_path, monkeypatch):
+    client, bucket = s3_bucket
+    client.put_object(Bucket=bucket, Key="bert/model.safetensors", Body=BODY_V1)
+    url = f"s3://{bucket}/bert/model.safetensors"
+    monkeypatch.setenv(DEADLINE_ENV_VAR, "0.000001")  # over before the first byte can arrive
+    with pytest.raises(DownloadLimitError) as caught:
+        cached_path(url, cache_dir=tmp_path / "cache")
+    assert url in str(caught.value) and DEADLINE_ENV_VAR in str(caught.value)
+    assert "bytes received" in str(caught.value)
+    assert not any(name.endswith(".json") or name.endswith(".incomplete") for name in files_in(tmp_path / "cache"))

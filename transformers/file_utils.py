@@ -40,12 +40,27 @@ What the cache can be trusted for
   network and uses the newest whole cached copy. A server that cannot be reached (or answers 5xx) while
   the cache holds a copy gives that copy, with a WARNING naming the URL and the copy's age.
 - Secrets stay secret. A presigned URL carries its credential in the query (`?X-Amz-Signature=...`,
-  `?token=...`): every log line, progress bar, error message and sidecar shows the URL through
-  `redact_url`, with the query replaced by `<redacted>`.
+  `?token=...`), a URL may carry a password (`https://user:token@host/`): every log line, progress bar
+  (the file name alone), error message and sidecar shows the URL through `redact_url`, with the query and
+  the user-info replaced by `<redacted>`. Every download error names the URL so redacted; a hashed cache
+  file name, where it helps, follows in parentheses.
+- Downloads are bounded. BERT_READ_MAX_DOWNLOAD_BYTES (default 100 GB) caps one file: a declared size
+  above it is refused before reading, a body is cut when it grows past it or past its own Content-Length,
+  and the disk's free space is checked against the declared size first. BERT_READ_DOWNLOAD_DEADLINE
+  (default 6 hours) bounds one file's download, from GET to last byte: a timer shuts the connection
+  down, so even a server sending one byte every few seconds is stopped. Both for http(s) and s3.
+- No HTML and no broken JSON. A captive portal answers any URL with 200 and a login page; a `text/html`
+  answer (for anything but a .html file) and a `.json` file that does not parse are refused, never cached,
+  with the URL and the first bytes in the error.
+- A cache one user fills can be read by others: entries and sidecars get the mode the umask gives (0644
+  under 022). A cache written by several users at once is out of scope.
 
 Two processes asking for the same URL at once (two DDP ranks, say) queue on the `.lock` file; the second
-finds the finished entry and does not download again. A process killed mid-download leaves its
-`.incomplete` file behind; the next download removes those older than ORPHAN_MAX_AGE_S.
+finds the finished entry and does not download again. An exception or Ctrl-C removes the `.incomplete`
+file at once; a process killed outright (SIGKILL, or SIGTERM: library code installs no signal handlers)
+leaves it behind, and whoever takes that URL's lock next removes every `.incomplete` file of the URL whose
+lock is free, whatever its age. Other URLs' leftovers go once older than ORPHAN_MAX_AGE_S. The whole story
+for users, in English and Chinese: docs/downloads.md, docs/downloads.zh-CN.md.
 """
 import argparse
 import contextlib
@@ -59,14 +74,17 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import NamedTuple, Optional
 from urllib.parse import urlparse, urlsplit, urlunsplit
 
 import requests
+import urllib3
 from tqdm import tqdm
 
 logger = logging.getLogger(__name__)
@@ -90,6 +108,18 @@ REMOTE_SCHEMES = ("http", "https", "s3")
 # would hang every rank that waits on the lock behind us.
 HTTP_TIMEOUT = (10, 60)
 CHUNK_SIZE = 1024 * 1024
+
+# The two limits every download runs under (http, https and s3 alike). Both are generous by default:
+# they are there to stop a runaway, not to get in the way of a large model on a slow link.
+#   BERT_READ_MAX_DOWNLOAD_BYTES: a file larger than this is refused (a declared Content-Length before
+#       reading; a body without one is cut when it grows past it). 100 GB: ten times the largest BERT.
+#   BERT_READ_DOWNLOAD_DEADLINE: seconds one file may take, from the GET to its last byte. The per-read
+#       timeout above cannot stop a server that sends one byte every few seconds; this can. 6 hours:
+#       100 GB at about 5 MB/s.
+MAX_DOWNLOAD_BYTES_ENV_VAR = "BERT_READ_MAX_DOWNLOAD_BYTES"
+DEFAULT_MAX_DOWNLOAD_BYTES = 100 * 10**9
+DEADLINE_ENV_VAR = "BERT_READ_DOWNLOAD_DEADLINE"
+DEFAULT_DOWNLOAD_DEADLINE_S = 6 * 60 * 60
 
 # A `.incomplete` file older than this belongs to a process that died mid-download. Its mtime only
 # moves when a whole chunk arrives, and on a very slow link one chunk can take many minutes: a day
@@ -124,6 +154,16 @@ class DownloadError(UserError, OSError):
 class DiskFullError(UserError, OSError):
     """The device has no room for a file we must write (ENOSPC, or a free-space check before writing).
     The message names the path and, where known, the bytes needed; see `disk_full_error`."""
+
+
+class DownloadLimitError(DownloadError):
+    """A download went past BERT_READ_MAX_DOWNLOAD_BYTES or BERT_READ_DOWNLOAD_DEADLINE (or past its own
+    Content-Length). The message names the URL, the limit and the variable that raises it."""
+
+
+class WrongContentError(DownloadError):
+    """The server answered 200 with something that cannot be the file: an HTML page (a login or
+    captive-portal page) for a model file, or a `.json` file that does not parse. Never cached."""
 
 
 class RemoteFileNotFound(DownloadError):
@@ -208,7 +248,32 @@ def offline_mode():
         return False
     if value in ("1", "true", "yes", "on"):
         return True
-    raise ValueError(f"{OFFLINE_ENV_VAR}={os.environ[OFFLINE_ENV_VAR]!r}: expected 1 or 0 (true/false, yes/no, on/off)")
+    raise BadValueError(f"{OFFLINE_ENV_VAR}={os.environ[OFFLINE_ENV_VAR]!r}: "
+                        "expected 1 or 0 (true/false, yes/no, on/off)")
+
+
+def _positive_number_from_env(name, default, parse, unit):
+    """$name parsed with `parse` (int or float), `default` when unset; one readable line when it is not > 0."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = parse(text)
+    except ValueError:
+        value = None
+    if value is None or not value > 0:
+        raise BadValueError(f"{name}={text!r}: expected a positive number of {unit} (default {default:,})")
+    return value
+
+
+def max_download_bytes():
+    """The size cap of one download: $BERT_READ_MAX_DOWNLOAD_BYTES, else DEFAULT_MAX_DOWNLOAD_BYTES."""
+    return _positive_number_from_env(MAX_DOWNLOAD_BYTES_ENV_VAR, DEFAULT_MAX_DOWNLOAD_BYTES, int, "bytes")
+
+
+def download_deadline():
+    """Seconds one download may take: $BERT_READ_DOWNLOAD_DEADLINE, else DEFAULT_DOWNLOAD_DEADLINE_S."""
+    return _positive_number_from_env(DEADLINE_ENV_VAR, DEFAULT_DOWNLOAD_DEADLINE_S, float, "seconds")
 
 
 # ----- the entry point -----
@@ -246,6 +311,20 @@ def cached_path(url_or_filename, cache_dir=None, force_download=False, proxies=N
 
 
 def _download_to_cache(url, cache_dir, force_download, proxies):
+    """`_fetch_into_cache`, with every error naming the URL: a full disk or a cache folder we cannot
+    write would otherwise name only a hashed file in the cache."""
+    try:
+        return _fetch_into_cache(url, cache_dir, force_download, proxies)
+    except DiskFullError as error:
+        raise DiskFullError(f"download of {redact_url(url)}: {error}") from None
+    except UserError:
+        raise  # DownloadError and its kinds: they name the URL already
+    except OSError as error:
+        raise DownloadError(f"download of {redact_url(url)} into the cache {cache_dir} failed: "
+                            f"{_scrub(error)}") from None
+
+
+def _fetch_into_cache(url, cache_dir, force_download, proxies):
     """Ask for the ETag, reuse the cache entry if it is whole, otherwise download it under a lock."""
     os.makedirs(cache_dir, exist_ok=True)
 
@@ -272,9 +351,11 @@ def _download_to_cache(url, cache_dir, force_download, proxies):
             if problem is None:
                 return entry_path
             if os.path.exists(entry_path):
-                logger.warning("cached copy of %s %s; downloading it again: %s", redact_url(url), problem, entry_path)
+                logger.warning("cached copy of %s %s (%s); downloading it again", redact_url(url), problem,
+                               os.path.basename(entry_path))
+        _remove_partial_downloads(url, entry_path)
         _remove_orphaned_temp_files(cache_dir)
-        logger.info("downloading %s to %s", redact_url(url), entry_path)
+        logger.info("downloading %s (%s)", redact_url(url), entry_path)
         _download_atomically(url, etag, entry_path, proxies)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(_missing_marker(cache_dir, url))
@@ -412,8 +493,42 @@ def exclusive_lock(lock_path):
             fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
+def _remove_partial_downloads(url, entry_path):
+    """Delete every `.incomplete` file of `url` whose download is over: ours, and those of its other
+    versions (ETags) whose lock nobody holds. The caller holds `entry_path`'s lock.
+
+    A process killed mid-download (SIGKILL, a power cut, a SIGTERM with no handler) cannot clean up after
+    itself, and library code installs no signal handlers. Its lock died with it, though: whoever holds the
+    lock next knows that file is nobody's, whatever its age. So once a download of a URL succeeds, no
+    partial file of that URL is left in the cache.
+    """
+    cache_dir, entry_name = os.path.split(entry_path)
+    url_prefix = cache_entry_name(url, None)
+    for name in os.listdir(cache_dir):
+        if not (name.startswith(url_prefix) and name.endswith(".incomplete")):
+            continue
+        owner = name[: -len(".incomplete")].rsplit(".", 1)[0]  # "<entry>.<random>.incomplete" -> "<entry>"
+        path = os.path.join(cache_dir, name)
+        if owner == entry_name or _lock_is_free(os.path.join(cache_dir, owner + ".lock")):
+            with contextlib.suppress(FileNotFoundError):
+                logger.info("removing %s, left by a download of %s that never finished", path, redact_url(url))
+                os.unlink(path)
+
+
+def _lock_is_free(lock_path):
+    """True when nobody holds `lock_path` (it is taken and released at once to find out)."""
+    try:
+        with open(lock_path, "a") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+        return True
+    except BlockingIOError:
+        return False
+
+
 def _remove_orphaned_temp_files(cache_dir):
-    """Delete `.incomplete` files left by processes killed mid-download (older than ORPHAN_MAX_AGE_S)."""
+    """Delete `.incomplete` files of other URLs left by processes killed mid-download (older than
+    ORPHAN_MAX_AGE_S). Their own URL's next download removes them at once (`_remove_partial_downloads`)."""
     for name in os.listdir(cache_dir):
         path = os.path.join(cache_dir, name)
         if not name.endswith(".incomplete"):
@@ -425,10 +540,12 @@ def _remove_orphaned_temp_files(cache_dir):
 
 
 class Received(NamedTuple):
-    """What a download wrote: the ETag the server sent with it (None if none), its size and sha256."""
+    """What a download wrote: the ETag the server sent with it (None if none), its size and sha256, and
+    the Content-Type the server declared (None if none)."""
     etag: Optional[str]
     size: int
     sha256: str
+    content_type: Optional[str] = None
 
 
 def _download_atomically(url, etag, entry_path, proxies):
@@ -441,7 +558,7 @@ def _download_atomically(url, etag, entry_path, proxies):
     temp = tempfile.NamedTemporaryFile(mode="wb", dir=cache_dir, prefix=os.path.basename(entry_path) + ".",
                                        suffix=".incomplete", delete=False)
     try:
-        with temp:
+        with temp, disk_full_is_one_line(temp.name):
             if url.startswith("s3://"):
                 received = _s3_download(url, temp)
             else:
@@ -451,8 +568,12 @@ def _download_atomically(url, etag, entry_path, proxies):
         if etag is not None and received.etag is not None and received.etag != etag:
             raise DownloadError(f"{redact_url(url)} changed while it was being downloaded "
                                 f"(ETag {etag} before, {received.etag} now); try again")
+        _check_content(url, received.content_type, temp.name)
         write_json_atomically(entry_path + ".json", {"url": redact_url(url), "etag": etag,
                                                       "size": received.size, "sha256": received.sha256})
+        # mkstemp made the file private (0600); a cache one user fills may be read by others (a shared
+        # read-only mirror), so it gets the mode any file the user creates gets: 0644 under umask 022.
+        os.chmod(temp.name, 0o666 & ~current_umask())
         replace_path(temp.name, entry_path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -460,21 +581,74 @@ def _download_atomically(url, etag, entry_path, proxies):
         raise
 
 
-def _copy_chunks(chunks, expected_size, url, out_file):
+def _first_bytes(path, count=60):
+    """The start of a file as Python shows bytes, for an error message: b'<!DOCTYPE html><html>...'."""
+    with open(path, "rb") as f:
+        return repr(f.read(count))
+
+
+def _check_content(url, content_type, path):
+    """Refuse an answer that cannot be the file asked for, before it is cached.
+
+    A captive portal or an expired login answers any URL with 200 and an HTML page. Cached, that page
+    would be served as config.json until the ETag changed, long after the network is fixed. No file this
+    project downloads is HTML, and a `.json` file must parse.
+    """
+    name = url_file_name(url)
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    if media_type == "text/html" and not name.lower().endswith((".html", ".htm")):
+        raise WrongContentError(f"{redact_url(url)}: the server answered with an HTML page (Content-Type: "
+                                f"{content_type}) where {name} was expected, perhaps a login or captive-portal "
+                                f"page; first bytes: {_first_bytes(path)}; not caching it")
+    if name.lower().endswith(".json"):
+        try:
+            with open(path, encoding="utf-8") as f:
+                json.load(f)
+        except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
+            raise WrongContentError(f"{redact_url(url)}: {name} is not valid JSON ({error}); first bytes: "
+                                    f"{_first_bytes(path)}; not caching it") from None
+
+
+def _too_large(url, what):
+    limit = max_download_bytes()
+    return DownloadLimitError(f"{redact_url(url)}: {what}, more than the download limit of {limit:,} bytes; "
+                              f"refused, not cached. To allow larger files, set {MAX_DOWNLOAD_BYTES_ENV_VAR} "
+                              f"to a larger number of bytes (e.g. {MAX_DOWNLOAD_BYTES_ENV_VAR}={limit * 10})")
+
+
+def _refuse_declared_size(url, declared_size, out_file):
+    """Before reading a byte: refuse a declared size above the cap, and one the disk cannot hold."""
+    if declared_size is None:
+        return  # without a size, the cap bounds the body as it arrives (_copy_chunks)
+    if declared_size > max_download_bytes():
+        raise _too_large(url, f"the server declares {declared_size:,} bytes (Content-Length)")
+    check_free_space(out_file.name, declared_size)
+
+
+def _copy_chunks(chunks, expected_size, url, out_file, stop=None):
     """Write `chunks` to `out_file` with a progress bar; return (bytes written, their sha256).
 
-    Fails if fewer bytes came than promised. expected_size is the Content-Length (None when the server
-    did not say). urllib3 2 and botocore raise on their own when a connection dies halfway, but urllib3
-    1.x just ends the stream early; counting the bytes here tells a short file from a whole one whichever
-    version is installed.
+    Fails if fewer bytes came than promised, or more: more than expected_size (the Content-Length, None
+    when the server did not say) or more than the size cap, checked before each chunk is written, so the
+    file never grows past either. urllib3 2 and botocore raise on their own when a connection dies
+    halfway, but urllib3 1.x just ends the stream early; counting the bytes here tells a short file from a
+    whole one whichever version is installed. `stop`, an Event, ends the copy early (the deadline passed).
     """
+    limit = max_download_bytes()
     written = 0
     digest = hashlib.sha256()
     # disable=None: draw the bar on a terminal, stay quiet in logs and CI. The label is the file name
-    # alone: the query of a presigned URL must not reach the terminal.
+    # alone: the query of a presigned URL or a password in it must not reach the terminal.
     with tqdm(total=expected_size, unit="B", unit_scale=True, desc=url_file_name(url),
               disable=None, file=sys.stderr) as progress:
         for chunk in chunks:
+            if stop is not None and stop.is_set():
+                break
+            if expected_size is not None and written + len(chunk) > expected_size:
+                raise DownloadLimitError(f"{redact_url(url)}: the server sent more than the {expected_size:,} "
+                                         f"bytes its Content-Length declared; cut and refused, not cached")
+            if written + len(chunk) > limit:
+                raise _too_large(url, f"the body grew past {limit:,} bytes (no size declared)")
             out_file.write(chunk)
             digest.update(chunk)
             written += len(chunk)
@@ -482,6 +656,58 @@ def _copy_chunks(chunks, expected_size, url, out_file):
     if expected_size is not None and written != expected_size:
         raise DownloadError(f"download of {redact_url(url)} is incomplete: got {written} of {expected_size} bytes")
     return written, digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _deadline(url, started, sock, out_file):
+    """Stop the download inside this block once BERT_READ_DOWNLOAD_DEADLINE seconds have passed since
+    `started` (time.monotonic()); yields an Event that is set then.
+
+    A check between chunks would never fire on a server that sends one byte every few seconds: each read
+    waits for a whole chunk and each byte resets the per-read timeout. So a timer shuts the connection's
+    socket down at the deadline, which ends the read that is waiting, and the failure it causes is
+    reported as the deadline. `sock` None (a library that hides its socket): the copy stops at the next
+    chunk instead.
+    """
+    seconds = download_deadline()
+    expired = threading.Event()
+
+    def cut():
+        expired.set()
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    timer = threading.Timer(max(0.0, seconds - (time.monotonic() - started)), cut)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield expired
+        if expired.is_set():
+            raise DownloadError("stopped by the deadline")  # replaced just below
+    except Exception:
+        if not expired.is_set():
+            raise
+        raise DownloadLimitError(
+            f"{redact_url(url)}: not finished after {time.monotonic() - started:.1f} s, the download deadline "
+            f"of {seconds:g} s ({DEADLINE_ENV_VAR}); {out_file.tell():,} bytes received; stopped, not cached. "
+            f"For a slow link, set {DEADLINE_ENV_VAR} to more seconds") from None
+    finally:
+        timer.cancel()
+
+
+def _socket_of(raw):
+    """The socket under a urllib3 response (requests' response.raw, botocore's body), or None.
+
+    urllib3 keeps it on the connection while the connection may be reused; for a response that closes
+    its connection, http.client has already let go of it there, and only the file it reads from
+    (http.client.HTTPResponse.fp, a buffered socket.SocketIO) still holds it.
+    """
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    if sock is None:
+        socket_io = getattr(getattr(getattr(raw, "_fp", None), "fp", None), "raw", None)
+        sock = getattr(socket_io, "_sock", None)
+    return sock
 
 
 # ----- http:// and https:// -----
@@ -510,7 +736,8 @@ def _http_etag(url, proxies):
 
 
 def _http_download(url, proxies, out_file):
-    """Stream the body of `url` into out_file."""
+    """Stream the body of `url` into out_file, within the size cap and the deadline."""
+    started = time.monotonic()
     try:
         with requests.get(url, headers=_IDENTITY, proxies=proxies, stream=True, timeout=HTTP_TIMEOUT) as response:
             _raise_for_http_status(url, response)
@@ -523,11 +750,34 @@ def _http_download(url, proxies, out_file):
                 raise DownloadError(f"{redact_url(url)}: the server sent neither Content-Length nor chunked "
                                     f"encoding, so a download cut short could not be told from a whole one; "
                                     f"not caching it")
-            size, sha256 = _copy_chunks(response.iter_content(CHUNK_SIZE),
-                                        int(length) if length is not None else None, url, out_file)
-            return Received(response.headers.get("ETag"), size, sha256)
+            expected_size = int(length) if length is not None else None
+            _refuse_declared_size(url, expected_size, out_file)
+            with _deadline(url, started, _socket_of(response.raw), out_file) as expired:
+                size, sha256 = _copy_chunks(_pieces_as_they_arrive(response), expected_size, url, out_file,
+                                            stop=expired)
+            return Received(response.headers.get("ETag"), size, sha256, response.headers.get("Content-Type"))
     except requests.RequestException as error:
         raise DownloadError(f"download of {redact_url(url)} failed: {_scrub(error)}") from None
+
+
+def _pieces_as_they_arrive(response):
+    """The body in pieces of at most CHUNK_SIZE, each handed over as soon as it has arrived.
+
+    iter_content waits until a whole CHUNK_SIZE has come (or the body ended); urllib3's read1 returns
+    what is there. So the partial file and the deadline's "bytes received" follow a slow link byte by byte.
+    """
+    read1 = getattr(response.raw, "read1", None)
+    if read1 is None:  # urllib3 1.x
+        yield from response.iter_content(CHUNK_SIZE)
+        return
+    try:
+        while True:
+            piece = read1(CHUNK_SIZE, decode_content=True)  # as iter_content does
+            if not piece:
+                return
+            yield piece
+    except urllib3.exceptions.HTTPError as error:  # what iter_content would have wrapped for us
+        raise requests.exceptions.ChunkedEncodingError(error) from None
 
 
 def _raise_for_http_status(url, response):
@@ -567,15 +817,21 @@ def _s3_etag(url):
 
 
 def _s3_download(url, out_file):
-    """Stream the object into out_file."""
+    """Stream the object into out_file, within the size cap and the deadline."""
     import boto3
 
     bucket, key = _split_s3_url(url)
+    started = time.monotonic()
     with _s3_errors_name(url):
         response = boto3.client("s3").get_object(Bucket=bucket, Key=key)
-        size, sha256 = _copy_chunks(response["Body"].iter_chunks(CHUNK_SIZE), response["ContentLength"],
-                                    url, out_file)
-        return Received(response["ETag"], size, sha256)
+        body = response["Body"]
+        with contextlib.closing(body):
+            _refuse_declared_size(url, response["ContentLength"], out_file)
+            # botocore's StreamingBody keeps the urllib3 response it reads from in _raw_stream.
+            with _deadline(url, started, _socket_of(getattr(body, "_raw_stream", None)), out_file) as expired:
+                size, sha256 = _copy_chunks(body.iter_chunks(CHUNK_SIZE), response["ContentLength"], url,
+                                            out_file, stop=expired)
+        return Received(response["ETag"], size, sha256, response.get("ContentType"))
 
 
 @contextlib.contextmanager
