@@ -90,7 +90,7 @@ from bert_read_step_to_step.precision import bf16_support, choose_precision
 from bert_read_step_to_step.tasks import (add_generic_task_options, generic_task_options, get_labels, get_task,
                                           read_examples)
 from transformers.model_families import choose_family
-from transformers.file_utils import (SAFE_WEIGHTS_NAME, WEIGHTS_NAME, UserError, demo_model_dir, run_entry_point,
+from transformers.file_utils import (SAFE_WEIGHTS_NAME, PICKLE_WEIGHTS_NAME, UserError, demo_model_dir, run_entry_point,
                                      write_json_atomically)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -558,7 +558,7 @@ def train_and_evaluate(argv, log_path, verbose=False, threads=None):
 def remove_weights(run_dir):
     """Delete what only matters for re-using the model: its weights and any checkpoint-* folders.
     Kept: eval_results.json, reinit_keys.json, training_args.json, config.json, the tokenizer, run.log."""
-    for name in (SAFE_WEIGHTS_NAME, WEIGHTS_NAME):
+    for name in (SAFE_WEIGHTS_NAME, PICKLE_WEIGHTS_NAME):
         path = os.path.join(run_dir, name)
         if os.path.isfile(path):
             os.remove(path)

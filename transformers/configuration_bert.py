@@ -20,7 +20,8 @@ import json
 import logging
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import ClassVar, Dict, List, Optional, Tuple
+from types import MappingProxyType
+from typing import ClassVar, Dict, List, Mapping, Optional, Tuple
 
 from .file_utils import (CONFIG_NAME, TF_CONFIG_NAME, BadValueError, cached_path, is_remote_url, join_path_or_url,
                          url_file_name, write_atomically)
@@ -58,8 +59,15 @@ class PretrainedConfig:
     finetuning_task: Optional[str] = None
     # Row i of the classifier head scores class id2label[i]. None: no names known (rows are just 0..C-1).
     id2label: Optional[Dict[int, str]] = None
+    # transformers 2.x's switches for what a model returns besides its main output: every layer's hidden
+    # states (BERT's models; see compat_2x.check_output_switches) and attention probabilities (refused).
+    output_hidden_states: bool = False
+    output_attentions: bool = False
     # Every key of config.json that is not a field above, kept as read so that saving does not lose it.
     extra: dict = field(default_factory=dict)
+    # transformers 2.x: shortcut name -> config URL on its hub. Nothing here loads by shortcut name, so it is
+    # empty; 2.x scripts read its keys for their --help text.
+    pretrained_config_archive_map: ClassVar[Mapping[str, str]] = MappingProxyType({})
 
     @property
     def max_sequence_length(self):

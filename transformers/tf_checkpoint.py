@@ -386,8 +386,27 @@ class TFCheckpoint:
 GOOGLE_BERT_UNUSED = re.compile(r"(/adam_[mv]$|^global_step$|^cls/)")
 
 
-def google_bert_name(tf_name):
-    """(our parameter name, transpose?) for a variable of Google's BERT, or None for one we do not use."""
+# The pre-training heads, for the models that have them (BertForPreTraining, BertForMaskedLM): the masked-LM
+# head's transform and output bias (its decoder is the word-embedding table itself, so the checkpoint has no
+# separate weight for it), and the next-sentence head, whose `output_weights` [2, H] is already in nn.Linear's
+# layout (like the classifier's).
+GOOGLE_BERT_HEADS = {
+    "cls/predictions/transform/dense/kernel": ("cls.predictions.transform.dense.weight", True),
+    "cls/predictions/transform/dense/bias": ("cls.predictions.transform.dense.bias", False),
+    "cls/predictions/transform/LayerNorm/gamma": ("cls.predictions.transform.LayerNorm.weight", False),
+    "cls/predictions/transform/LayerNorm/beta": ("cls.predictions.transform.LayerNorm.bias", False),
+    "cls/predictions/output_bias": ("cls.predictions.bias", False),
+    "cls/seq_relationship/output_weights": ("cls.seq_relationship.weight", False),
+    "cls/seq_relationship/output_bias": ("cls.seq_relationship.bias", False),
+}
+
+
+def google_bert_name(tf_name, heads=False):
+    """(our parameter name, transpose?) for a variable of Google's BERT, or None for one we do not use.
+
+    heads=True also maps the pre-training heads `cls/...` (GOOGLE_BERT_HEADS)."""
+    if heads and tf_name in GOOGLE_BERT_HEADS:
+        return GOOGLE_BERT_HEADS[tf_name]
     if GOOGLE_BERT_UNUSED.search(tf_name):
         return None
     if tf_name == "output_weights":
@@ -413,13 +432,14 @@ class ConvertedCheckpoint:
     unused: List[str]  # the checkpoint's names of what we did not read
 
 
-def bert_state_dict(checkpoint):
-    """Read the variables of Google's BERT from `checkpoint` (a TFCheckpoint or a prefix) in our names."""
+def bert_state_dict(checkpoint, heads=False):
+    """Read the variables of Google's BERT from `checkpoint` (a TFCheckpoint or a prefix) in our names.
+    heads=True: the pre-training heads too (for BertForPreTraining and BertForMaskedLM)."""
     if not isinstance(checkpoint, TFCheckpoint):
         checkpoint = TFCheckpoint(checkpoint)
     state_dict, unused = {}, []
     for name in checkpoint.entries:
-        mapped = google_bert_name(name)
+        mapped = google_bert_name(name, heads)
         if mapped is None:
             unused.append(name)
             continue
@@ -456,7 +476,7 @@ def _demo(prefix):
     checkpoint = TFCheckpoint(prefix)
     print(f"{checkpoint.index_path}: {len(checkpoint.entries)} variables in {checkpoint.num_shards} shard(s)")
     for name, dtype_name, shape in checkpoint.variables():
-        mapped = google_bert_name(name)
+        mapped = google_bert_name(name, heads)
         ours = f"-> {mapped[0]}{' (transposed)' if mapped[1] else ''}" if mapped else "(unused)"
         print(f"  {name:60s} {dtype_name:9s} {str(list(shape)):14s} {ours}")
 

@@ -11,8 +11,14 @@ Text flows through the pieces of this file in the order they are defined:
     WordpieceTokenizer   "unaffable"    -> ["un", "##aff", "##able"]            (split words into vocab pieces)
     BertTokenizer        adds [CLS]/[SEP], truncates, maps tokens to ids, loads and saves itself
 
-The rules follow the original BERT release, so that a checkpoint sees text cut exactly as in pre-training;
-tests/test_tokenization.py checks that we produce the same tokens as Hugging Face's Python tokenizer.
+The rules are Hugging Face's BertTokenizer's (tests/test_tokenization.py checks that we produce the same tokens
+as its Python tokenizer), which differ from Google's original tokenization.py in three places:
+    - control characters: we drop every character of Unicode category C*; Google drops only Cc and Cf and keeps
+      Cn (unassigned), Co (private use) and Cs (surrogates), which then become [UNK];
+    - the longest word WordPiece splits: 100 characters here (max_input_chars_per_word), 200 in Google's code;
+      a longer word becomes [UNK];
+    - we normalize text to NFC first ("e" + U+0301 -> "é"); Google's code does not.
+For most text the two agree; a checkpoint pre-trained with Google's code saw the differing texts its way.
 
 Run `python -m transformers.tokenization_bert "股票中的突破形态" "the unaffable text"` to see the output.
 """
@@ -24,6 +30,8 @@ import os
 import re
 import sys
 import unicodedata
+
+from .compat_2x import TokenizerCompat2x, encode_plus_2x
 
 VOCAB_NAME = "vocab.txt"
 TOKENIZER_CONFIG_NAME = "tokenizer_config.json"
@@ -424,7 +432,7 @@ class WordpieceTokenizer:
 # ---- part 3: BertTokenizer -------------------------------------------------------------------------------
 
 
-class BertTokenizer:
+class BertTokenizer(TokenizerCompat2x):
     """Text (or a text pair) -> input_ids, token_type_ids, attention_mask for a BERT model.
 
     A pair is laid out as `[CLS] a [SEP] b [SEP]`. [CLS] is the position whose final hidden state the
@@ -443,15 +451,18 @@ class BertTokenizer:
         self.vocab = {token: index for index, token in enumerate(self.ids_to_tokens)}
         self.unk_token, self.sep_token, self.pad_token = unk_token, sep_token, pad_token
         self.cls_token, self.mask_token = cls_token, mask_token
-        self.special_tokens = (unk_token, sep_token, pad_token, cls_token, mask_token)
-        for token in self.special_tokens:
+        for token in (unk_token, sep_token, cls_token):
             if token not in self.vocab:
                 raise ValueError(f"special token {token!r} is not in the vocabulary {vocab_file}")
+        # [PAD] and [MASK] are needed only to pad and to mask; a vocabulary without them (Google's
+        # tokenization_test.py builds one) still tokenizes, and their ids are None.
+        self.special_tokens = tuple(token for token in (unk_token, sep_token, pad_token, cls_token, mask_token)
+                                    if token in self.vocab)
         self.unk_token_id = self.vocab[unk_token]
         self.sep_token_id = self.vocab[sep_token]
-        self.pad_token_id = self.vocab[pad_token]
+        self.pad_token_id = self.vocab.get(pad_token)
         self.cls_token_id = self.vocab[cls_token]
-        self.mask_token_id = self.vocab[mask_token]
+        self.mask_token_id = self.vocab.get(mask_token)
 
         self.basic_tokenizer = BasicTokenizer(do_lower_case=do_lower_case, never_split=never_split,
                                               tokenize_chinese_chars=tokenize_chinese_chars,
@@ -494,13 +505,17 @@ class BertTokenizer:
 
     # ---- ids -> model inputs ----
 
-    def encode_plus(self, text, text_pair=None, max_length=None):
+    def encode_plus(self, text, text_pair=None, max_length=None, **options_2x):
         """{"input_ids", "token_type_ids", "attention_mask"} for one text or one pair. No padding:
         callers pad each batch to its own longest row.
 
         With max_length, tokens are cut from the end of the texts so that the result, [CLS] and [SEP]
         included, is at most max_length long.
+        options_2x: transformers 2.x's add_special_tokens, stride, truncation_strategy, pad_to_max_length,
+        return_tensors and return_* switches (compat_2x.encode_plus_2x).
         """
+        if options_2x:
+            return encode_plus_2x(self, text, text_pair, max_length=max_length, **options_2x)
         ids_a = self.convert_tokens_to_ids(self.tokenize(text))
         ids_b = None if text_pair is None else self.convert_tokens_to_ids(self.tokenize(text_pair))
         return lay_out_inputs(ids_a, ids_b, max_length, self.cls_token_id, self.sep_token_id)
