@@ -407,3 +407,34 @@ def test_tf_pretraining_heads_load_and_match_the_oracle(tmp_path):
     assert ours[0].item() == pytest.approx(oracle[0], abs=1e-4)
     assert torch.allclose(ours[1], torch.tensor(oracle[1]), atol=1e-4)
     assert torch.allclose(ours[2], torch.tensor(oracle[2]), atol=1e-4)
+
+
+# ---- Google's ALBERT TensorFlow names -----------------------------------------------------------------------------
+
+def test_google_albert_checkpoint_loads_converts_and_matches_the_oracle(tmp_path):
+    from safetensors.torch import load_file
+    from transformers import AlbertForSequenceClassification
+    from transformers.convert_tf_checkpoint import convert_tf_checkpoint
+    folder = REPO_ROOT / "tests" / "fixtures" / "tf_albert_tiny"  # written by TensorFlow (write_tf_checkpoint.py albert)
+    model = AlbertForSequenceClassification.from_pretrained(folder)  # albert_config.json, model.ckpt-best.*
+    expected = load_file(str(REPO_ROOT / "tests" / "fixtures" / "tf_albert_tiny_expected.safetensors"))
+    state = model.state_dict()
+    assert sorted(state) == sorted(expected) and all(torch.equal(state[k], v) for k, v in expected.items())
+    assert model.loading_info.missing_keys == []
+    assert sorted(model.loading_info.unexpected_keys) == ["bert/pooler/dense/kernel/adam_m", "global_step"]
+
+    info = convert_tf_checkpoint(folder, tmp_path / "converted")
+    assert info.missing_keys == []
+    assert sorted(os.listdir(tmp_path / "converted")) == ["config.json", "model.safetensors", "vocab.txt"]
+    ids, types = [[2, 5, 7, 9, 3, 11, 12, 3]], [[0, 0, 0, 0, 0, 1, 1, 1]]
+    with torch.no_grad():
+        ours = AlbertForSequenceClassification.from_pretrained(tmp_path / "converted")(
+            torch.tensor(ids), token_type_ids=torch.tensor(types)).logits
+    oracle = run_oracle_json(f"""
+        import json, torch
+        from transformers import AlbertForSequenceClassification
+        model = AlbertForSequenceClassification.from_pretrained({str(tmp_path / "converted")!r}).eval()
+        with torch.no_grad():
+            print(json.dumps(model(torch.tensor({ids}), token_type_ids=torch.tensor({types})).logits.tolist()))
+    """, tmp_path)
+    assert torch.allclose(ours, torch.tensor(oracle), atol=1e-5)

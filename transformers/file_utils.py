@@ -82,6 +82,7 @@ PICKLE_WEIGHTS_NAME = "pytorch_model.bin"
 CONFIG_NAME = "config.json"
 # Google's original TensorFlow releases name their config differently (see tf_checkpoint.py).
 TF_CONFIG_NAME = "bert_config.json"
+ALBERT_TF_CONFIG_NAME = "albert_config.json"  # Google's ALBERT release
 VOCAB_NAME = "vocab.txt"
 
 CACHE_ENV_VAR = "BERT_READ_CACHE"

@@ -40,7 +40,7 @@ from .configuration_bert import BertConfig, LoadingError
 from .file_utils import (CONFIG_NAME, PICKLE_WEIGHTS_NAME, SAFE_WEIGHTS_NAME, BadValueError, RemoteFileNotFound,
                          cached_path, is_remote_url, join_path_or_url, redact_url, sibling_url, url_file_name,
                          write_atomically)
-from .tf_checkpoint import bert_state_dict, find_checkpoint_index
+from .tf_checkpoint import find_checkpoint_index, state_dict_reader
 
 logger = logging.getLogger(__name__)
 
@@ -221,7 +221,8 @@ class PreTrainedModel(nn.Module):
 
         pretrained_model_name_or_path: a directory with config.json and model.safetensors (preferred) or
             pytorch_model.bin, a weights file, or the URL of a directory or file. A directory of Google's original
-            TensorFlow release (bert_config.json, bert_model.ckpt.index, ...) is converted in memory.
+            TensorFlow release (bert_config.json, bert_model.ckpt.index, ...; ALBERT's albert_config.json,
+            model.ckpt-best.index, ...) is converted in memory.
         reinit_keys: selectors of parameters to re-initialize instead of loading: an exact name
             (`bert.encoder.layer.0.attention.self.query.weight`), a module prefix (`bert.encoder.layer.5`),
             or a glob (`bert.encoder.layer.[45].*`); with or without the `bert.` prefix.
@@ -262,10 +263,13 @@ class PreTrainedModel(nn.Module):
         #    here; what it holds that no model uses (Adam's slots, global_step, the cls/ heads) is only listed.
         source, unused_in_checkpoint = weights_file or "the given state_dict", []
         if state_dict is None and weights_file.endswith(".index"):
-            if cls.config_class is not BertConfig:
+            read_checkpoint = state_dict_reader(cls.config_class.model_type)
+            if read_checkpoint is None:
                 raise LoadingError(f"{weights_file}: a TensorFlow checkpoint; Google's names are mapped for BERT "
-                                   f"only, not for {cls.__name__}. Convert it with the reference library first")
-            converted = bert_state_dict(weights_file, heads=model.reads_pretraining_heads)
+                                   f"and ALBERT only, not for {cls.__name__}. Convert it with the reference library first")
+            if model.reads_pretraining_heads:
+                read_checkpoint = functools.partial(read_checkpoint, heads=True)
+            converted = read_checkpoint(weights_file)
             state_dict, unused_in_checkpoint = converted.state_dict, converted.unused
             source = f"{weights_file} (TensorFlow checkpoint, converted in memory)"
         elif state_dict is None:
