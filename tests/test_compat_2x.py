@@ -227,7 +227,8 @@ def test_tokenizer_2x_methods(tmp_path):
     assert prepared["input_ids"] == [tokenizer.cls_token_id] + ids[:2] + [tokenizer.sep_token_id]
     assert prepared["special_tokens_mask"] == [1, 0, 0, 1] and prepared["overflowing_tokens"] == ids[2:]
     padded = tokenizer.encode_plus(text, max_length=10, pad_to_max_length=True, return_tensors="pt")
-    assert padded["input_ids"].shape == (1, 10) and padded["attention_mask"][0].tolist() == [1] * (len(ids) + 2) + [0] * (8 - len(ids))
+    assert padded["input_ids"].shape == (1, 10)
+    assert padded["attention_mask"][0].tolist() == [1] * (len(ids) + 2) + [0] * (8 - len(ids))
     assert tokenizer.all_special_ids == [100, 102, 0, 101, 103] and len(tokenizer) == 30522
     with pytest.raises(Unsupported2xArgument, match="return_tensors='tf'"):
         tokenizer.encode(text, return_tensors="tf")
@@ -325,7 +326,8 @@ def test_schedules_match_the_oracle_step_by_step(tmp_path):
             "warmup_constant": lrs(lambda opt: o.get_constant_schedule_with_warmup(opt, {warmup})),
             "linear": lrs(lambda opt: o.get_linear_schedule_with_warmup(opt, {warmup}, {total})),
             "cosine": lrs(lambda opt: o.get_cosine_schedule_with_warmup(opt, {warmup}, {total})),
-            "restarts": lrs(lambda opt: o.get_cosine_with_hard_restarts_schedule_with_warmup(opt, {warmup}, {total}, 3)),
+            "restarts": lrs(lambda opt: o.get_cosine_with_hard_restarts_schedule_with_warmup(
+                opt, {warmup}, {total}, 3)),
         }}))
     """, tmp_path)
 
@@ -415,7 +417,8 @@ def test_google_albert_checkpoint_loads_converts_and_matches_the_oracle(tmp_path
     from safetensors.torch import load_file
     from transformers import AlbertForSequenceClassification
     from transformers.convert_tf_checkpoint import convert_tf_checkpoint
-    folder = REPO_ROOT / "tests" / "fixtures" / "tf_albert_tiny"  # written by TensorFlow (write_tf_checkpoint.py albert)
+    # Written by TensorFlow (tests/fixtures/write_tf_checkpoint.py albert).
+    folder = REPO_ROOT / "tests" / "fixtures" / "tf_albert_tiny"
     model = AlbertForSequenceClassification.from_pretrained(folder)  # albert_config.json, model.ckpt-best.*
     expected = load_file(str(REPO_ROOT / "tests" / "fixtures" / "tf_albert_tiny_expected.safetensors"))
     state = model.state_dict()
@@ -438,3 +441,23 @@ def test_google_albert_checkpoint_loads_converts_and_matches_the_oracle(tmp_path
             print(json.dumps(model(torch.tensor({ids}), token_type_ids=torch.tensor({types})).logits.tolist()))
     """, tmp_path)
     assert torch.allclose(ours, torch.tensor(oracle), atol=1e-5)
+
+
+def test_other_families_take_2x_options_at_their_defaults_only(tmp_path):
+    from tokenizers import ByteLevelBPETokenizer  # builds a small vocabulary; tests only
+    from transformers import RobertaTokenizer
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(text for _, text in shuffled_tweets(300)), encoding="utf-8")
+    bpe = ByteLevelBPETokenizer()
+    bpe.train([str(corpus)], vocab_size=400, min_frequency=2,
+              special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"], show_progress=False)
+    (tmp_path / "tok").mkdir()
+    bpe.save_model(str(tmp_path / "tok"))
+    tokenizer = RobertaTokenizer.from_pretrained(tmp_path / "tok")
+    a, b = "the movie was good", "not bad at all"
+    # A 2.x script's call (add_special_tokens=True, max_length) gives the tokenizer's own encoding.
+    assert tokenizer.encode_plus(a, b, add_special_tokens=True, max_length=12) == tokenizer.encode_plus(a, b, 12)
+    with pytest.raises(Unsupported2xArgument, match=r"RobertaTokenizer.encode_plus\(pad_to_max_length=True\)"):
+        tokenizer.encode_plus(a, pad_to_max_length=True, max_length=12)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'max_len'"):
+        tokenizer.encode_plus(a, max_len=12)

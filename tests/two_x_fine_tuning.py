@@ -101,7 +101,8 @@ def main():
     t_total = int(len(loader) * args.num_train_epochs)
     no_decay = ["bias", "LayerNorm.weight"]
     groups = [
-        {"params": [p for n, p in model.named_parameters() if not any(nd in n for nd in no_decay)], "weight_decay": 0.01},
+        {"params": [p for n, p in model.named_parameters() if not any(nd in n for nd in no_decay)],
+         "weight_decay": 0.01},
         {"params": [p for n, p in model.named_parameters() if any(nd in n for nd in no_decay)], "weight_decay": 0.0}]
     optimizer = AdamW(groups, lr=5e-5, eps=1e-8)
     scheduler = WarmupLinearSchedule(optimizer, warmup_steps=int(t_total * 0.1), t_total=t_total)

@@ -121,6 +121,26 @@ def ids_of(tokenizer, text):
                         f"{type(text).__name__}")
 
 
+# encode_plus's 2.x options at their 2.x defaults: what ALBERT's, RoBERTa's and XLNet's own encode_plus does anyway.
+DEFAULT_2X_OPTIONS = {"add_special_tokens": True, "stride": 0, "truncation_strategy": "longest_first",
+                      "pad_to_max_length": False, "return_tensors": None, "return_token_type_ids": True,
+                      "return_attention_mask": True, "return_overflowing_tokens": False,
+                      "return_special_tokens_mask": False}
+
+
+def accept_default_2x_options(tokenizer, options):
+    """For the tokenizers that keep their own encode_plus: 2.x's options are accepted at their defaults (a 2.x
+    script passes add_special_tokens=True), and any other value is an error, never silently ignored."""
+    name = type(tokenizer).__name__
+    for option, value in options.items():
+        if option not in DEFAULT_2X_OPTIONS:
+            raise TypeError(f"{name}.encode_plus() got an unexpected keyword argument {option!r}")
+        if value != DEFAULT_2X_OPTIONS[option]:
+            raise Unsupported2xArgument(f"{name}.encode_plus({option}={value!r}): only BertTokenizer takes "
+                                        f"transformers 2.x's options; here {option} can only be "
+                                        f"{DEFAULT_2X_OPTIONS[option]!r}")
+
+
 def encode_plus_2x(tokenizer, text, text_pair=None, add_special_tokens=True, max_length=None, stride=0,
                    truncation_strategy="longest_first", pad_to_max_length=False, return_tensors=None,
                    return_token_type_ids=True, return_attention_mask=True, return_overflowing_tokens=False,

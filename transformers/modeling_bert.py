@@ -52,7 +52,7 @@ def get_activation(name):
 class BertModelOutput(ModelOutput):
     last_hidden_state: torch.Tensor  # [B, L, H] one vector per token ([B, 1, H] with first_token_only)
     pooler_output: torch.Tensor  # [B, H] one vector per sentence, from [CLS]
-    # config.output_hidden_states (transformers 2.x): the embeddings and each layer's output, num_layers + 1 of [B, L, H]
+    # config.output_hidden_states (2.x): the embeddings and each layer's output, num_layers + 1 of [B, L, H]
     hidden_states: Optional[tuple] = None
 
 

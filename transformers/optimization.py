@@ -78,7 +78,8 @@ class AdamW(torch.optim.Optimizer):
                 if group["weight_decay"]:
                     param.sub_(self.decay_pull(param), alpha=group["lr"] * group["weight_decay"])
                 state["exp_avg"].mul_(beta1).add_(param.grad, alpha=1 - beta1)  # m = b1 m + (1 - b1) g
-                state["exp_avg_sq"].mul_(beta2).addcmul_(param.grad, param.grad, value=1 - beta2)  # v = b2 v + (1 - b2) g^2
+                # v = b2 v + (1 - b2) g^2
+                state["exp_avg_sq"].mul_(beta2).addcmul_(param.grad, param.grad, value=1 - beta2)
                 step_size, denominator = group["lr"], state["exp_avg_sq"].sqrt()
                 if group["correct_bias"]:
                     step_size = step_size / (1 - beta1 ** state["step"])

@@ -471,7 +471,8 @@ ALBERT_LAYER_PARTS = {
     "LayerNorm": "attention.LayerNorm", "ffn_1/intermediate/dense": "ffn",
     "ffn_1/intermediate/output/dense": "ffn_output", "LayerNorm_1": "full_layer_layer_norm",
 }
-ALBERT_LAYER_NAME = re.compile(r"^bert/encoder/transformer/group_(\d+)/inner_group_(\d+)/(.+)/(kernel|bias|gamma|beta)$")
+ALBERT_LAYER_NAME = re.compile(
+    r"^bert/encoder/transformer/group_(\d+)/inner_group_(\d+)/(.+)/(kernel|bias|gamma|beta)$")
 TF_PARAMETER_SUFFIX = {"kernel": "weight", "gamma": "weight", "bias": "bias", "beta": "bias"}
 
 
