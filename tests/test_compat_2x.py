@@ -461,3 +461,71 @@ def test_other_families_take_2x_options_at_their_defaults_only(tmp_path):
         tokenizer.encode_plus(a, pad_to_max_length=True, max_length=12)
     with pytest.raises(TypeError, match="unexpected keyword argument 'max_len'"):
         tokenizer.encode_plus(a, max_len=12)
+
+
+# ---- BertTokenizer(rule="google") ----------------------------------------------------------------------------------
+
+GOOGLE_TEST_VOCAB = ["[UNK]", "[CLS]", "[SEP]", "want", "##want", "##ed", "wa", "un", "runn", "##ing", ","]
+
+
+@pytest.mark.parametrize("rule", ["huggingface", "google"])
+def test_cases_of_googles_tokenization_test_hold_under_both_rules(tmp_path, rule):
+    """Inputs and outputs of google-research/bert's tokenization_test.py (facts, not its code)."""
+    from transformers.tokenization_bert import BasicTokenizer
+    (tmp_path / "vocab.txt").write_text("".join(t + "\n" for t in GOOGLE_TEST_VOCAB), encoding="utf-8")
+    tokenizer = BertTokenizer(str(tmp_path / "vocab.txt"), rule=rule)
+    assert tokenizer.tokenize("UNwant\u00E9d,running") == ["un", "##want", "##ed", ",", "runn", "##ing"]
+    assert tokenizer.tokenize("unwanted running") == ["un", "##want", "##ed", "runn", "##ing"]
+    assert tokenizer.tokenize("unwantedX running") == ["[UNK]", "runn", "##ing"]
+    assert tokenizer.tokenize("") == []
+    assert BasicTokenizer(rule=rule).tokenize("ah\u535A\u63A8zz") == ["ah", "\u535A", "\u63A8", "zz"]
+    assert BasicTokenizer(rule=rule).tokenize(" \tHeLLo!how  \n Are yoU?  ") == ["hello", "!", "how", "are", "you",
+                                                                                 "?"]
+    assert BasicTokenizer(rule=rule).tokenize("H\u00E9llo") == ["hello"]
+    assert BasicTokenizer(do_lower_case=False, rule=rule).tokenize(" \tHeLLo!how  \n Are yoU?  ") == \
+        ["HeLLo", "!", "how", "Are", "yoU", "?"]
+    assert BasicTokenizer(rule=rule).tokenize("a\u0005b") == ["ab"]  # U+0005 is a control character (Cc)
+
+
+def test_the_three_places_where_googles_rule_differs(tmp_path):
+    from transformers.tokenization_bert import BasicTokenizer
+    vocab = ["[UNK]", "[CLS]", "[SEP]", "a", "##a", "b", "e", "\u00e9"]
+    (tmp_path / "vocab.txt").write_text("".join(t + "\n" for t in vocab), encoding="utf-8")
+    hf = BertTokenizer(str(tmp_path / "vocab.txt"))
+    google = BertTokenizer(str(tmp_path / "vocab.txt"), rule="google")
+    # 1. A private-use character (Co): Hugging Face drops it, Google keeps it and it becomes [UNK].
+    assert hf.tokenize("a \ue000 b") == ["a", "b"]
+    assert google.tokenize("a \ue000 b") == ["a", "[UNK]", "b"]
+    # 2. A 150-character word: over Hugging Face's 100, under Google's 200.
+    assert hf.tokenize("a" * 150) == ["[UNK]"]
+    assert google.tokenize("a" * 150) == ["a"] + ["##a"] * 149
+    # 3. NFC: "e" + U+0301 becomes "é" for Hugging Face; Google keeps the two code points.
+    assert BasicTokenizer(do_lower_case=False).tokenize("e\u0301") == ["\u00e9"]
+    assert BasicTokenizer(do_lower_case=False, rule="google").tokenize("e\u0301") == ["e\u0301"]
+    # The rule is saved with the tokenizer and read back.
+    google.save_pretrained(tmp_path / "saved")
+    assert BertTokenizer.from_pretrained(tmp_path / "saved").tokenize("a \ue000 b") == ["a", "[UNK]", "b"]
+    with pytest.raises(ValueError, match="rule 'googel'"):
+        BertTokenizer(str(tmp_path / "vocab.txt"), rule="googel")
+
+
+def test_roberta_returns_hidden_states_and_albert_refuses_them():
+    import dataclasses
+    from transformers import AlbertConfig, AlbertModel, RobertaConfig
+    from transformers.modeling_roberta import RobertaForSequenceClassification
+    torch.manual_seed(0)
+    config = RobertaConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                           intermediate_size=32, max_position_embeddings=40, num_labels=3)
+    plain = RobertaForSequenceClassification(config).eval()
+    asking = RobertaForSequenceClassification(dataclasses.replace(config, output_hidden_states=True)).eval()
+    asking.load_state_dict(plain.state_dict())
+    ids = torch.tensor([[0, 5, 6, 7, 2]])
+    with torch.no_grad():
+        logits, states = asking(ids)[:2]
+        assert torch.allclose(logits, plain(ids).logits, atol=1e-6)  # the full last layer gives the same <s> row
+        assert len(states) == 3 and states[-1].shape == (1, 5, 16)
+    albert = AlbertConfig(vocab_size=30, embedding_size=8, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                          intermediate_size=32, max_position_embeddings=40, output_hidden_states=True)
+    with pytest.raises(Unsupported2xArgument, match="AlbertModel: output_hidden_states=True is supported by BERT's "
+                                                    "and RoBERTa's models only"):
+        AlbertModel(albert)

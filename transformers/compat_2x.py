@@ -71,7 +71,7 @@ def check_output_switches(model):
                                     "one fused call that does not keep its probabilities); set it False")
     if config.output_hidden_states and not getattr(model, "returns_hidden_states", False):
         raise Unsupported2xArgument(f"{type(model).__name__}: output_hidden_states=True is supported by BERT's "
-                                    "models only; set it False")
+                                    "and RoBERTa's models only; set it False")
 
 
 # ---- resize_token_embeddings -------------------------------------------------------------------------------

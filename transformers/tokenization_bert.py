@@ -19,6 +19,7 @@ as its Python tokenizer), which differ from Google's original tokenization.py in
       a longer word becomes [UNK];
     - we normalize text to NFC first ("e" + U+0301 -> "é"); Google's code does not.
 For most text the two agree; a checkpoint pre-trained with Google's code saw the differing texts its way.
+`BertTokenizer(..., rule="google")` follows Google's rule in all three places instead (RULES).
 
 Run `python -m transformers.tokenization_bert "股票中的突破形态" "the unaffable text"` to see the output.
 """
@@ -39,6 +40,10 @@ TOKENIZER_CONFIG_NAME = "tokenizer_config.json"
 TOKENIZER_JSON_NAME = "tokenizer.json"
 # The special tokens every BERT vocabulary has, as tokenizer_config.json names their roles.
 SPECIAL_TOKEN_ROLES = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+# Whose rule cleans and splits text (see the module docstring): which control characters are dropped, the
+# longest word WordPiece splits, and whether text is normalized to NFC first.
+RULES = {"huggingface": {"dropped_categories": ("C",), "max_word": 100, "nfc": True},
+         "google": {"dropped_categories": ("Cc", "Cf"), "max_word": 200, "nfc": False}}
 
 
 def read_vocab_tokens(vocab_file):
@@ -112,7 +117,7 @@ def tokenizer_settings(directory):
 
 def read_tokenizer_config(config_file):
     """The settings of a tokenizer_config.json that BertTokenizer uses, as its keyword arguments."""
-    return read_tokenizer_settings(config_file, ("do_lower_case", "strip_accents", "tokenize_chinese_chars"),
+    return read_tokenizer_settings(config_file, ("do_lower_case", "strip_accents", "tokenize_chinese_chars", "rule"),
                                    SPECIAL_TOKEN_ROLES)
 
 
@@ -288,12 +293,13 @@ def _none_of(ranges):
 
 
 @functools.lru_cache(maxsize=None)
-def _patterns(tokenize_chinese_chars):
+def _patterns(tokenize_chinese_chars, rule="huggingface"):
     """The compiled patterns of BasicTokenizer, built once per process for each setting."""
     runs = _category_runs()
     # \t, \n and \r are control characters (Cc) too, but they separate words: they stay, as whitespace.
     # U+FFFD is what a decoder leaves where the bytes were not valid text; it carries no meaning.
-    control = _cut_out([(a, b) for a, b, cat in runs if cat.startswith("C")], "\t\n\r") + [(0xFFFD, 0xFFFD)]
+    dropped = RULES[rule]["dropped_categories"]
+    control = _cut_out([(a, b) for a, b, cat in runs if cat.startswith(dropped)], "\t\n\r") + [(0xFFFD, 0xFFFD)]
     punctuation = [(a, b) for a, b, cat in runs if cat.startswith("P")] + ASCII_PUNCTUATION_RANGES
     accents = [(a, b) for a, b, cat in runs if cat == "Mn"]
 
@@ -320,20 +326,27 @@ class BasicTokenizer:
         uncased models never saw accents, cased models did.
     tokenize_chinese_chars: make each CJK character a word of its own.
     never_split: words passed through untouched (not lower-cased, not split at punctuation).
+    rule: "huggingface" or "google" (RULES): which control characters are dropped, and whether NFC comes first.
     """
 
-    def __init__(self, do_lower_case=True, never_split=None, tokenize_chinese_chars=True, strip_accents=None):
+    def __init__(self, do_lower_case=True, never_split=None, tokenize_chinese_chars=True, strip_accents=None,
+                 rule="huggingface"):
+        if rule not in RULES:
+            raise ValueError(f"rule {rule!r}: choose one of {', '.join(RULES)}")
         self.do_lower_case = do_lower_case
         self.never_split = frozenset(never_split or ())
         self.tokenize_chinese_chars = tokenize_chinese_chars
         self.strip_accents = strip_accents
-        self._re = _patterns(tokenize_chinese_chars)
+        self.rule = rule
+        self._re = _patterns(tokenize_chinese_chars, rule)
 
     def tokenize(self, text):
         # One character can be written as one code point or as a letter plus a combining accent
         # ("é" == "e\u0301" on screen). NFC picks the first form, so both get the same tokens.
         # (Hugging Face's Python tokenizer does this; the original BERT and HF's Rust tokenizer do not.)
-        text = unicodedata.normalize("NFC", self.clean_text(text))
+        text = self.clean_text(text)
+        if RULES[self.rule]["nfc"]:
+            text = unicodedata.normalize("NFC", text)
         if not self.never_split:
             return self._re["word"].findall(self.fold_case(text))
 
@@ -444,7 +457,8 @@ class BertTokenizer(TokenizerCompat2x):
 
     def __init__(self, vocab_file, do_lower_case=True, tokenize_chinese_chars=True, strip_accents=None,
                  never_split=None, unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]", cls_token="[CLS]",
-                 mask_token="[MASK]"):
+                 mask_token="[MASK]", rule="huggingface"):
+        """rule: "huggingface" (default) or "google": whose cleaning and splitting rule (module docstring)."""
         self.vocab_file = vocab_file
         # id -> token is simply the list of lines; token -> id is the dict built from it.
         self.ids_to_tokens = read_vocab_tokens(vocab_file)
@@ -466,8 +480,9 @@ class BertTokenizer(TokenizerCompat2x):
 
         self.basic_tokenizer = BasicTokenizer(do_lower_case=do_lower_case, never_split=never_split,
                                               tokenize_chinese_chars=tokenize_chinese_chars,
-                                              strip_accents=strip_accents)
-        self.wordpiece_tokenizer = WordpieceTokenizer(self.vocab, unk_token=unk_token, never_split=never_split)
+                                              strip_accents=strip_accents, rule=rule)
+        self.wordpiece_tokenizer = WordpieceTokenizer(self.vocab, unk_token=unk_token, never_split=never_split,
+                                                      max_input_chars_per_word=RULES[rule]["max_word"])
         # A special token written in the text is kept as that token: "a [MASK] b" -> ["a", "[MASK]", "b"],
         # even inside a word ("x[SEP]y"). This lets a text carry a [MASK]; it also means that a user's
         # "[SEP]" really separates. Matching is exact: "[mask]" is ordinary text.
@@ -560,6 +575,8 @@ class BertTokenizer(TokenizerCompat2x):
             "strip_accents": self.basic_tokenizer.strip_accents,
             "tokenize_chinese_chars": self.basic_tokenizer.tokenize_chinese_chars,
         }
+        if self.basic_tokenizer.rule != "huggingface":
+            settings["rule"] = self.basic_tokenizer.rule  # written only when not the default, which HF reads
         special = dict(zip(SPECIAL_TOKEN_ROLES, (self.unk_token, self.sep_token, self.pad_token, self.cls_token,
                                                  self.mask_token)))
         return save_tokenizer_files(save_directory, {
