@@ -90,7 +90,7 @@ from bert_read_step_to_step.precision import bf16_support, choose_precision
 from bert_read_step_to_step.tasks import (add_generic_task_options, generic_task_options, get_labels, get_task,
                                           read_examples)
 from transformers.model_families import choose_family
-from transformers.file_utils import (SAFE_WEIGHTS_NAME, PICKLE_WEIGHTS_NAME, UserError, demo_model_dir, run_entry_point,
+from transformers.file_utils import (PICKLE_WEIGHTS_NAME, SAFE_WEIGHTS_NAME, UserError, demo_model_dir, run_entry_point,
                                      write_json_atomically)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

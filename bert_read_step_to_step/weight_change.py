@@ -20,7 +20,8 @@ import os
 import re
 
 from bert_read_step_to_step.cli_help import DefaultsHelpFormatter
-from transformers.file_utils import SAFE_WEIGHTS_NAME, PICKLE_WEIGHTS_NAME, UserError, run_entry_point, write_json_atomically
+from transformers.file_utils import (PICKLE_WEIGHTS_NAME, SAFE_WEIGHTS_NAME, UserError, run_entry_point,
+                                     write_json_atomically)
 from transformers.modeling_utils import IGNORED_CHECKPOINT_KEYS, read_state_dict
 
 REPORT_NAME, PLOT_NAME = "weight_change.json", "weight_change.png"
