@@ -7,24 +7,18 @@ Each takes the pre-trained weights `w0` where it needs them, as {parameter name:
 that were loaded from the checkpoint (optimization.py's `stabilizer_priors`): a re-initialized or new parameter (the
 classifier) has no pre-trained value, so mixout leaves it alone and its decay pulls it toward zero.
 """
-import math
-
 import torch
 import torch.nn.functional as F
 
 from transformers.modeling_utils import Linear
+from transformers.optimization import AdamW
 
 
 # ---- the optimizer: Adam with decoupled weight decay, bias correction optional, decay toward a prior -------
 
-class DecoupledAdam(torch.optim.Optimizer):
-    """Adam with decoupled weight decay (AdamW), written out so that two things can be switched:
-
-    correct_bias=False gives BERTAdam, the optimizer of the original BERT: Adam's moving averages m and v
-    start at zero, and Adam divides them by (1 - beta1^t) and (1 - beta2^t) so that early steps are not
-    biased toward zero. BERT's optimizer leaves that out. With beta1 = 0.9, beta2 = 0.999 the first step
-    is then lr * g (1 - beta1) / (sqrt((1 - beta2) g^2) + eps) ~ lr * 0.1 / 0.0316 ~ 3.16 lr in size where
-    AdamW's is lr: early steps are too large, which is what Zhang et al. found makes runs fail.
+class DecoupledAdam(AdamW):
+    """transformers' AdamW (bias correction switchable: correct_bias=False is BERTAdam, see its docstring), whose
+    weight decay can pull toward the pre-trained weights instead of toward zero.
 
     priors: {parameter: w0}. A parameter with a prior decays toward it, w -= lr * wd * (w - w0), instead of
     toward zero, w -= lr * wd * w (the --prior_weight_decay of Zhang et al.'s code).
@@ -36,37 +30,12 @@ class DecoupledAdam(torch.optim.Optimizer):
 
     def __init__(self, params, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, correct_bias=False,
                  priors=None):
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                      correct_bias=correct_bias))
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, correct_bias=correct_bias)
         self.priors = priors or {}
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = closure() if closure is not None else None
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for param in group["params"]:
-                if param.grad is None:
-                    continue
-                state = self.state[param]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(param)
-                    state["exp_avg_sq"] = torch.zeros_like(param)
-                state["step"] += 1
-                # Decoupled decay, applied to the weight before the Adam step (as torch's AdamW does).
-                if group["weight_decay"]:
-                    prior = self.priors.get(param)
-                    pulled_from = param - prior if prior is not None else param
-                    param.sub_(pulled_from, alpha=group["lr"] * group["weight_decay"])
-                state["exp_avg"].mul_(beta1).add_(param.grad, alpha=1 - beta1)
-                state["exp_avg_sq"].mul_(beta2).addcmul_(param.grad, param.grad, value=1 - beta2)
-                step_size, denominator = group["lr"], state["exp_avg_sq"].sqrt()
-                if group["correct_bias"]:
-                    step_size = step_size / (1 - beta1 ** state["step"])
-                    denominator = denominator / math.sqrt(1 - beta2 ** state["step"])
-                param.addcdiv_(state["exp_avg"], denominator.add_(group["eps"]), value=-step_size)
-        return loss
+    def decay_pull(self, param):
+        prior = self.priors.get(param)
+        return param - prior if prior is not None else param
 
 
 # ---- mixout --------------------------------------------------------------------------------------------

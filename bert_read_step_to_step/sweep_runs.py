@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bert_read_step_to_step.sweep_plan import SweepError, recorded_argv, run_argv
 from bert_read_step_to_step.sweep_records import DIVERGED, FINISHED, save_results
-from transformers.file_utils import SAFE_WEIGHTS_NAME, WEIGHTS_NAME
+from transformers.file_utils import PICKLE_WEIGHTS_NAME, SAFE_WEIGHTS_NAME
 
 RUN_CLASSIFIER = Path(__file__).resolve().parent.parent / "run_classifier.py"
 # The program a run is: run_classifier.py under this Python. Tests put a small script here that exits the way
@@ -73,7 +73,7 @@ def train_and_evaluate(argv, log_path, verbose=False, threads=None):
 def remove_weights(run_dir):
     """Delete what only matters for re-using the model: its weights and any checkpoint-* folders.
     Kept: eval_results.json, reinit_keys.json, training_args.json, config.json, the tokenizer, run.log."""
-    for name in (SAFE_WEIGHTS_NAME, WEIGHTS_NAME):
+    for name in (SAFE_WEIGHTS_NAME, PICKLE_WEIGHTS_NAME):
         path = os.path.join(run_dir, name)
         if os.path.isfile(path):
             os.remove(path)

@@ -20,7 +20,8 @@ import os
 import re
 
 from bert_read_step_to_step.cli_help import DefaultsHelpFormatter
-from transformers.file_utils import SAFE_WEIGHTS_NAME, WEIGHTS_NAME, UserError, run_entry_point, write_json_atomically
+from transformers.file_utils import (PICKLE_WEIGHTS_NAME, SAFE_WEIGHTS_NAME, UserError, run_entry_point,
+                                     write_json_atomically)
 from transformers.modeling_utils import IGNORED_CHECKPOINT_KEYS, read_state_dict
 
 REPORT_NAME, PLOT_NAME = "weight_change.json", "weight_change.png"
@@ -108,12 +109,12 @@ def format_report(report):
 
 def read_folder_weights(folder):
     """{name: tensor} of a model folder's weights file, without the position_ids buffer some checkpoints carry."""
-    for name in (SAFE_WEIGHTS_NAME, WEIGHTS_NAME):
+    for name in (SAFE_WEIGHTS_NAME, PICKLE_WEIGHTS_NAME):
         path = os.path.join(folder, name)
         if os.path.isfile(path):
             return {key: value for key, value in read_state_dict(path).items()
                     if not IGNORED_CHECKPOINT_KEYS.search(key)}
-    raise UserError(f"{folder}: no {SAFE_WEIGHTS_NAME} or {WEIGHTS_NAME} there; give a model folder")
+    raise UserError(f"{folder}: no {SAFE_WEIGHTS_NAME} or {PICKLE_WEIGHTS_NAME} there; give a model folder")
 
 
 def normalized_names(state_dict):

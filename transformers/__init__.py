@@ -6,6 +6,8 @@ Reading order: configuration_bert.py -> tokenization_bert.py -> modeling_bert.py
 Google's original TensorFlow checkpoints. The other families (configuration_albert.py, modeling_albert.py,
 tokenization_albert.py, and RoBERTa's) reuse BERT's pieces and say only how they differ; model_families.py
 is the table that picks a family for a model folder.
+compat_2x.py, optimization.py and auto.py hold what transformers 2.x scripts call besides (AdamW, the warm-up
+schedules, the Auto classes, encode_plus's 2.x options); the reading path does not need them.
 XLNet's files (configuration_xlnet.py, tokenization_xlnet.py, modeling_xlnet.py) are read the same way.
 
 The public names are imported on first use rather than here. Importing every module up front would make
@@ -47,6 +49,22 @@ _PUBLIC_NAMES = {
     "top_layer_selectors": "modeling_utils",
     "cached_path": "file_utils",
     "TFCheckpoint": "tf_checkpoint",
+    # The transformers 2.x surface (compat_2x.py says what each 2.x argument means here).
+    "WEIGHTS_NAME": "file_utils",
+    "CONFIG_NAME": "file_utils",
+    "AdamW": "optimization",
+    "ConstantLRSchedule": "optimization",
+    "WarmupConstantSchedule": "optimization",
+    "WarmupLinearSchedule": "optimization",
+    "WarmupCosineSchedule": "optimization",
+    "WarmupCosineWithHardRestartsSchedule": "optimization",
+    "AutoConfig": "auto",
+    "AutoTokenizer": "auto",
+    "AutoModel": "auto",
+    "AutoModelForSequenceClassification": "auto",
+    "BertForPreTraining": "modeling_bert",
+    "BertForMaskedLM": "modeling_bert",
+    "load_tf_weights_in_bert": "modeling_bert",
 }
 __all__ = sorted(_PUBLIC_NAMES)
 

@@ -25,10 +25,11 @@ import os
 import re
 import typing
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import ClassVar, Dict, List, Optional, Tuple
+from types import MappingProxyType
+from typing import ClassVar, Dict, List, Mapping, Optional, Tuple
 
-from .file_utils import (CONFIG_NAME, TF_CONFIG_NAME, BadValueError, cached_path, is_remote_url, join_path_or_url,
-                         url_file_name, write_atomically)
+from .file_utils import (ALBERT_TF_CONFIG_NAME, CONFIG_NAME, TF_CONFIG_NAME, BadValueError, cached_path,
+                         is_remote_url, join_path_or_url, url_file_name, write_atomically)
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +64,15 @@ class PretrainedConfig:
     finetuning_task: Optional[str] = None
     # Row i of the classifier head scores class id2label[i]. None: no names known (rows are just 0..C-1).
     id2label: Optional[Dict[int, str]] = None
+    # transformers 2.x's switches for what a model returns besides its main output: every layer's hidden
+    # states (BERT's models; see compat_2x.check_output_switches) and attention probabilities (refused).
+    output_hidden_states: bool = False
+    output_attentions: bool = False
     # Every key of config.json that is not a field above, kept as read so that saving does not lose it.
     extra: dict = field(default_factory=dict)
+    # transformers 2.x: shortcut name -> config URL on its hub. Nothing here loads by shortcut name, so it is
+    # empty; 2.x scripts read its keys for their --help text.
+    pretrained_config_archive_map: ClassVar[Mapping[str, str]] = MappingProxyType({})
 
     @property
     def max_sequence_length(self):
@@ -226,11 +234,13 @@ def config_file_of(path_or_url, cache_dir=None, force_download=False, local_file
     either) stands for, fetched first when remote."""
     fetch_options = dict(cache_dir=cache_dir, force_download=force_download, local_files_only=local_files_only)
     if os.path.isdir(path_or_url):
-        path = os.path.join(path_or_url, CONFIG_NAME)
-        if not os.path.isfile(path) and os.path.isfile(os.path.join(path_or_url, TF_CONFIG_NAME)):
-            path = os.path.join(path_or_url, TF_CONFIG_NAME)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path_or_url}: directory has no {CONFIG_NAME} (nor {TF_CONFIG_NAME})")
+        # Google's releases name it bert_config.json (BERT) or albert_config.json (ALBERT).
+        names = (CONFIG_NAME, TF_CONFIG_NAME, ALBERT_TF_CONFIG_NAME)
+        path = next((os.path.join(path_or_url, name) for name in names
+                     if os.path.isfile(os.path.join(path_or_url, name))), None)
+        if path is None:
+            raise FileNotFoundError(f"{path_or_url}: directory has no {CONFIG_NAME} (nor {TF_CONFIG_NAME}, "
+                                    f"{ALBERT_TF_CONFIG_NAME})")
         return path
     if is_remote_url(path_or_url) and not url_file_name(path_or_url).endswith(".json"):
         return cached_path(join_path_or_url(path_or_url, CONFIG_NAME), **fetch_options)

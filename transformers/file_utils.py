@@ -90,11 +90,18 @@ from tqdm import tqdm
 logger = logging.getLogger(__name__)
 
 # The file names a model directory (or a URL prefix) is expected to hold.
-WEIGHTS_NAME = "pytorch_model.bin"
+# WEIGHTS_NAME is the name transformers 2.x scripts use for "the weights file of a checkpoint folder": they glob
+# `**/` + WEIGHTS_NAME to find checkpoints, and some `torch.save` a state dict to folder/WEIGHTS_NAME. Here it
+# names what `save_pretrained` writes, model.safetensors, so the glob finds our checkpoints; and a pickle that a
+# 2.x script saved under that name is recognised by its first bytes when loading (modeling_utils.read_state_dict)
+# and read with torch.load(weights_only=True). pytorch_model.bin, 2.x's own file name, is PICKLE_WEIGHTS_NAME.
 SAFE_WEIGHTS_NAME = "model.safetensors"
+WEIGHTS_NAME = SAFE_WEIGHTS_NAME
+PICKLE_WEIGHTS_NAME = "pytorch_model.bin"
 CONFIG_NAME = "config.json"
 # Google's original TensorFlow releases name their config differently (see tf_checkpoint.py).
 TF_CONFIG_NAME = "bert_config.json"
+ALBERT_TF_CONFIG_NAME = "albert_config.json"  # Google's ALBERT release
 VOCAB_NAME = "vocab.txt"
 
 CACHE_ENV_VAR = "BERT_READ_CACHE"

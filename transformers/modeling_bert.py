@@ -52,12 +52,15 @@ def get_activation(name):
 class BertModelOutput(ModelOutput):
     last_hidden_state: torch.Tensor  # [B, L, H] one vector per token ([B, 1, H] with first_token_only)
     pooler_output: torch.Tensor  # [B, H] one vector per sentence, from [CLS]
+    # config.output_hidden_states (2.x): the embeddings and each layer's output, num_layers + 1 of [B, L, H]
+    hidden_states: Optional[tuple] = None
 
 
 @dataclass(eq=False)
 class SequenceClassifierOutput(ModelOutput):
     loss: Optional[torch.Tensor]  # scalar; None when no labels were given
     logits: torch.Tensor  # [B, C]
+    hidden_states: Optional[tuple] = None  # as in BertModelOutput, with config.output_hidden_states
 
 
 class BertEmbeddings(nn.Module):
@@ -224,7 +227,8 @@ class BertEncoder(nn.Module):
         # such as `bert.encoder.layer.11`. Layer 0 sees the embeddings; the last layer feeds the pooler.
         self.layer = nn.ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
 
-    def forward(self, hidden_states, attention_bias, first_token_only=False):
+    def forward(self, hidden_states, attention_bias, first_token_only=False, all_states=None):
+        # all_states: a list that collects the input and each layer's output (config.output_hidden_states).
         # first_token_only: the classifier reads nothing but the last layer's [CLS] vector (through the
         # pooler), so the last layer computes that row alone: it still needs keys and values of every token,
         # but its queries, attention output and feed-forward block run on 1 row instead of L. For MiniLM (6
@@ -234,7 +238,11 @@ class BertEncoder(nn.Module):
         last = len(self.layer) - 1
         for index, layer in enumerate(self.layer):
             # [B, L, H] -> [B, L, H]; the last layer with first_token_only: [B, L, H] -> [B, 1, H]
+            if all_states is not None:
+                all_states.append(hidden_states)
             hidden_states = layer(hidden_states, attention_bias, first_token_only and index == last)
+        if all_states is not None:
+            all_states.append(hidden_states)
         return hidden_states
 
 
@@ -269,6 +277,8 @@ def attention_bias_from_mask(attention_mask, dtype):
 class BertModel(PreTrainedModel):
     """The encoder without a task head: ids -> one vector per token and a pooled vector per sentence."""
 
+    returns_hidden_states = True  # honours config.output_hidden_states (see compat_2x.check_output_switches)
+
     def __init__(self, config: BertConfig, initialize=True):
         super().__init__(config)
         self.embeddings = BertEmbeddings(config)
@@ -285,10 +295,14 @@ class BertModel(PreTrainedModel):
             attention_mask = torch.ones_like(input_ids)
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
+        # Every layer's states asked for (2.x's output_hidden_states): the last layer must compute every row.
+        all_states = [] if self.config.output_hidden_states else None
+        first_token_only = first_token_only and all_states is None
         embedded = self.embeddings(input_ids, token_type_ids)  # [B, L] -> [B, L, H]
         attention_bias = attention_bias_from_mask(attention_mask, embedded.dtype)  # [B, L] -> [B, 1, 1, L]
-        sequence = self.encoder(embedded, attention_bias, first_token_only)  # [B, L, H] -> [B, L or 1, H]
-        return BertModelOutput(last_hidden_state=sequence, pooler_output=self.pooler(sequence))
+        sequence = self.encoder(embedded, attention_bias, first_token_only, all_states)  # [B, L, H] -> [B, L or 1, H]
+        return BertModelOutput(last_hidden_state=sequence, pooler_output=self.pooler(sequence),
+                               hidden_states=None if all_states is None else tuple(all_states))
 
 
 class BertForSequenceClassification(PreTrainedModel):
@@ -297,6 +311,8 @@ class BertForSequenceClassification(PreTrainedModel):
     The head (`classifier.*`) is not in a pre-trained checkpoint, so loading reports it as missing and it
     starts from the init rule; that is expected, not an error.
     """
+
+    returns_hidden_states = True
 
     def __init__(self, config: BertConfig, initialize=True):
         super().__init__(config)
@@ -312,7 +328,8 @@ class BertForSequenceClassification(PreTrainedModel):
         output = self.bert(input_ids, attention_mask, token_type_ids, first_token_only=True)
         pooled = output.pooler_output  # [B, H]
         logits = self.classifier(self.dropout(pooled))  # [B, H] -> [B, C]
-        return SequenceClassifierOutput(loss=classification_loss(logits, labels, self.num_labels), logits=logits)
+        return SequenceClassifierOutput(loss=classification_loss(logits, labels, self.num_labels), logits=logits,
+                                        hidden_states=output.hidden_states)
 
 
 def classification_loss(logits, labels, num_labels):
@@ -323,6 +340,158 @@ def classification_loss(logits, labels, num_labels):
     if num_labels == 1:
         return F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype))  # [B, 1] -> [B] against [B]
     return F.cross_entropy(logits, labels)  # [B, C] against [B] class ids
+
+
+# ---- transformers 2.x's pre-training heads: masked LM and next sentence ---------------------------------------
+# These read every row of the last layer (no [CLS]-only shortcut). Their parameter names are Google's `cls/...`
+# heads in PyTorch's naming, so that load_tf_weights_in_bert and from_pretrained(TF folder) fill them.
+
+@dataclass(eq=False)
+class MaskedLMOutput(ModelOutput):
+    loss: Optional[torch.Tensor]  # scalar; None without masked_lm_labels
+    logits: torch.Tensor  # [B, L, V] a score for every vocabulary entry at every position
+    hidden_states: Optional[tuple] = None
+
+
+@dataclass(eq=False)
+class PreTrainingOutput(ModelOutput):
+    loss: Optional[torch.Tensor]  # masked-LM loss + next-sentence loss; None without both labels
+    prediction_logits: torch.Tensor  # [B, L, V]
+    seq_relationship_logits: torch.Tensor  # [B, 2] is sentence b the one that followed a?
+    hidden_states: Optional[tuple] = None
+
+
+class BertPredictionHeadTransform(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.dense = Linear(config.hidden_size, config.hidden_size)
+        self.activation = get_activation(config.hidden_act)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, hidden_states):
+        return self.LayerNorm(self.activation(self.dense(hidden_states)))  # [B, L, H] -> [B, L, H]
+
+
+class BertLMPredictionHead(nn.Module):
+    """Scores each vocabulary entry at each position: transform, then the word-embedding table read backwards
+    (`decoder` is that table, tied by the model), plus a bias per entry."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.transform = BertPredictionHeadTransform(config)
+        self.decoder = Linear(config.hidden_size, config.vocab_size, bias=False)  # weight: the [V, H] table
+        self.bias = nn.Parameter(torch.empty(config.vocab_size))
+
+    def forward(self, hidden_states):
+        return self.decoder(self.transform(hidden_states)) + self.bias  # [B, L, H] -> [B, L, V]
+
+
+class BertOnlyMLMHead(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.predictions = BertLMPredictionHead(config)
+
+
+class BertPreTrainingHeads(BertOnlyMLMHead):
+    def __init__(self, config):
+        super().__init__(config)
+        self.seq_relationship = Linear(config.hidden_size, 2)
+
+
+class _BertWithLMHead(PreTrainedModel):
+    """What both pre-training models share: BertModel, the `cls` heads, and the tied decoder."""
+
+    returns_hidden_states = True
+    reads_pretraining_heads = True
+    tied_keys = ("cls.predictions.decoder.weight",)
+    heads_class = BertOnlyMLMHead
+
+    def __init__(self, config: BertConfig, initialize=True):
+        super().__init__(config)
+        self.bert = BertModel(config, initialize=False)
+        self.cls = self.heads_class(config)
+        self.tie_weights()
+        if initialize:
+            self.init_weights()
+
+    def tie_weights(self):
+        """The decoder is the word-embedding table (one tensor under two names); after resize_token_embeddings
+        the output bias follows the table's size, new entries 0."""
+        predictions, table = self.cls.predictions, self.bert.embeddings.word_embeddings.weight
+        predictions.decoder.weight = table
+        predictions.decoder.out_features = table.shape[0]
+        if predictions.bias.shape[0] != table.shape[0]:
+            bias = torch.zeros(table.shape[0], dtype=predictions.bias.dtype, device=predictions.bias.device)
+            kept = min(bias.shape[0], predictions.bias.shape[0])
+            bias[:kept] = predictions.bias.detach()[:kept]
+            predictions.bias = nn.Parameter(bias)
+
+    def _sequence(self, input_ids, attention_mask, token_type_ids):
+        output = self.bert(input_ids, attention_mask, token_type_ids)  # every row of the last layer
+        return output, self.cls.predictions(output.last_hidden_state)  # [B, L, V]
+
+
+def masked_lm_loss(logits, labels):
+    """Cross-entropy at the positions whose label is a token id; a negative label (2.x used -1, later -100)
+    marks a position that was not masked and is not scored."""
+    if labels is None:
+        return None
+    labels = labels.masked_fill(labels < 0, -100)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+
+
+class BertForMaskedLM(_BertWithLMHead):
+    """transformers 2.x's masked-LM model: outputs (loss), prediction scores [B, L, V], (hidden states)."""
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, masked_lm_labels=None) -> MaskedLMOutput:
+        output, logits = self._sequence(input_ids, attention_mask, token_type_ids)
+        return MaskedLMOutput(loss=masked_lm_loss(logits, masked_lm_labels), logits=logits,
+                              hidden_states=output.hidden_states)
+
+
+class BertForPreTraining(_BertWithLMHead):
+    """BERT with both of Google's pre-training heads: outputs (loss), prediction scores [B, L, V],
+    next-sentence scores [B, 2], (hidden states). The model Google's TF checkpoints convert into."""
+
+    heads_class = BertPreTrainingHeads
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, masked_lm_labels=None,
+                next_sentence_label=None) -> PreTrainingOutput:
+        output, logits = self._sequence(input_ids, attention_mask, token_type_ids)
+        next_sentence = self.cls.seq_relationship(output.pooler_output)  # [B, H] -> [B, 2]
+        loss = None
+        if masked_lm_labels is not None and next_sentence_label is not None:
+            loss = masked_lm_loss(logits, masked_lm_labels) + F.cross_entropy(next_sentence, next_sentence_label)
+        return PreTrainingOutput(loss=loss, prediction_logits=logits, seq_relationship_logits=next_sentence,
+                                 hidden_states=output.hidden_states)
+
+
+def load_tf_weights_in_bert(model, config, tf_checkpoint_path):
+    """transformers 2.x's converter step: fill `model` (any BERT model here) from a TensorFlow checkpoint,
+    read without TensorFlow (tf_checkpoint.py), pre-training heads included. Returns the model.
+
+    tf_checkpoint_path: the prefix (`bert_model.ckpt`) or its .index. `config` is 2.x's argument; the model's
+    own config is what counts, and a different one is an error. Every parameter the model has must come from
+    the checkpoint (a converter that saved random numbers under trained names would hide the loss).
+    """
+    from .modeling_utils import LoadingError, load, match_to_model
+    from .tf_checkpoint import bert_state_dict
+    if config is not None and config != model.config:
+        raise LoadingError(f"load_tf_weights_in_bert: the config given differs from {type(model).__name__}'s own")
+    state_dict = match_to_model(bert_state_dict(tf_checkpoint_path, heads=True).state_dict, model)
+    own = model.state_dict()
+    shapes = [f"{key}: {list(tensor.shape)} in the checkpoint, {list(own[key].shape)} in the model"
+              for key, tensor in state_dict.items() if key in own and tensor.shape != own[key].shape]
+    if shapes:
+        raise LoadingError(f"{tf_checkpoint_path}: shapes differ for\n  " + "\n  ".join(shapes))
+    missing, unexpected, errors = [], [], []
+    load(model, state_dict, missing, unexpected, errors)
+    missing = [key for key in missing if key not in model.tied_keys]
+    if missing or errors:
+        raise LoadingError(f"{tf_checkpoint_path}: the checkpoint lacks {missing} of {type(model).__name__}"
+                           + (f" ({'; '.join(errors)})" if errors else ""))
+    model.tie_weights()
+    return model
 
 
 def _demo():

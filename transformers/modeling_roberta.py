@@ -66,6 +66,7 @@ class RobertaModel(PreTrainedModel):
 
     config_class = RobertaConfig
     base_model_prefix = "roberta"
+    returns_hidden_states = True  # config.output_hidden_states, as BertModel
 
     def __init__(self, config: RobertaConfig, initialize=True, add_pooling_layer=True):
         super().__init__(config)
@@ -82,11 +83,15 @@ class RobertaModel(PreTrainedModel):
             attention_mask = torch.ones_like(input_ids)
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
+        all_states = [] if self.config.output_hidden_states else None  # then every row of the last layer
+        first_token_only = first_token_only and all_states is None
         embedded = self.embeddings(input_ids, token_type_ids)  # [B, L] -> [B, L, H]
         attention_bias = attention_bias_from_mask(attention_mask, embedded.dtype)  # [B, L] -> [B, 1, 1, L]
-        sequence = self.encoder(embedded, attention_bias, first_token_only)  # [B, L, H] -> [B, L or 1, H]
+        # [B, L, H] -> [B, L or 1, H]
+        sequence = self.encoder(embedded, attention_bias, first_token_only, all_states)
         pooled = self.pooler(sequence) if self.pooler is not None else None
-        return BertModelOutput(last_hidden_state=sequence, pooler_output=pooled)
+        return BertModelOutput(last_hidden_state=sequence, pooler_output=pooled,
+                               hidden_states=None if all_states is None else tuple(all_states))
 
 
 class RobertaClassificationHead(nn.Module):
@@ -115,6 +120,7 @@ class RobertaForSequenceClassification(PreTrainedModel):
     config_class = RobertaConfig
     base_model_prefix = "roberta"
     label_row_keys = ("classifier.out_proj.weight", "classifier.out_proj.bias")
+    returns_hidden_states = True
 
     def __init__(self, config: RobertaConfig, initialize=True):
         super().__init__(config)
@@ -127,9 +133,10 @@ class RobertaForSequenceClassification(PreTrainedModel):
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None) -> SequenceClassifierOutput:
         # The head reads only the <s> vector, so the last layer need not compute the other rows.
-        sequence = self.roberta(input_ids, attention_mask, token_type_ids, first_token_only=True).last_hidden_state
-        logits = self.classifier(sequence)  # [B, 1, H] -> [B, C]
-        return SequenceClassifierOutput(loss=classification_loss(logits, labels, self.num_labels), logits=logits)
+        output = self.roberta(input_ids, attention_mask, token_type_ids, first_token_only=True)
+        logits = self.classifier(output.last_hidden_state)  # [B, 1 or L, H] -> [B, C]
+        return SequenceClassifierOutput(loss=classification_loss(logits, labels, self.num_labels), logits=logits,
+                                        hidden_states=output.hidden_states)
 
 
 def roberta_layer_selectors(config, num_layers, pooler=False):

@@ -35,11 +35,12 @@ from typing import Dict, List
 import torch
 from torch import nn
 
+from .compat_2x import adapt_2x_model_arguments, check_output_switches, resize_token_embeddings
 from .configuration_bert import BertConfig, LoadingError
-from .file_utils import (CONFIG_NAME, SAFE_WEIGHTS_NAME, WEIGHTS_NAME, BadValueError, RemoteFileNotFound,
+from .file_utils import (CONFIG_NAME, PICKLE_WEIGHTS_NAME, SAFE_WEIGHTS_NAME, BadValueError, RemoteFileNotFound,
                          cached_path, is_remote_url, join_path_or_url, redact_url, sibling_url, url_file_name,
                          write_atomically)
-from .tf_checkpoint import bert_state_dict, find_checkpoint_index
+from .tf_checkpoint import find_checkpoint_index, state_dict_reader
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +160,11 @@ class PreTrainedModel(nn.Module):
     base_model_prefix = "bert"
     # The weights whose rows stand for label names (see `match_head_to_labels`).
     label_row_keys = HEAD_KEYS
+    # Models with Google's pre-training heads (BertForPreTraining) read `cls/...` from TensorFlow checkpoints.
+    reads_pretraining_heads = False
+    # Keys that are another parameter under a second name (a masked-LM decoder is the word-embedding table):
+    # not saved, not reported missing, tied again after loading (`tie_weights`).
+    tied_keys = ()
 
     def __init__(self, config):
         super().__init__()
@@ -167,6 +173,7 @@ class PreTrainedModel(nn.Module):
                             f"got {type(config).__name__}")
         self.config = config
         self.loading_info = LoadingInfo()
+        check_output_switches(self)  # output_hidden_states / output_attentions, refused where not honoured
 
     def init_weights(self, names=None, std=None, generator=None):
         """Apply the init rule to the named parameters (all of them by default)."""
@@ -175,6 +182,13 @@ class PreTrainedModel(nn.Module):
         for full_name in (names if names is not None else [n for n, _ in self.named_parameters()]):
             module_name, _, param_name = full_name.rpartition(".")
             init_parameter(modules[module_name], param_name, std, generator)
+
+    def tie_weights(self):
+        """Make each of `tied_keys` the same tensor as the parameter it stands for (models with tied_keys)."""
+
+    def resize_token_embeddings(self, new_num_tokens=None):
+        """transformers 2.x's: the word-embedding table with new_num_tokens rows (see compat_2x.py)."""
+        return resize_token_embeddings(self, new_num_tokens)
 
     # ---- saving ----------------------------------------------------------------------------------------
 
@@ -187,13 +201,14 @@ class PreTrainedModel(nn.Module):
         os.makedirs(directory, exist_ok=True)
         self.config.extra["architectures"] = [type(self).__name__]
         self.config.save_pretrained(directory)
-        state = {name: tensor.detach().contiguous() for name, tensor in self.state_dict().items()}
+        state = {name: tensor.detach().contiguous() for name, tensor in self.state_dict().items()
+                 if name not in self.tied_keys}
         if safe_serialization:
             from safetensors.torch import save_file
             write_atomically(os.path.join(directory, SAFE_WEIGHTS_NAME),
                               lambda path: save_file(state, path, metadata={"format": "pt"}))
         else:
-            write_atomically(os.path.join(directory, WEIGHTS_NAME), lambda path: torch.save(state, path))
+            write_atomically(os.path.join(directory, PICKLE_WEIGHTS_NAME), lambda path: torch.save(state, path))
 
     # ---- from_pretrained -------------------------------------------------------------------------------
 
@@ -206,10 +221,12 @@ class PreTrainedModel(nn.Module):
 
         pretrained_model_name_or_path: a directory with config.json and model.safetensors (preferred) or
             pytorch_model.bin, a weights file, or the URL of a directory or file. A directory of Google's original
-            TensorFlow release (bert_config.json, bert_model.ckpt.index, ...) is converted in memory.
+            TensorFlow release (bert_config.json, bert_model.ckpt.index, ...; ALBERT's albert_config.json,
+            model.ckpt-best.index, ...) is converted in memory.
         reinit_keys: selectors of parameters to re-initialize instead of loading: an exact name
             (`bert.encoder.layer.0.attention.self.query.weight`), a module prefix (`bert.encoder.layer.5`),
             or a glob (`bert.encoder.layer.[45].*`); with or without the `bert.` prefix.
+        from_tf, proxies, resume_download: transformers 2.x's, accepted as compat_2x.adapt_2x_model_arguments says.
         reinit_std / reinit_seed: the std of the normal draw (default: config.initializer_range) and the
             seed of the dedicated generator it draws from.
         cache_dir / force_download / local_files_only: how remote files are fetched (see `cached_path`).
@@ -220,6 +237,9 @@ class PreTrainedModel(nn.Module):
         Returns the model, or (model, LoadingInfo) with output_loading_info=True. The info is also kept as
         `model.loading_info`.
         """
+        # transformers 2.x's extra arguments (from_tf=...) are read in compat_2x.py; the rest are ours.
+        pretrained_model_name_or_path, config_overrides = adapt_2x_model_arguments(pretrained_model_name_or_path,
+                                                                                   config_overrides)
         # 1. Find files.
         fetch = functools.partial(cached_path, cache_dir=cache_dir, force_download=force_download,
                                   local_files_only=local_files_only)
@@ -246,10 +266,14 @@ class PreTrainedModel(nn.Module):
         #    Whatever the format, a tensor with NaN or inf stops the load here (see `check_finite`).
         source, unused_in_checkpoint = weights_file or "the given state_dict", []
         if state_dict is None and weights_file.endswith(".index"):
-            if cls.config_class is not BertConfig:
+            read_checkpoint = state_dict_reader(cls.config_class.model_type)
+            if read_checkpoint is None:
                 raise LoadingError(f"{weights_file}: a TensorFlow checkpoint; Google's names are mapped for BERT "
-                                   f"only, not for {cls.__name__}. Convert it with the reference library first")
-            converted = bert_state_dict(weights_file)
+                                   f"and ALBERT only, not for {cls.__name__}. Convert it with the reference "
+                                   "library first")
+            if model.reads_pretraining_heads:
+                read_checkpoint = functools.partial(read_checkpoint, heads=True)
+            converted = read_checkpoint(weights_file)
             state_dict, unused_in_checkpoint = converted.state_dict, converted.unused
             source = f"{weights_file} (TensorFlow checkpoint, converted in memory)"
         elif state_dict is None:
@@ -277,7 +301,8 @@ class PreTrainedModel(nn.Module):
                                + "\n  ".join(info.error_msgs))
         info.unexpected_keys += load_unexpected + unused_in_checkpoint
         reinit = set(info.reinit_keys)
-        info.missing_keys = [key for key in load_missing if key not in reinit and key not in info.mismatched_keys]
+        info.missing_keys = [key for key in load_missing if key not in reinit and key not in info.mismatched_keys
+                             and key not in model.tied_keys]
         _check_architecture(model, state_dict, info, source)
 
         # 7. Initialize everything that did not come from the checkpoint.
@@ -288,6 +313,7 @@ class PreTrainedModel(nn.Module):
         generator = torch.Generator()
         generator.manual_seed(reinit_seed if reinit_seed is not None else torch.initial_seed())
         model.init_weights(info.reinit_keys, std=reinit_std, generator=generator)
+        model.tie_weights()  # loading assigned each name its own tensor; tied names share one again
 
         # 8. Report.
         model.loading_info = info
@@ -309,7 +335,7 @@ def _find_files(path, config, state_dict, fetch):
         return None, None
     path = str(path)
     if os.path.isdir(path):
-        for name in (SAFE_WEIGHTS_NAME, WEIGHTS_NAME):
+        for name in (SAFE_WEIGHTS_NAME, PICKLE_WEIGHTS_NAME):
             if os.path.isfile(os.path.join(path, name)):
                 weights = os.path.join(path, name)
                 break
@@ -317,7 +343,8 @@ def _find_files(path, config, state_dict, fetch):
             # Google's original releases: bert_model.ckpt.index and bert_model.ckpt.data-00000-of-00001.
             weights = find_checkpoint_index(path)
             if weights is None and state_dict is None:
-                raise FileNotFoundError(f"{path}: no weights file; expected {SAFE_WEIGHTS_NAME} or {WEIGHTS_NAME}, "
+                raise FileNotFoundError(f"{path}: no weights file; expected {SAFE_WEIGHTS_NAME} or "
+                                        f"{PICKLE_WEIGHTS_NAME}, "
                                         "or a TensorFlow checkpoint (*.index with its .data-* files)")
         return path, weights
     if is_remote_url(path) and not url_file_name(path).endswith((".safetensors", ".bin")):
@@ -325,7 +352,7 @@ def _find_files(path, config, state_dict, fetch):
         # Only "not there" (404) moves on to the next name; a server error or a cut download is an error.
         config_file = fetch(join_path_or_url(path, CONFIG_NAME)) if config is None else None
         errors = []
-        for name in (SAFE_WEIGHTS_NAME, WEIGHTS_NAME):
+        for name in (SAFE_WEIGHTS_NAME, PICKLE_WEIGHTS_NAME):
             try:
                 return config_file, fetch(join_path_or_url(path, name))
             except RemoteFileNotFound as error:
@@ -361,8 +388,10 @@ def read_state_dict(path):
 
     A `.bin` is a pickle, and unpickling can run arbitrary code. It is therefore only read with
     `weights_only=True`, which accepts tensors and plain containers and refuses everything else.
+    The format is told by the file's first bytes, not its name: a transformers 2.x script that
+    `torch.save`s a state dict to folder/WEIGHTS_NAME writes a pickle called model.safetensors.
     """
-    if path.endswith(".safetensors") or _is_safetensors(path):
+    if not (path.endswith(".bin") or _is_torch_pickle(path)):
         from safetensors import SafetensorError
         from safetensors.torch import load_file
         try:
@@ -373,7 +402,13 @@ def read_state_dict(path):
     try:
         # Files in torch's zip format are memory-mapped rather than read: tensors are paged in as they
         # are used, which makes loading several times faster. The old pre-zip format cannot be mapped.
-        state_dict = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+        if path.endswith(".safetensors"):
+            # torch.load reads any path named *.safetensors as safetensors; a pickle saved under that name (a
+            # 2.x script's torch.save to WEIGHTS_NAME) goes in as an open file instead, and is not mapped.
+            with open(path, "rb") as reader:
+                state_dict = torch.load(reader, map_location="cpu", weights_only=True)
+        else:
+            state_dict = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except pickle.UnpicklingError as error:
         first_line = str(error).strip().splitlines()[0]
         raise LoadingError(
@@ -421,11 +456,16 @@ def _count_non_finite(tensor):
     return " and ".join(part for part in (f"{nan} NaN" if nan else "", f"{inf} inf" if inf else "") if part)
 
 
-def _is_safetensors(path):
-    # A safetensors file starts with an 8-byte little-endian header size, then a JSON header "{".
+def _is_torch_pickle(path):
+    """Whether `path` holds what torch.save writes: a zip archive (torch >= 1.6; it starts with "PK\\x03\\x04")
+    or a bare pickle (older torch; it starts with the PROTO opcode, byte 0x80). A safetensors file starts with
+    its header's size (8 bytes) and then the JSON header's "{"; that is checked first, since the size's bytes
+    are arbitrary."""
     with open(path, "rb") as reader:
         head = reader.read(9)
-    return len(head) == 9 and head[8:9] == b"{"
+    if len(head) == 9 and head[8:9] == b"{":
+        return False  # safetensors
+    return head[:4] == b"PK\x03\x04" or head[:1] == b"\x80"
 
 
 def match_to_model(state_dict, model):

@@ -2,7 +2,8 @@
 reading a TensorFlow checkpoint without TensorFlow.
 
 Takes the prefix of a TensorFlow checkpoint (`chinese_L-12_H-768_A-12/bert_model.ckpt`) and hands on its
-variables as torch tensors, renamed to this package's parameter names when asked (`bert_state_dict`).
+variables as torch tensors, renamed to this package's parameter names when asked (`bert_state_dict` for Google's
+BERT, `albert_state_dict` for Google's ALBERT).
 
 A TensorFlow checkpoint ("tensor bundle") is two kinds of file:
 
@@ -381,13 +382,32 @@ class TFCheckpoint:
 # nn.Linear's layout. Everything else a checkpoint carries is reported as unused: Adam's moment estimates
 # (`.../adam_m`, `.../adam_v`, two per weight, twice the model's size), `global_step`, and the pre-training
 # heads (`cls/predictions/...`, `cls/seq_relationship/...`) that a sequence classifier does not have.
-# (Google's ALBERT names, `bert/encoder/transformer/group_0/inner_group_0/...`, map once an ALBERT model exists.)
+# Google's ALBERT release keeps BERT's scopes for what ALBERT shares with BERT; see google_albert_name below.
 
 GOOGLE_BERT_UNUSED = re.compile(r"(/adam_[mv]$|^global_step$|^cls/)")
 
 
-def google_bert_name(tf_name):
-    """(our parameter name, transpose?) for a variable of Google's BERT, or None for one we do not use."""
+# The pre-training heads, for the models that have them (BertForPreTraining, BertForMaskedLM): the masked-LM
+# head's transform and output bias (its decoder is the word-embedding table itself, so the checkpoint has no
+# separate weight for it), and the next-sentence head, whose `output_weights` [2, H] is already in nn.Linear's
+# layout (like the classifier's).
+GOOGLE_BERT_HEADS = {
+    "cls/predictions/transform/dense/kernel": ("cls.predictions.transform.dense.weight", True),
+    "cls/predictions/transform/dense/bias": ("cls.predictions.transform.dense.bias", False),
+    "cls/predictions/transform/LayerNorm/gamma": ("cls.predictions.transform.LayerNorm.weight", False),
+    "cls/predictions/transform/LayerNorm/beta": ("cls.predictions.transform.LayerNorm.bias", False),
+    "cls/predictions/output_bias": ("cls.predictions.bias", False),
+    "cls/seq_relationship/output_weights": ("cls.seq_relationship.weight", False),
+    "cls/seq_relationship/output_bias": ("cls.seq_relationship.bias", False),
+}
+
+
+def google_bert_name(tf_name, heads=False):
+    """(our parameter name, transpose?) for a variable of Google's BERT, or None for one we do not use.
+
+    heads=True also maps the pre-training heads `cls/...` (GOOGLE_BERT_HEADS)."""
+    if heads and tf_name in GOOGLE_BERT_HEADS:
+        return GOOGLE_BERT_HEADS[tf_name]
     if GOOGLE_BERT_UNUSED.search(tf_name):
         return None
     if tf_name == "output_weights":
@@ -413,13 +433,19 @@ class ConvertedCheckpoint:
     unused: List[str]  # the checkpoint's names of what we did not read
 
 
-def bert_state_dict(checkpoint):
-    """Read the variables of Google's BERT from `checkpoint` (a TFCheckpoint or a prefix) in our names."""
+def bert_state_dict(checkpoint, heads=False):
+    """Read the variables of Google's BERT from `checkpoint` (a TFCheckpoint or a prefix) in our names.
+    heads=True: the pre-training heads too (for BertForPreTraining and BertForMaskedLM)."""
+    return _state_dict(checkpoint, functools.partial(google_bert_name, heads=heads))
+
+
+def _state_dict(checkpoint, name_of):
+    """{our name: tensor} of the variables `name_of` maps, and the names of those it does not."""
     if not isinstance(checkpoint, TFCheckpoint):
         checkpoint = TFCheckpoint(checkpoint)
     state_dict, unused = {}, []
     for name in checkpoint.entries:
-        mapped = google_bert_name(name)
+        mapped = name_of(name)
         if mapped is None:
             unused.append(name)
             continue
@@ -427,6 +453,59 @@ def bert_state_dict(checkpoint):
         tensor = checkpoint.read(name)
         state_dict[our_name] = tensor.t().contiguous() if transpose else tensor  # kernel [in, out] -> [out, in]
     return ConvertedCheckpoint(state_dict=state_dict, unused=unused)
+
+
+# Google's ALBERT (google-research/albert) names the layer weights by group rather than by depth:
+#   bert/encoder/transformer/group_G/inner_group_I/attention_1/self/query/kernel  -> ...albert_layers.I.attention.query
+#                                                 /attention_1/output/dense        -> ...attention.dense
+#                                                 /LayerNorm                       -> ...attention.LayerNorm
+#                                                 /ffn_1/intermediate/dense        -> ...ffn
+#                                                 /ffn_1/intermediate/output/dense -> ...ffn_output
+#                                                 /LayerNorm_1                     -> ...full_layer_layer_norm
+# (the prefix on our side being albert.encoder.albert_layer_groups.G.albert_layers.I), the [E, H] widening matrix
+# bert/encoder/embedding_hidden_mapping_in, and the pooler bert/pooler/dense, which is albert.pooler itself.
+# Embeddings and the classifier (output_weights) are named as in BERT. Kernels are [in, out]: transposed.
+ALBERT_LAYER_PARTS = {
+    "attention_1/self/query": "attention.query", "attention_1/self/key": "attention.key",
+    "attention_1/self/value": "attention.value", "attention_1/output/dense": "attention.dense",
+    "LayerNorm": "attention.LayerNorm", "ffn_1/intermediate/dense": "ffn",
+    "ffn_1/intermediate/output/dense": "ffn_output", "LayerNorm_1": "full_layer_layer_norm",
+}
+ALBERT_LAYER_NAME = re.compile(
+    r"^bert/encoder/transformer/group_(\d+)/inner_group_(\d+)/(.+)/(kernel|bias|gamma|beta)$")
+TF_PARAMETER_SUFFIX = {"kernel": "weight", "gamma": "weight", "bias": "bias", "beta": "bias"}
+
+
+def google_albert_name(tf_name):
+    """(our parameter name, transpose?) for a variable of Google's ALBERT, or None for one we do not use."""
+    if GOOGLE_BERT_UNUSED.search(tf_name):
+        return None
+    layer = ALBERT_LAYER_NAME.match(tf_name)
+    if layer:
+        group, inner, part, last = layer.groups()
+        if part not in ALBERT_LAYER_PARTS:
+            return None
+        name = f"albert.encoder.albert_layer_groups.{group}.albert_layers.{inner}.{ALBERT_LAYER_PARTS[part]}"
+        return f"{name}.{TF_PARAMETER_SUFFIX[last]}", last == "kernel"
+    for scope, ours in (("bert/encoder/embedding_hidden_mapping_in", "albert.encoder.embedding_hidden_mapping_in"),
+                        ("bert/pooler/dense", "albert.pooler")):
+        if tf_name.startswith(scope + "/"):
+            last = tf_name[len(scope) + 1:]
+            return (f"{ours}.{TF_PARAMETER_SUFFIX[last]}", last == "kernel") if last in TF_PARAMETER_SUFFIX else None
+    mapped = google_bert_name(tf_name)  # embeddings and the classifier: BERT's names
+    if mapped is None or not (mapped[0].startswith("bert.embeddings.") or mapped[0].startswith("classifier.")):
+        return None
+    return re.sub(r"^bert\.", "albert.", mapped[0]), mapped[1]
+
+
+def albert_state_dict(checkpoint):
+    """Read the variables of Google's ALBERT from `checkpoint` (a TFCheckpoint or a prefix) in our names."""
+    return _state_dict(checkpoint, google_albert_name)
+
+
+def state_dict_reader(model_type):
+    """The function that reads a TensorFlow checkpoint of this family in our names, or None (not mapped)."""
+    return {"bert": bert_state_dict, "albert": albert_state_dict}.get(model_type)
 
 
 def find_checkpoint_index(directory):
@@ -456,7 +535,7 @@ def _demo(prefix):
     checkpoint = TFCheckpoint(prefix)
     print(f"{checkpoint.index_path}: {len(checkpoint.entries)} variables in {checkpoint.num_shards} shard(s)")
     for name, dtype_name, shape in checkpoint.variables():
-        mapped = google_bert_name(name)
+        mapped = google_bert_name(name, heads)
         ours = f"-> {mapped[0]}{' (transposed)' if mapped[1] else ''}" if mapped else "(unused)"
         print(f"  {name:60s} {dtype_name:9s} {str(list(shape)):14s} {ours}")
 

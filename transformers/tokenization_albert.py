@@ -26,6 +26,7 @@ import hashlib
 import json
 import unicodedata
 
+from .compat_2x import accept_default_2x_options
 from .tokenization_bert import (TOKENIZER_CONFIG_NAME, encode_each, find_tokenizer_files, ids_to_tokens,
                                 lay_out_inputs, print_encoding, read_tokenizer_settings, save_tokenizer_files,
                                 tokens_to_ids)
@@ -147,8 +148,9 @@ class AlbertTokenizer:
 
     # ---- ids -> model inputs ----
 
-    def encode_plus(self, text, text_pair=None, max_length=None):
+    def encode_plus(self, text, text_pair=None, max_length=None, **options_2x):
         """{"input_ids", "token_type_ids", "attention_mask"}: `[CLS] a [SEP] b [SEP]`, unpadded."""
+        accept_default_2x_options(self, options_2x)  # transformers 2.x's options, at their defaults
         ids_a = self.encode(text)
         ids_b = None if text_pair is None else self.encode(text_pair)
         # Truncation follows transformers 5's ALBERT tokenizer (see `truncate_longest_first`).

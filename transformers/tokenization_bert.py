@@ -11,8 +11,15 @@ Text flows through the pieces of this file in the order they are defined:
     WordpieceTokenizer   "unaffable"    -> ["un", "##aff", "##able"]            (split words into vocab pieces)
     BertTokenizer        adds [CLS]/[SEP], truncates, maps tokens to ids, loads and saves itself
 
-The rules follow the original BERT release, so that a checkpoint sees text cut exactly as in pre-training;
-tests/test_tokenization.py checks that we produce the same tokens as Hugging Face's Python tokenizer.
+The rules are Hugging Face's BertTokenizer's (tests/test_tokenization.py checks that we produce the same tokens
+as its Python tokenizer), which differ from Google's original tokenization.py in three places:
+    - control characters: we drop every character of Unicode category C*; Google drops only Cc and Cf and keeps
+      Cn (unassigned), Co (private use) and Cs (surrogates), which then become [UNK];
+    - the longest word WordPiece splits: 100 characters here (max_input_chars_per_word), 200 in Google's code;
+      a longer word becomes [UNK];
+    - we normalize text to NFC first ("e" + U+0301 -> "é"); Google's code does not.
+For most text the two agree; a checkpoint pre-trained with Google's code saw the differing texts its way.
+`BertTokenizer(..., rule="google")` follows Google's rule in all three places instead (RULES).
 
 Run `python -m transformers.tokenization_bert "股票中的突破形态" "the unaffable text"` to see the output.
 """
@@ -25,12 +32,18 @@ import re
 import sys
 import unicodedata
 
+from .compat_2x import TokenizerCompat2x, encode_plus_2x
+
 VOCAB_NAME = "vocab.txt"
 TOKENIZER_CONFIG_NAME = "tokenizer_config.json"
 # transformers 5 saves a tokenizer as this one file (plus tokenizer_config.json), without vocab.txt.
 TOKENIZER_JSON_NAME = "tokenizer.json"
 # The special tokens every BERT vocabulary has, as tokenizer_config.json names their roles.
 SPECIAL_TOKEN_ROLES = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+# Whose rule cleans and splits text (see the module docstring): which control characters are dropped, the
+# longest word WordPiece splits, and whether text is normalized to NFC first.
+RULES = {"huggingface": {"dropped_categories": ("C",), "max_word": 100, "nfc": True},
+         "google": {"dropped_categories": ("Cc", "Cf"), "max_word": 200, "nfc": False}}
 
 
 def read_vocab_tokens(vocab_file):
@@ -104,7 +117,7 @@ def tokenizer_settings(directory):
 
 def read_tokenizer_config(config_file):
     """The settings of a tokenizer_config.json that BertTokenizer uses, as its keyword arguments."""
-    return read_tokenizer_settings(config_file, ("do_lower_case", "strip_accents", "tokenize_chinese_chars"),
+    return read_tokenizer_settings(config_file, ("do_lower_case", "strip_accents", "tokenize_chinese_chars", "rule"),
                                    SPECIAL_TOKEN_ROLES)
 
 
@@ -280,12 +293,13 @@ def _none_of(ranges):
 
 
 @functools.lru_cache(maxsize=None)
-def _patterns(tokenize_chinese_chars):
+def _patterns(tokenize_chinese_chars, rule="huggingface"):
     """The compiled patterns of BasicTokenizer, built once per process for each setting."""
     runs = _category_runs()
     # \t, \n and \r are control characters (Cc) too, but they separate words: they stay, as whitespace.
     # U+FFFD is what a decoder leaves where the bytes were not valid text; it carries no meaning.
-    control = _cut_out([(a, b) for a, b, cat in runs if cat.startswith("C")], "\t\n\r") + [(0xFFFD, 0xFFFD)]
+    dropped = RULES[rule]["dropped_categories"]
+    control = _cut_out([(a, b) for a, b, cat in runs if cat.startswith(dropped)], "\t\n\r") + [(0xFFFD, 0xFFFD)]
     punctuation = [(a, b) for a, b, cat in runs if cat.startswith("P")] + ASCII_PUNCTUATION_RANGES
     accents = [(a, b) for a, b, cat in runs if cat == "Mn"]
 
@@ -312,20 +326,27 @@ class BasicTokenizer:
         uncased models never saw accents, cased models did.
     tokenize_chinese_chars: make each CJK character a word of its own.
     never_split: words passed through untouched (not lower-cased, not split at punctuation).
+    rule: "huggingface" or "google" (RULES): which control characters are dropped, and whether NFC comes first.
     """
 
-    def __init__(self, do_lower_case=True, never_split=None, tokenize_chinese_chars=True, strip_accents=None):
+    def __init__(self, do_lower_case=True, never_split=None, tokenize_chinese_chars=True, strip_accents=None,
+                 rule="huggingface"):
+        if rule not in RULES:
+            raise ValueError(f"rule {rule!r}: choose one of {', '.join(RULES)}")
         self.do_lower_case = do_lower_case
         self.never_split = frozenset(never_split or ())
         self.tokenize_chinese_chars = tokenize_chinese_chars
         self.strip_accents = strip_accents
-        self._re = _patterns(tokenize_chinese_chars)
+        self.rule = rule
+        self._re = _patterns(tokenize_chinese_chars, rule)
 
     def tokenize(self, text):
         # One character can be written as one code point or as a letter plus a combining accent
         # ("é" == "e\u0301" on screen). NFC picks the first form, so both get the same tokens.
         # (Hugging Face's Python tokenizer does this; the original BERT and HF's Rust tokenizer do not.)
-        text = unicodedata.normalize("NFC", self.clean_text(text))
+        text = self.clean_text(text)
+        if RULES[self.rule]["nfc"]:
+            text = unicodedata.normalize("NFC", text)
         if not self.never_split:
             return self._re["word"].findall(self.fold_case(text))
 
@@ -424,7 +445,7 @@ class WordpieceTokenizer:
 # ---- part 3: BertTokenizer -------------------------------------------------------------------------------
 
 
-class BertTokenizer:
+class BertTokenizer(TokenizerCompat2x):
     """Text (or a text pair) -> input_ids, token_type_ids, attention_mask for a BERT model.
 
     A pair is laid out as `[CLS] a [SEP] b [SEP]`. [CLS] is the position whose final hidden state the
@@ -436,27 +457,32 @@ class BertTokenizer:
 
     def __init__(self, vocab_file, do_lower_case=True, tokenize_chinese_chars=True, strip_accents=None,
                  never_split=None, unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]", cls_token="[CLS]",
-                 mask_token="[MASK]"):
+                 mask_token="[MASK]", rule="huggingface"):
+        """rule: "huggingface" (default) or "google": whose cleaning and splitting rule (module docstring)."""
         self.vocab_file = vocab_file
         # id -> token is simply the list of lines; token -> id is the dict built from it.
         self.ids_to_tokens = read_vocab_tokens(vocab_file)
         self.vocab = {token: index for index, token in enumerate(self.ids_to_tokens)}
         self.unk_token, self.sep_token, self.pad_token = unk_token, sep_token, pad_token
         self.cls_token, self.mask_token = cls_token, mask_token
-        self.special_tokens = (unk_token, sep_token, pad_token, cls_token, mask_token)
-        for token in self.special_tokens:
+        for token in (unk_token, sep_token, cls_token):
             if token not in self.vocab:
                 raise ValueError(f"special token {token!r} is not in the vocabulary {vocab_file}")
+        # [PAD] and [MASK] are needed only to pad and to mask; a vocabulary without them (Google's
+        # tokenization_test.py builds one) still tokenizes, and their ids are None.
+        self.special_tokens = tuple(token for token in (unk_token, sep_token, pad_token, cls_token, mask_token)
+                                    if token in self.vocab)
         self.unk_token_id = self.vocab[unk_token]
         self.sep_token_id = self.vocab[sep_token]
-        self.pad_token_id = self.vocab[pad_token]
+        self.pad_token_id = self.vocab.get(pad_token)
         self.cls_token_id = self.vocab[cls_token]
-        self.mask_token_id = self.vocab[mask_token]
+        self.mask_token_id = self.vocab.get(mask_token)
 
         self.basic_tokenizer = BasicTokenizer(do_lower_case=do_lower_case, never_split=never_split,
                                               tokenize_chinese_chars=tokenize_chinese_chars,
-                                              strip_accents=strip_accents)
-        self.wordpiece_tokenizer = WordpieceTokenizer(self.vocab, unk_token=unk_token, never_split=never_split)
+                                              strip_accents=strip_accents, rule=rule)
+        self.wordpiece_tokenizer = WordpieceTokenizer(self.vocab, unk_token=unk_token, never_split=never_split,
+                                                      max_input_chars_per_word=RULES[rule]["max_word"])
         # A special token written in the text is kept as that token: "a [MASK] b" -> ["a", "[MASK]", "b"],
         # even inside a word ("x[SEP]y"). This lets a text carry a [MASK]; it also means that a user's
         # "[SEP]" really separates. Matching is exact: "[mask]" is ordinary text.
@@ -494,13 +520,17 @@ class BertTokenizer:
 
     # ---- ids -> model inputs ----
 
-    def encode_plus(self, text, text_pair=None, max_length=None):
+    def encode_plus(self, text, text_pair=None, max_length=None, **options_2x):
         """{"input_ids", "token_type_ids", "attention_mask"} for one text or one pair. No padding:
         callers pad each batch to its own longest row.
 
         With max_length, tokens are cut from the end of the texts so that the result, [CLS] and [SEP]
         included, is at most max_length long.
+        options_2x: transformers 2.x's add_special_tokens, stride, truncation_strategy, pad_to_max_length,
+        return_tensors and return_* switches (compat_2x.encode_plus_2x).
         """
+        if options_2x:
+            return encode_plus_2x(self, text, text_pair, max_length=max_length, **options_2x)
         ids_a = self.convert_tokens_to_ids(self.tokenize(text))
         ids_b = None if text_pair is None else self.convert_tokens_to_ids(self.tokenize(text_pair))
         return lay_out_inputs(ids_a, ids_b, max_length, self.cls_token_id, self.sep_token_id)
@@ -545,6 +575,8 @@ class BertTokenizer:
             "strip_accents": self.basic_tokenizer.strip_accents,
             "tokenize_chinese_chars": self.basic_tokenizer.tokenize_chinese_chars,
         }
+        if self.basic_tokenizer.rule != "huggingface":
+            settings["rule"] = self.basic_tokenizer.rule  # written only when not the default, which HF reads
         special = dict(zip(SPECIAL_TOKEN_ROLES, (self.unk_token, self.sep_token, self.pad_token, self.cls_token,
                                                  self.mask_token)))
         return save_tokenizer_files(save_directory, {

@@ -23,6 +23,7 @@ import hashlib
 import json
 import re
 
+from .compat_2x import accept_default_2x_options
 from .tokenization_bert import (TOKENIZER_CONFIG_NAME, TOKENIZER_JSON_NAME, _category_runs, _ranges_text, encode_each,
                                 find_tokenizer_files, ids_to_tokens, lay_out_inputs, print_encoding,
                                 read_tokenizer_settings, save_tokenizer_files, tokens_to_ids)
@@ -187,8 +188,9 @@ class RobertaTokenizer:
 
     # ---- ids -> model inputs ----
 
-    def encode_plus(self, text, text_pair=None, max_length=None):
+    def encode_plus(self, text, text_pair=None, max_length=None, **options_2x):
         """{"input_ids", "token_type_ids", "attention_mask"}: `<s> a </s> </s> b </s>`, types all 0, unpadded."""
+        accept_default_2x_options(self, options_2x)  # transformers 2.x's options, at their defaults
         ids_a = self.convert_tokens_to_ids(self.tokenize(text))
         ids_b = None if text_pair is None else self.convert_tokens_to_ids(self.tokenize(text_pair))
         # Truncation follows transformers 5's RoBERTa tokenizer (see `truncate_longest_first`).

@@ -26,6 +26,7 @@ import functools
 import re
 import unicodedata
 
+from .compat_2x import accept_default_2x_options
 from .tokenization_bert import (TOKENIZER_CONFIG_NAME, encode_each, find_tokenizer_files, print_encoding,
                                 read_tokenizer_settings, save_tokenizer_files, truncate_longest_first)
 
@@ -182,13 +183,14 @@ class XLNetTokenizer:
 
     # ---- ids -> model inputs ----
 
-    def encode_plus(self, text, text_pair=None, max_length=None):
+    def encode_plus(self, text, text_pair=None, max_length=None, **options_2x):
         """{"input_ids", "token_type_ids", "attention_mask"} for one text or one pair. No padding: batches are
         padded (on the left, see `padding_side`) to their own longest row.
 
         With max_length, tokens are cut from the end of the longer text first (`truncate_longest_first`) so
         that the result, <sep> and <cls> included, is at most max_length long.
         """
+        accept_default_2x_options(self, options_2x)  # transformers 2.x's options, at their defaults
         ids_a = self.convert_tokens_to_ids(self.tokenize(text))
         ids_b = None if text_pair is None else self.convert_tokens_to_ids(self.tokenize(text_pair))
         if max_length is not None:
