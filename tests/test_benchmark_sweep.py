@@ -2,7 +2,7 @@
 how it prints a setting's dev scores. The sweeps themselves take ~25 minutes and are not run here."""
 import pytest
 
-from benchmarks import run
+from benchmarks import sweep
 
 # Two settings, written in the order a sweep appends runs (seed by seed, not setting by setting): three seeds
 # of "0" and two of "1+pooler", with run_seconds whose mean (22) is easy to check by hand and differs from their median.
@@ -19,7 +19,7 @@ DOCUMENT = {
 
 
 def test_sweep_figures_count_runs_seconds_and_scores_per_setting():
-    figures = run.sweep_figures(DOCUMENT)
+    figures = sweep.sweep_figures(DOCUMENT)
     assert figures["runs"] == 5
     assert figures["primary_metric"] == "acc"
     assert figures["run_seconds"] == [30.0, 10.0, 20.0, 40.0, 10.0]
@@ -39,7 +39,7 @@ def test_sweep_figures_count_runs_seconds_and_scores_per_setting():
 
 
 def test_score_cell_shows_mean_std_and_range_in_points():
-    figures = run.sweep_figures(DOCUMENT)
-    assert run.score_cell(figures["settings"]["0"]) == "70.0 ± 10.0 [60.0-80.0]"
-    one_seed = run.sweep_figures({"primary_metric": "acc", "runs": [DOCUMENT["runs"][0]]})
-    assert run.score_cell(one_seed["settings"]["1+pooler"]) == "50.0 [50.0-50.0]"  # no std from one seed
+    figures = sweep.sweep_figures(DOCUMENT)
+    assert sweep.score_cell(figures["settings"]["0"]) == "70.0 ± 10.0 [60.0-80.0]"
+    one_seed = sweep.sweep_figures({"primary_metric": "acc", "runs": [DOCUMENT["runs"][0]]})
+    assert sweep.score_cell(one_seed["settings"]["1+pooler"]) == "50.0 [50.0-50.0]"  # no std from one seed

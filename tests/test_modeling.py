@@ -233,3 +233,52 @@ def test_padding_does_not_change_real_tokens():
         alone = model(ids).last_hidden_state
         with_pad = model(padded, (padded != 0).long()).last_hidden_state[:, :4]
     assert (alone - with_pad).abs().max().item() < 1e-5
+
+
+def test_keep_mask_keeps_at_the_rounded_rate_independently_across_positions_and_draws():
+    """keep_mask (16 random bits per entry, four entries per 64-bit draw): the drop rate is
+    round(p * 65536) / 65536 within 5 standard errors, neighbours (in the same 64-bit word and across words)
+    and consecutive draws are uncorrelated, and the same seed gives the same mask."""
+    from transformers.modeling_bert import keep_mask
+    p, shape = 0.1, (256, 4096)  # 1M entries: the std of the rate is 3e-4, of a correlation 1e-3
+    torch.manual_seed(7)
+    first = keep_mask(shape, p, "cpu")
+    second = keep_mask(shape, p, "cpu")
+    assert first.dtype == torch.bool and first.shape == shape
+    n = first.numel()
+    expected = round(p * 65536) / 65536
+    rate = 1.0 - first.float().mean().item()
+    assert abs(rate - expected) < 5 * (expected * (1 - expected) / n) ** 0.5, rate
+
+    def correlation(a, b):
+        a, b = a.float().flatten(), b.float().flatten()
+        a, b = a - a.mean(), b - b.mean()
+        return ((a * b).mean() / (a.std() * b.std())).item()
+
+    flat = first.flatten()
+    for offset in (1, 2, 3, 4, 5):  # 1-3 share a 64-bit word with some neighbours, 4 and 5 never
+        assert abs(correlation(flat[:-offset], flat[offset:])) < 5 / n ** 0.5, offset
+    assert abs(correlation(first, second)) < 5 / n ** 0.5  # step to step
+    torch.manual_seed(7)
+    assert torch.equal(keep_mask(shape, p, "cpu"), first)  # --seed fixes the masks
+    assert not torch.equal(second, first)
+
+
+def test_dropout_keeps_the_expected_activation_and_matches_its_fused_residual_form():
+    """Dropout zeroes a fraction p and scales the rest by exactly 1 / (1 - p), so the mean activation
+    stays where it was; dropout_add(x, r) is r + dropout(x) with the same mask; eval and p = 0 change nothing."""
+    from transformers.modeling_bert import dropout, dropout_add
+    p = 0.25
+    x = torch.rand(64, 128, 384) + 0.5  # positive, so a zero can only come from the mask
+    torch.manual_seed(3)
+    out = dropout(x, p, True)
+    kept = out != 0
+    assert torch.allclose(out[kept], x[kept] / (1 - p), rtol=1e-6, atol=0)
+    ratio = (out.sum() / x.sum()).item()
+    assert abs(ratio - 1.0) < 0.005, ratio  # ~3M entries: the std of the ratio is ~4e-4
+    residual = torch.randn_like(x)
+    torch.manual_seed(3)
+    fused = dropout_add(x, residual, p, True)
+    assert torch.allclose(fused, residual + out, rtol=1e-6, atol=1e-6)
+    assert dropout(x, p, False) is x and dropout(x, 0.0, True) is x
+    assert torch.equal(dropout(x, 1.0, True), torch.zeros_like(x))

@@ -63,6 +63,62 @@ class SequenceClassifierOutput(ModelOutput):
     hidden_states: Optional[tuple] = None  # as in BertModelOutput, with config.output_hidden_states
 
 
+MASK_BITS = 16  # random bits per dropout decision: keep-probabilities are multiples of 1 / 65536
+
+
+def keep_mask(shape, prob, device):
+    """A bool tensor of `shape`, True where dropout keeps: each entry independently dropped with chance
+    round(prob * 65536) / 65536, which is within 1 / 131072 of `prob` (for the usual 0.1: 0.1000061).
+
+    Why not `torch.rand` or `bernoulli_`: both spend a 32-bit (or wider) random draw and a float per entry.
+    Here one 64-bit draw from torch's default generator gives four entries, 16 bits each, compared with a
+    threshold in one pass. Callers turn it into 0/1 in their dtype once, so that the multiplication forward and
+    backward need no conversion; that is cheaper on CPU than `masked_fill`. benchmarks/README.md has the
+    profile of a training step before and after. Drawing from the default generator means that
+    `torch.manual_seed(--seed)` fixes the masks, and the RNG state that checkpoints already save makes a
+    resumed run draw the same masks.
+    """
+    count = math.prod(shape)
+    # [ceil(count / 4)] words of 64 uniform bits; from -2**63 with no upper bound asks for the full range.
+    words = torch.empty((count + 3) // 4, dtype=torch.int64, device=device).random_(-2 ** 63, None)
+    # Each word read as four int16 lanes, each uniform on [-32768, 32767]: [4 * ceil(count / 4)] -> shape.
+    lanes = words.view(torch.int16)[:count].view(shape)
+    # A lane is below the threshold (dropped) for exactly round(prob * 65536) of its 65536 values.
+    return lanes >= round(prob * 2 ** MASK_BITS) - 2 ** (MASK_BITS - 1)
+
+
+def dropout(x, prob, training):
+    """Inverted dropout (as `F.dropout`): in training each entry is zeroed with chance `prob` and the rest
+    scaled by 1 / (1 - prob), so every entry keeps its expected value; outside training `x` itself."""
+    if not training or prob == 0.0:
+        return x
+    if prob >= 1.0 or x.device.type != "cpu":
+        return F.dropout(x, prob, training)  # GPUs have a fused dropout kernel; p = 1 gives zeros
+    return (x * keep_mask(x.shape, prob, x.device).to(x.dtype)).mul_(1.0 / (1.0 - prob))
+
+
+def dropout_add(x, residual, prob, training):
+    """residual + dropout(x), with the 1 / (1 - prob) scale folded into the addition (one pass fewer)."""
+    if not training or prob == 0.0 or prob >= 1.0 or x.device.type != "cpu":
+        return residual + dropout(x, prob, training)
+    # torch.add(a, b, alpha=s) computes a + s * b in one pass: [B, L, H] + [B, L, H].
+    return torch.add(residual, x * keep_mask(x.shape, prob, x.device).to(x.dtype), alpha=1.0 / (1.0 - prob))
+
+
+class Dropout(nn.Module):
+    """`nn.Dropout` with `dropout`'s cheaper mask; no parameters, so no names in a checkpoint."""
+
+    def __init__(self, p):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        return dropout(x, self.p, self.training)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
 class BertEmbeddings(nn.Module):
     """Token, position and segment embeddings, summed, then LayerNorm and dropout.
 
@@ -81,7 +137,7 @@ class BertEmbeddings(nn.Module):
         self.token_type_embeddings = Embedding(config.type_vocab_size, width)
         # Old TensorFlow checkpoints call this LayerNorm's parameters `gamma`/`beta`; modeling_utils renames them.
         self.LayerNorm = nn.LayerNorm(width, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, input_ids, token_type_ids, position_ids=None):
         """position_ids: [B, L], for a model that numbers positions its own way (RoBERTa); BERT leaves it None."""
@@ -138,10 +194,12 @@ def attention_with_dropout(query, key, value, attention_bias, dropout_prob):
     """Scaled dot-product attention with dropout on the attention probabilities, step by step.
 
     Training on CPU uses this instead of `F.scaled_dot_product_attention(..., dropout_p=p)`: on CPU that call
-    falls back to these same steps whenever dropout is on, but draws its mask with `bernoulli_`, which takes
-    twice as long as the uniform draw `torch.rand_like` below. For MiniLM at [32, 128] that is about 7% of a
-    training step (benchmarks/README.md). The mask has the same distribution: each probability is kept with
-    chance 1 - p and scaled by 1 / (1 - p), so its expected value is unchanged.
+    falls back to these same steps whenever dropout is on, but draws a float mask with `bernoulli_` and
+    multiplies by it. Here the mask is `keep_mask`'s (16 random bits per probability) and the 1 / (1 - p)
+    scale is applied to the [B, N, Q, D] context, which holds D / L as many numbers as the [B, N, Q, L]
+    probabilities: (probs * mask / (1 - p)) @ value == (probs * mask @ value) / (1 - p). The dropped
+    probabilities are the same distribution: each is kept with chance 1 - p and scaled by 1 / (1 - p), so its
+    expected value is unchanged.
     """
     # Dividing by sqrt(D) keeps the scores' variance near 1 whatever the head size, so the softmax does not
     # saturate at the start of training. The query is divided rather than the scores: [.., Q, D] holds fewer
@@ -149,8 +207,11 @@ def attention_with_dropout(query, key, value, attention_bias, dropout_prob):
     query = query / math.sqrt(query.shape[-1])
     scores = query @ key.transpose(-1, -2) + attention_bias  # [B, N, Q, D] @ [B, N, D, L] -> [B, N, Q, L]
     probs = torch.softmax(scores, dim=-1)  # [B, N, Q, L]: each query row sums to 1 over the L keys
-    keep = torch.rand_like(probs).ge_(dropout_prob).mul_(1.0 / (1.0 - dropout_prob))  # 0 or 1/(1-p)
-    return (probs * keep) @ value  # [B, N, Q, L] @ [B, N, L, D] -> [B, N, Q, D]
+    if dropout_prob >= 1.0:
+        return torch.zeros_like(probs) @ value  # everything dropped (and 1 / (1 - p) would be infinite)
+    keep = keep_mask(probs.shape, dropout_prob, probs.device).to(probs.dtype)  # [B, N, Q, L] of 0 and 1
+    dropped = probs * keep  # [B, N, Q, L]: a fraction p of the probabilities zeroed
+    return (dropped @ value) * (1.0 / (1.0 - dropout_prob))  # [B, N, Q, L] @ [B, N, L, D] -> [B, N, Q, D]
 
 
 class BertSelfOutput(nn.Module):
@@ -160,11 +221,11 @@ class BertSelfOutput(nn.Module):
         super().__init__()
         self.dense = Linear(config.hidden_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, context, residual):
         # [B, L, H] -> [B, L, H]; the residual keeps the layer's input reachable by the gradient.
-        return self.LayerNorm(self.dropout(self.dense(context)) + residual)
+        return self.LayerNorm(dropout_add(self.dense(context), residual, self.dropout.p, self.training))
 
 
 class BertAttention(nn.Module):
@@ -197,10 +258,11 @@ class BertOutput(nn.Module):
         super().__init__()
         self.dense = Linear(config.intermediate_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, intermediate, residual):
-        return self.LayerNorm(self.dropout(self.dense(intermediate)) + residual)  # [B, L, I] -> [B, L, H]
+        # [B, L, I] -> [B, L, H]
+        return self.LayerNorm(dropout_add(self.dense(intermediate), residual, self.dropout.p, self.training))
 
 
 class BertLayer(nn.Module):
@@ -274,6 +336,23 @@ def attention_bias_from_mask(attention_mask, dtype):
     return bias  # [B, 1, 1, L]
 
 
+def residual_stream_dtype(embedded):
+    """The embeddings, in the dtype the encoder's residual stream is kept in: bf16 under bf16 autocast,
+    otherwise as they are.
+
+    Why: autocast runs matmuls in bf16 but leaves the sum `residual + dense(...)` in fp32 when the residual is
+    fp32, so every layer would cast its input to bf16 again for the next matmul, and the [B, N, L, L] scores
+    (bf16) plus an fp32 attention bias would become fp32 for the softmax and be cast back for `probs @ value`.
+    Starting the stream in bf16 keeps all of these in bf16: LayerNorm and softmax still accumulate in fp32
+    inside their CPU kernels and round only their outputs. tests/test_precision.py bounds the difference to
+    our own fp32 forward. fp16 (CUDA) keeps the fp32 stream: its 5 exponent bits could overflow a residual.
+    """
+    device_type = embedded.device.type
+    if torch.is_autocast_enabled(device_type) and torch.get_autocast_dtype(device_type) == torch.bfloat16:
+        return embedded.to(torch.bfloat16)  # [B, L, H] fp32 -> [B, L, H] bf16
+    return embedded
+
+
 class BertModel(PreTrainedModel):
     """The encoder without a task head: ids -> one vector per token and a pooled vector per sentence."""
 
@@ -298,7 +377,7 @@ class BertModel(PreTrainedModel):
         # Every layer's states asked for (2.x's output_hidden_states): the last layer must compute every row.
         all_states = [] if self.config.output_hidden_states else None
         first_token_only = first_token_only and all_states is None
-        embedded = self.embeddings(input_ids, token_type_ids)  # [B, L] -> [B, L, H]
+        embedded = residual_stream_dtype(self.embeddings(input_ids, token_type_ids))  # [B, L] -> [B, L, H]
         attention_bias = attention_bias_from_mask(attention_mask, embedded.dtype)  # [B, L] -> [B, 1, 1, L]
         sequence = self.encoder(embedded, attention_bias, first_token_only, all_states)  # [B, L, H] -> [B, L or 1, H]
         return BertModelOutput(last_hidden_state=sequence, pooler_output=self.pooler(sequence),
@@ -318,7 +397,7 @@ class BertForSequenceClassification(PreTrainedModel):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.bert = BertModel(config, initialize=False)  # initialized below, together with the head
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
         self.classifier = Linear(config.hidden_size, config.num_labels)
         if initialize:
             self.init_weights()
