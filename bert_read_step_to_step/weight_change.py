@@ -125,7 +125,7 @@ def plot_report(report, title):
     # One legend entry per kind of bar that is drawn, in the bars' own colours.
     kinds = list(dict.fromkeys(row["measured_from"] for row in rows))
     axes.legend(handles=[Patch(color=BAR_COLORS[kind], label=f"measured from: {kind}") for kind in kinds],
-                fontsize=8, loc="upper left")
+                fontsize=8, loc="best")
     axes.grid(axis="y", alpha=0.3)
     return figure
 
