@@ -144,3 +144,10 @@ def test_matplotlib_is_a_runtime_requirement():
 
     lines = (REPO_ROOT / "requirements.txt").read_text().splitlines()
     assert any(line.startswith("matplotlib") for line in lines)
+
+
+def test_a_reinit_record_that_is_not_one_is_named(tmp_path):
+    save_file({"encoder.layer.0.output.dense.bias": torch.ones(2)}, str(tmp_path / "model.safetensors"))
+    (tmp_path / "reinit_keys.json").write_text("[1, 2]")
+    with pytest.raises(weight_change.UserError, match="reinit_keys.json: not a reinit record"):
+        weight_change.main([str(tmp_path), str(tmp_path)])
