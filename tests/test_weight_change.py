@@ -15,6 +15,7 @@ from _classifier_runs import balanced_tweets, common_args, run_main, saved_weigh
 from _classifier_runs import one_torch_thread  # noqa: F401 (an autouse fixture: torch on one thread here)
 from _support import minilm_dir
 from bert_read_step_to_step import weight_change
+from transformers.file_utils import replace_path
 
 
 def test_two_folders_compare_module_by_module_as_worked_out_by_hand(tmp_path, capsys):
@@ -92,7 +93,7 @@ def test_two_folders_name_the_layers_the_run_re_initialized(tmp_path, capsys):
         "--do_train", "--per_gpu_train_batch_size", "2", "--max_steps", "1", "--save_steps", "0",
         "--learning_rate", "1e-3", "--seed", "3", "--reinit_layers", "1"])
     long_name = tmp_path / ("a-long-folder-name-for-a-fine-tuned-run-" * 3)
-    os.rename(out, long_name)
+    replace_path(out, long_name)
     report = weight_change.main([str(minilm_dir()), str(long_name), "--out_dir", str(tmp_path / "report")])
     rows = {row["module"]: row["measured_from"] for row in report["modules"]}
     assert rows["layer 5"] == weight_change.REINIT_IN_AFTER
