@@ -1,6 +1,8 @@
 """Run safety: one run owns an output folder, records do not overwrite each other, a resume continues the same
 training or is refused, every flag is checked before a file is written, results land where the path says,
 writes are durable, and a user error is one line. Runs are MiniLM, max_seq_length 16, one or two steps."""
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -296,6 +298,32 @@ def eval_lines(output, prefix):
     return [lines[start].split("*****")[1]] + [line.split(" - ")[-1] for line in lines[start + 1:start + 2]]
 
 
+def child_pids(parent):
+    """The pids whose parent is `parent`, read from /proc (Linux)."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (Path("/proc") / entry / "stat").read_text()
+                # "pid (comm) state ppid ...": comm may hold spaces, so split after its closing parenthesis
+                if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+                    children.append(int(entry))
+    return children
+
+
+def wait_until_unlocked(path, deadline):
+    with open(path, "a+") as lock_file:
+        while True:
+            try:
+                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                assert time.monotonic() < deadline, f"{path} still locked after the run was killed"
+                time.sleep(0.05)
+                continue
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+            return
+
+
 def test_torchrun_evaluates_during_training_and_resumes_bit_identical(tmp_path):
     data = write_generic_task(tmp_path / "data", balanced_tweets(12), balanced_tweets(6, start=12))
     reference = tmp_path / "reference"
@@ -319,11 +347,19 @@ def test_torchrun_evaluates_during_training_and_resumes_bit_identical(tmp_path):
                 assert run.poll() is None, log_path.read_text()[-3000:]
                 assert time.monotonic() < deadline
                 time.sleep(0.01)
-            os.killpg(run.pid, signal.SIGKILL)  # torchrun and both ranks, with no chance to clean up
+            # torchrun and both ranks, with no chance to clean up. torch >= 2.x starts each rank in a session of
+            # its own, so killing torchrun's process group would leave the ranks training on.
+            for pid in [*child_pids(run.pid), run.pid]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         finally:
             if run.poll() is None:
                 os.killpg(run.pid, signal.SIGKILL)
             run.wait()
+    # run.wait() reaps torchrun only; the SIGKILLed ranks may still be tearing down, and the lock on run.lock
+    # is released when the last of them has closed its files. Wait for that, as a user would wait for the
+    # processes to go.
+    wait_until_unlocked(killed / "run.lock", deadline=time.monotonic() + 60)
     assert not (killed / "model.safetensors").exists()
     resumed = subprocess.run(torchrun(data, killed, "--resume_from_checkpoint", str(killed / "checkpoint-2")),
                              cwd=tmp_path, env=one_thread_env(), capture_output=True, text=True, timeout=400)
