@@ -50,7 +50,7 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from bert_read_step_to_step.batches import batches_to_go, collated, training_plan
-from bert_read_step_to_step.checkpoints import (TRAIN_STATE_NAME, check_same_trajectory, save_checkpoint,
+from bert_read_step_to_step.checkpoints import (TRAIN_STATE_NAME, check_same_trajectory, save_checkpoint, save_model,
                                                 training_trajectory)
 from bert_read_step_to_step.cli_help import DefaultsHelpFormatter
 from bert_read_step_to_step.features import FeatureDataset, load_and_cache_features, padding_of, unk_report
@@ -63,8 +63,8 @@ from bert_read_step_to_step.run_folder import (checkpoint_dirs, is_within, outpu
 from bert_read_step_to_step.runtime import (autocast, barrier, setup_device, setup_logging, setup_precision,
                                             weights_digest, wrap_model)
 from bert_read_step_to_step.stabilizers import add_mixout
-from bert_read_step_to_step.tasks import (TASKS, add_generic_task_options, generic_task_options, get_labels,
-                                          get_task, read_examples)
+from bert_read_step_to_step.tasks import (TASKS, add_generic_task_options, find_data_file, generic_task_options,
+                                          get_labels, get_task, read_examples)
 from bert_read_step_to_step.weight_change import format_report, relative_change, write_report
 from transformers.model_families import FAMILIES, choose_family, family_of
 from transformers.file_utils import UserError, is_remote_url, run_entry_point, write_atomically
@@ -286,7 +286,7 @@ def train(args, runtime, train_dataset, model, tokenizer, dev_dataset, plan, tra
         logger.info("  resuming at step %d (epoch %d, batch %d)", state.global_step, state.epoch,
                     state.batches_done_in_epoch)
 
-    losses = LossLog()
+    losses, step_loss = LossLog(), 0.0  # step_loss: the loss of the accumulation group under way
     model.train()
     model.zero_grad(set_to_none=True)
     while state.global_step < plan.total_steps and state.epoch < plan.num_epochs:
@@ -301,12 +301,13 @@ def train(args, runtime, train_dataset, model, tokenizer, dev_dataset, plan, tra
                 loss = loss.mean()  # DataParallel returns one loss per GPU
             loss = loss / args.gradient_accumulation_steps  # so the accumulated gradient is a mean, not a sum
             (state.scaler.scale(loss) if state.scaler else loss).backward()
-            losses.total += loss.item()
+            step_loss += loss.item()
             state.batches_done_in_epoch += 1
             if state.batches_done_in_epoch % args.gradient_accumulation_steps:
                 continue
 
-            optimizer_step(state, args)
+            optimizer_step(state, args, step_loss)  # a non-finite loss or update stops the run here (exit 3)
+            losses.total, step_loss = losses.total + step_loss, 0.0
             losses.steps += 1
             bar.set_postfix_str(f"loss {losses.mean_since_start():.4f} (mean since start)")
             if args.logging_steps > 0 and state.global_step % args.logging_steps == 0:
@@ -466,8 +467,8 @@ def main(argv=None):
     plan, trajectory, train_examples = None, None, None
     if args.do_train:
         train_examples = read_examples(spec, args.data_dir, "train")
-        plan = training_plan(args, runtime, len(train_examples))
-        trajectory = training_trajectory(args, runtime, config)
+        plan = training_plan(args, runtime, len(train_examples), find_data_file(spec, args.data_dir, "train"))
+        trajectory = training_trajectory(args, runtime, config, label_list)
         if args.resume_from_checkpoint:
             check_same_trajectory(args, trajectory)
     barrier(runtime)  # every rank reads the same checkpoint; nothing is written yet
@@ -490,7 +491,7 @@ def main(argv=None):
 def train_evaluate_predict(args, runtime, model, info, tokenizer, train_dataset, dev_dataset, test_dataset, plan,
                            trajectory):
     """The part of the run that writes into output_dir, under its lock: train, evaluate, predict."""
-    start_writing(args, runtime, model.config, info)
+    start_writing(args, runtime, model.config, info, plan)
 
     results = {}
     if args.do_train:
@@ -504,9 +505,8 @@ def train_evaluate_predict(args, runtime, model, info, tokenizer, train_dataset,
             # Every rank ends with the same weights (DDP averages gradients); the log line lets a reader check.
             logger.warning("rank %d final weights digest %s", runtime.rank, weights_digest(model))
         if runtime.is_main:
-            model.save_pretrained(args.output_dir)
-            tokenizer.save_pretrained(args.output_dir)
-            write_run_record(args, runtime, model.config, info)
+            save_model(model, tokenizer, args.output_dir, global_step)
+            write_run_record(args, runtime, model.config, info, plan)
             logger.info("Saved model to %s", args.output_dir)
             write_weight_change(args, start, model, info)
         barrier(runtime)

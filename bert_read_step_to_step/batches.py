@@ -9,13 +9,17 @@ Out: a `TrainingPlan` (batch size, steps per epoch, steps in all), the batches o
 The order depends only on (seed, epoch), never on an RNG's state, so that a resumed run takes the very batches
 an uninterrupted one would have taken.
 """
+import logging
 import math
 from dataclasses import dataclass
 
 import torch
 
 from bert_read_step_to_step.features import collate_features, length_bucketed_batches
+from bert_read_step_to_step.tasks import small_training_set_warning
 from transformers.file_utils import UserError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -25,9 +29,10 @@ class TrainingPlan:
     steps_per_epoch: int
     total_steps: int
     num_epochs: int
+    warnings: tuple = ()  # logged, and recorded in training_args.json: e.g. fewer examples than one batch
 
 
-def training_plan(args, runtime, num_examples):
+def training_plan(args, runtime, num_examples, train_file="the training set"):
     """Steps per epoch and in all; a UserError when the flags give no optimizer step at all."""
     # With several GPUs in one process, DataParallel splits each batch over them: the batch is per GPU.
     batch_size = args.per_gpu_train_batch_size * max(1, runtime.n_gpu)
@@ -37,13 +42,17 @@ def training_plan(args, runtime, num_examples):
         raise UserError(f"{num_examples} training examples give no full optimizer step with batch size "
                         f"{batch_size} x accumulation {args.gradient_accumulation_steps}"
                         + (f" x {runtime.world_size} processes" if runtime.world_size > 1 else ""))
+    warnings = tuple(filter(None, [small_training_set_warning(train_file, num_examples, batch_size)]))
+    for warning in warnings:
+        logger.warning(warning)
     if args.max_steps > 0:
-        return TrainingPlan(batch_size, steps_per_epoch, args.max_steps, math.ceil(args.max_steps / steps_per_epoch))
+        return TrainingPlan(batch_size, steps_per_epoch, args.max_steps, math.ceil(args.max_steps / steps_per_epoch),
+                            warnings)
     total_steps = int(steps_per_epoch * args.num_train_epochs)
     if total_steps == 0:
         raise UserError(f"--num_train_epochs {args.num_train_epochs} of {steps_per_epoch} steps each is less "
                         "than one optimizer step")
-    return TrainingPlan(batch_size, steps_per_epoch, total_steps, math.ceil(args.num_train_epochs))
+    return TrainingPlan(batch_size, steps_per_epoch, total_steps, math.ceil(args.num_train_epochs), warnings)
 
 
 def epoch_batches(num_examples, batch_size, epoch, seed, rank=0, world_size=1, lengths=None):

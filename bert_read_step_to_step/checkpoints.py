@@ -12,6 +12,8 @@ Out: output_dir/checkpoint-{step}/ holding the model (model.safetensors, config.
     check_same_trajectory refuses a resume whose settings differ, listing each difference
     load_train_state      puts weights, optimizer, scheduler, scaler, RNGs and position back
 """
+import fnmatch
+import json
 import logging
 import os
 import random
@@ -27,11 +29,20 @@ from bert_read_step_to_step.model_setup import reinit_selectors
 from bert_read_step_to_step.run_folder import ARGS_NAME, args_to_dict
 from bert_read_step_to_step.runtime import barrier
 from bert_read_step_to_step.tasks import find_data_file, generic_task_options, get_task
-from transformers.file_utils import UserError, write_folder_atomically, write_json_atomically
+from transformers.configuration_bert import LoadingError
+from transformers.file_utils import (UserError, check_free_space, disk_full_is_one_line, is_remote_url, redact_url,
+                                     sha256_of_file, write_folder_atomically, write_json_atomically)
+from transformers.modeling_utils import check_finite
 
 logger = logging.getLogger(__name__)
 
 TRAIN_STATE_NAME = "training_state.pt"
+# Written last into a checkpoint: the size and sha256 of every other file, checked before a resume reads any.
+MANIFEST_NAME = "manifest.json"
+
+
+class CheckpointDamaged(UserError):
+    """A checkpoint folder whose files are not what was written (cut short, a flipped bit, another run's file)."""
 
 
 @dataclass
@@ -60,9 +71,20 @@ TRAJECTORY_ARGS = ("learning_rate", "per_gpu_train_batch_size", "gradient_accumu
 ADDED_LATER = {"--use_bertadam": False, "--mixout": 0.0, "--prior_weight_decay": False, "--group_by_length": False}
 
 
-def training_trajectory(args, runtime, config):
-    """{name: value} of everything that shapes training, the training data's hash and the reinit list included."""
+# What the run started from, recorded since checkpoints carry manifests. A checkpoint without them resumes with
+# a WARNING that these were not checked. The model's path is only shown: a moved folder holding the same
+# weights (same fingerprint) is the same model.
+IDENTITY = ("model weights", "tokenizer files", "labels")
+
+
+def training_trajectory(args, runtime, config, labels=None):
+    """{name: value} of everything that shapes training: the flags, the training data's hash, the reinit list,
+    and what the run started from (the model's weights and tokenizer files by their hashes, the label list)."""
     record = {f"--{name}": getattr(args, name) for name in TRAJECTORY_ARGS}
+    record["model"] = redact_url(args.model_name_or_path)
+    record["model weights"] = folder_fingerprint(args.model_name_or_path, WEIGHT_FILES)
+    record["tokenizer files"] = folder_fingerprint(args.tokenizer_name or args.model_name_or_path, TOKENIZER_FILES)
+    record["labels"] = list(labels) if labels is not None else None
     if args.max_steps > 0:
         record["--num_train_epochs"] = None  # not used: --max_steps decides the length
     record["re-initialized"] = reinit_selectors(args, config)
@@ -75,6 +97,20 @@ def training_trajectory(args, runtime, config):
     return record
 
 
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "tf_model.h5", "*.index", "*.data-*")
+TOKENIZER_FILES = ("vocab.txt", "vocab.json", "merges.txt", "spiece.model", "tokenizer.json", "tokenizer_config.json",
+                   "special_tokens_map.json", "added_tokens.json")
+
+
+def folder_fingerprint(folder, patterns):
+    """{file name: sha256} of the files of a model folder that match `patterns`; for a URL, the URL (redacted):
+    its files are the server's to change, and the download cache checks them by ETag."""
+    if is_remote_url(folder) or not os.path.isdir(folder):
+        return redact_url(folder)
+    names = sorted({name for pattern in patterns for name in fnmatch.filter(os.listdir(folder), pattern)})
+    return {name: sha256_of_file(os.path.join(folder, name)) for name in names}
+
+
 def check_same_trajectory(args, trajectory):
     """Refuse --resume_from_checkpoint when this run's trajectory differs from the checkpoint's."""
     path = os.path.join(args.resume_from_checkpoint, TRAIN_STATE_NAME)
@@ -83,16 +119,47 @@ def check_same_trajectory(args, trajectory):
         logger.warning("%s records no training arguments (written by an older version): cannot check that "
                        "this run continues the same training", path)
         return
+    unchecked = [name for name in IDENTITY if name not in saved]
+    if unchecked:
+        logger.warning("%s records no %s (written by an older version): cannot check that this run starts from "
+                       "the same ones", path, ", ".join(unchecked))
     saved = {**ADDED_LATER, **saved}
-    differences = [f"{name} {saved.get(name)!r} there, {value!r} now" for name, value in trajectory.items()
-                   if saved.get(name) != value and (name in saved or name != "precision")]
+    differences = [f"{name} {shown(saved.get(name))} there, {shown(value)} now" for name, value in trajectory.items()
+                   if name != "model" and saved.get(name) != value
+                   and (name in saved or name not in ("precision", *IDENTITY))]
+    if any(entry.startswith("model weights") for entry in differences):
+        differences.insert(0, f"model {saved.get('model')!r} there, {trajectory['model']!r} now")
     if differences:
         raise UserError(f"--resume_from_checkpoint {args.resume_from_checkpoint}: this run would not continue "
                         f"that training: {'; '.join(differences)}. Give the checkpoint's values, or start a "
                         "new run without --resume_from_checkpoint")
 
 
+def shown(value):
+    """A trajectory value for an error line: file hashes shortened to 12 digits."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{name}: {str(digest)[:12]}" for name, digest in value.items()) + "}"
+    return repr(value)
+
+
 # ---- writing ----------------------------------------------------------------------------------------------
+
+class TrainingDiverged(UserError):
+    """The loss, an update or the weights stopped being numbers (NaN or inf). Training stops before anything of
+    that step is applied or saved; the entry point exits 3, which the re-init sweep records as a run that
+    diverged."""
+    exit_code = 3
+
+
+def refuse_non_finite_weights(model, step, where):
+    """Raise TrainingDiverged instead of writing weights that hold NaN or inf to `where`: a later from_pretrained
+    would refuse them anyway, and a results file next to them would score a broken model."""
+    try:
+        check_finite(model.state_dict(), f"the weights after step {step}")
+    except LoadingError as error:
+        raise TrainingDiverged(f"training diverged: {str(error).split(';')[0]}; not saved to {where}. Lower "
+                               "--learning_rate or --max_grad_norm") from None
+
 
 def save_checkpoint(state, tokenizer, args, runtime, trajectory):
     """Write output_dir/checkpoint-{step} so that a crash at any moment leaves the last one whole.
@@ -112,17 +179,42 @@ def save_checkpoint(state, tokenizer, args, runtime, trajectory):
     if runtime.is_main:
         final = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
 
+        core = state.model.module if hasattr(state.model, "module") else state.model
+        refuse_non_finite_weights(core, state.global_step, final)
+
         def write(temp):
-            core = state.model.module if hasattr(state.model, "module") else state.model
             core.save_pretrained(temp)
             tokenizer.save_pretrained(temp)
             torch.save({**train_state_dict(state), "rng": rng_states, "trajectory": trajectory},
                        os.path.join(temp, TRAIN_STATE_NAME))
             write_json_atomically(os.path.join(temp, ARGS_NAME), args_to_dict(args, runtime), sort_keys=True)
+            write_manifest(temp)
 
-        write_folder_atomically(final, write)
+        # Weights, and Adam's two moments of the same size: the room the folder needs before it is written.
+        needed = 3 * weights_bytes(core)
+        check_free_space(args.output_dir, needed)
+        with disk_full_is_one_line(final, needed):  # ENOSPC mid-write: one line; the temp folder is removed
+            write_folder_atomically(final, write)
         logger.info("Saved checkpoint to %s", final)
     barrier(runtime)
+
+
+def save_model(model, tokenizer, output_dir, step):
+    """The trained model and its tokenizer into output_dir, once training has ended.
+
+    Refused before a byte is written when the weights hold NaN or inf, or when the disk has no room for them, so
+    that a failed save never leaves this run's config.json beside an older run's weights.
+    """
+    refuse_non_finite_weights(model, step, output_dir)
+    needed = weights_bytes(model)
+    check_free_space(output_dir, needed)
+    with disk_full_is_one_line(output_dir, needed):
+        model.save_pretrained(output_dir)
+        tokenizer.save_pretrained(output_dir)
+
+
+def weights_bytes(model):
+    return sum(tensor.numel() * tensor.element_size() for tensor in model.state_dict().values())
 
 
 def train_state_dict(state):
@@ -152,9 +244,92 @@ def rng_state():
 
 # ---- reading --------------------------------------------------------------------------------------------
 
+def write_manifest(folder):
+    """folder/manifest.json: {"files": {relative path: {"size", "sha256"}}} of every file already in `folder`."""
+    files = {}
+    for root, _, names in os.walk(folder):
+        for name in sorted(names):
+            path = os.path.join(root, name)
+            if os.path.relpath(path, folder) == MANIFEST_NAME:
+                continue
+            files[os.path.relpath(path, folder)] = {"size": os.path.getsize(path), "sha256": sha256_of_file(path)}
+    write_json_atomically(os.path.join(folder, MANIFEST_NAME), {"files": files}, sort_keys=True)
+
+
+_verified = set()  # checkpoint folders already checked by this process (the trajectory check and the resume)
+
+
+def verify_checkpoint(checkpoint_dir):
+    """Check every file of a checkpoint against its manifest before anything of it is read.
+    A folder written before manifests existed is read with a WARNING that it is unverified."""
+    folder = os.path.realpath(checkpoint_dir)
+    if folder in _verified:
+        return
+    path = os.path.join(checkpoint_dir, MANIFEST_NAME)
+    if not os.path.isfile(path):
+        logger.warning("%s has no %s (written before checkpoints recorded their checksums): its files are "
+                       "used unverified", checkpoint_dir, MANIFEST_NAME)
+        _verified.add(folder)
+        return
+    try:
+        with open(path, encoding="utf-8") as f:
+            files = json.load(f)["files"]
+        expected = {name: (int(entry["size"]), str(entry["sha256"])) for name, entry in files.items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise CheckpointDamaged(f"{path}: not a checkpoint manifest ({type(error).__name__}: {error}); "
+                                "resume from another checkpoint") from None
+    for name, (size, sha256) in sorted(expected.items()):
+        file = os.path.join(checkpoint_dir, name)
+        if not os.path.isfile(file):
+            problem = "is missing"
+        elif os.path.getsize(file) != size:
+            problem = f"has {os.path.getsize(file)} bytes, {size} were written"
+        elif sha256_of_file(file) != sha256:
+            problem = "does not hold the bytes that were written (sha256 differs)"
+        else:
+            continue
+        raise CheckpointDamaged(f"{file} {problem}: checkpoint {checkpoint_dir} is damaged; resume from another "
+                                "checkpoint")
+    _verified.add(folder)
+
+
 def read_train_state(checkpoint_dir):
-    """training_state.pt of a checkpoint folder, as saved (weights_only: plain tensors and containers)."""
-    return torch.load(os.path.join(checkpoint_dir, TRAIN_STATE_NAME), map_location="cpu", weights_only=True)
+    """training_state.pt of a checkpoint folder, as saved (weights_only: plain tensors and containers), after
+    `verify_checkpoint`. Whatever is wrong with it is one line naming the file."""
+    verify_checkpoint(checkpoint_dir)
+    path = os.path.join(checkpoint_dir, TRAIN_STATE_NAME)
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch's unpickler and zip reader raise many kinds; all mean "not readable"
+        raise CheckpointDamaged(f"{path}: cannot be read ({type(error).__name__}: {str(error).splitlines()[0]}); "
+                                f"checkpoint {checkpoint_dir} is damaged; resume from another checkpoint") from None
+    kinds = {"optimizer": dict, "scheduler": dict, "global_step": int, "epoch": int, "batches_done_in_epoch": int,
+             "rng": list}
+    wrong = [name for name, kind in kinds.items() if not isinstance(saved.get(name) if isinstance(saved, dict)
+                                                                    else None, kind)]
+    if wrong:
+        raise CheckpointDamaged(f"{path}: missing or wrong {', '.join(wrong)}; checkpoint {checkpoint_dir} is "
+                                "damaged; resume from another checkpoint")
+    return saved
+
+
+def check_optimizer_state(saved, optimizer, model, path):
+    """Refuse an optimizer state that does not fit the model before torch copies it in: the fused AdamW would
+    otherwise read past a moment of the wrong size (a segmentation fault, not an error)."""
+    names = {param: name for name, param in model.named_parameters()}
+    groups, state = saved.get("param_groups"), saved.get("state")
+    if not isinstance(groups, list) or not isinstance(state, dict) or \
+            [len(group.get("params", ())) for group in groups] != [len(g["params"]) for g in optimizer.param_groups]:
+        raise CheckpointDamaged(f"{path}: its optimizer state has other parameter groups than this model's; "
+                                "resume from another checkpoint")
+    saved_ids = [index for group in groups for index in group["params"]]
+    params = [param for group in optimizer.param_groups for param in group["params"]]
+    for index, param in zip(saved_ids, params):
+        for key, value in state.get(index, {}).items():
+            if torch.is_tensor(value) and value.dim() > 0 and tuple(value.shape) != tuple(param.shape):
+                raise CheckpointDamaged(f"{path}: optimizer state {key!r} of {names.get(param, index)} has shape "
+                                        f"{list(value.shape)}, the parameter {list(param.shape)}; resume from "
+                                        "another checkpoint")
 
 
 def load_train_state(state, checkpoint_dir, runtime):
@@ -163,6 +338,7 @@ def load_train_state(state, checkpoint_dir, runtime):
     core = state.model.module if hasattr(state.model, "module") else state.model
     weights = type(core).from_pretrained(checkpoint_dir).state_dict()
     core.load_state_dict(weights)
+    check_optimizer_state(saved["optimizer"], state.optimizer, core, os.path.join(checkpoint_dir, TRAIN_STATE_NAME))
     state.optimizer.load_state_dict(saved["optimizer"])
     state.scheduler.load_state_dict(saved["scheduler"])
     if state.scaler and saved["scaler"]:

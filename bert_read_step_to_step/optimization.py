@@ -9,9 +9,11 @@ Out: a `checkpoints.TrainState` at step 0, or at a checkpoint's step with --resu
 The optimizer is torch's AdamW unless a stabilizer of Zhang et al. (stabilizers.py) asks for BERTAdam or
 for decay toward the pre-trained weights.
 """
+import math
+
 import torch
 
-from bert_read_step_to_step.checkpoints import TrainState, load_train_state
+from bert_read_step_to_step.checkpoints import TrainingDiverged, TrainState, load_train_state
 from bert_read_step_to_step.stabilizers import DecoupledAdam
 
 
@@ -79,11 +81,21 @@ def start_training(args, runtime, model, core, plan, pretrained):
     return state
 
 
-def optimizer_step(state, args):
-    """Clip the accumulated gradients, step, move the schedule on, clear the gradients."""
+def optimizer_step(state, args, step_loss):
+    """Clip the accumulated gradients, step, move the schedule on, clear the gradients.
+
+    step_loss: the loss summed over this step's batches. A non-finite loss stops training (TrainingDiverged),
+    and so do non-finite gradients, except under fp16's GradScaler, which skips such a step and lowers its
+    scale: that is how fp16 training finds its scale, not a divergence.
+    """
     if state.scaler:
         state.scaler.unscale_(state.optimizer)  # clip the true gradients, not the scaled ones
-    torch.nn.utils.clip_grad_norm_(state.model.parameters(), args.max_grad_norm)
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(state.model.parameters(), args.max_grad_norm))
+    if not math.isfinite(step_loss) or not (math.isfinite(grad_norm) or state.scaler):
+        raise TrainingDiverged(
+            f"training diverged at step {state.global_step + 1}: loss {step_loss:.4g}, gradient norm {grad_norm:.4g}; "
+            "nothing of this step was applied or saved (checkpoints already written stay as they were). Lower "
+            f"--learning_rate (now {args.learning_rate:g}) or --max_grad_norm (now {args.max_grad_norm:g})")
     if state.scaler:
         state.scaler.step(state.optimizer)
         state.scaler.update()

@@ -23,7 +23,7 @@ import socket
 import time
 
 from bert_read_step_to_step.model_setup import reinit_selectors
-from transformers.file_utils import UserError, write_atomically, write_json_atomically
+from transformers.file_utils import UserError, redact_url, write_atomically, write_json_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -86,14 +86,14 @@ def output_dir_lock(args, runtime):
             fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
-def start_writing(args, runtime, config, info):
+def start_writing(args, runtime, config, info, plan=None):
     """The first thing a run writes into output_dir, under its lock and after every check has passed: the
     run record. Rank 0 only; the other ranks write nothing here."""
     if runtime.is_main:
-        write_run_record(args, runtime, config, info)
+        write_run_record(args, runtime, config, info, plan)
 
 
-def write_run_record(args, runtime, config, info):
+def write_run_record(args, runtime, config, info, plan=None):
     """Every argument (and for training, the resolved reinit list), so a result can be traced to its settings.
 
     A training run writes training_args.json and reinit_keys.json. An evaluation- or prediction-only run
@@ -111,12 +111,23 @@ def write_run_record(args, runtime, config, info):
     record = {"selectors": reinit_selectors(args, config), "reinit_std": std,
               "reinit_seed": args.seed, "resolved_keys": info.reinit_keys, **loading}
     write_json_atomically(os.path.join(args.output_dir, REINIT_RECORD_NAME), record)
-    write_json_atomically(os.path.join(args.output_dir, ARGS_NAME), args_to_dict(args, runtime), sort_keys=True)
+    warnings = list(plan.warnings) if plan is not None else []
+    write_json_atomically(os.path.join(args.output_dir, ARGS_NAME), {**args_to_dict(args, runtime),
+                                                                     "warnings": warnings}, sort_keys=True)
+
+
+# Flags that may hold a URL, whose user:password@ or ?query can be a secret.
+URL_FLAGS = ("model_name_or_path", "config_name", "tokenizer_name")
 
 
 def args_to_dict(args, runtime):
-    """What training_args.json records: every argument, and the precision the run actually used."""
-    return {**vars(args), "precision": runtime.precision}
+    """What training_args.json records: every argument (URLs' secrets redacted), and the precision the run
+    actually used."""
+    record = {**vars(args), "precision": runtime.precision}
+    for flag in URL_FLAGS:
+        if record.get(flag):
+            record[flag] = redact_url(record[flag])
+    return record
 
 
 def is_within(path, folder):

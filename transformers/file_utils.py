@@ -466,7 +466,7 @@ def verify_cache(cache_dir=None):
             sidecar = {}
         if problem is None:
             recorded = sidecar.get("sha256")
-            actual = _sha256_of_file(path)
+            actual = sha256_of_file(path)
             if recorded is None:
                 problem = "has no recorded sha256 (it was cached by an older version)"
             elif actual != recorded:
@@ -475,7 +475,7 @@ def verify_cache(cache_dir=None):
     return checked
 
 
-def _sha256_of_file(path):
+def sha256_of_file(path):
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(CHUNK_SIZE), b""):
@@ -1099,7 +1099,8 @@ DEBUG_ENV_VAR = "BERT_READ_DEBUG"  # =1: user errors show their traceback too
 
 
 def run_entry_point(main, prog, argv=None):
-    """Run main(argv) for `python prog ...`: a UserError (or a missing file) becomes one line and exit 2.
+    """Run main(argv) for `python prog ...`: a UserError (or a missing file) becomes one line and exit 2
+    (or the error's own `exit_code`).
 
     With --debug among the arguments or BERT_READ_DEBUG=1 in the environment the traceback is shown instead.
     """
@@ -1112,7 +1113,7 @@ def run_entry_point(main, prog, argv=None):
         message = str(error) if isinstance(error, UserError) or not error.filename else \
             f"{error.filename}: {error.strerror}"
         print(f"{prog}: error: {message}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(getattr(error, "exit_code", 2))  # 2 as argparse; a run that diverged says 3 (TrainingDiverged)
 
 
 def main(argv=None):
