@@ -50,6 +50,7 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from bert_read_step_to_step.batches import batches_to_go, collated, training_plan
+from bert_read_step_to_step.allocator import keep_freed_memory
 from bert_read_step_to_step.checkpoints import (TRAIN_STATE_NAME, check_same_trajectory, save_checkpoint, save_model,
                                                 training_trajectory)
 from bert_read_step_to_step.cli_help import DefaultsHelpFormatter
@@ -432,6 +433,7 @@ def main(argv=None):
     args = parse_args(argv)
     runtime = setup_device(args)
     setup_logging(args, runtime)
+    logger.info(keep_freed_memory())  # big tensors reused step after step instead of fresh pages (allocator.py)
     runtime = setup_precision(args, runtime)
     set_seed(args.seed)
 
