@@ -26,7 +26,7 @@ import torch.distributed as dist
 
 from bert_read_step_to_step.features import file_fingerprint
 from bert_read_step_to_step.model_setup import reinit_selectors
-from bert_read_step_to_step.run_folder import ARGS_NAME, args_to_dict
+from bert_read_step_to_step.run_folder import ARGS_NAME, args_to_dict, discard_previous_run
 from bert_read_step_to_step.runtime import barrier
 from bert_read_step_to_step.tasks import find_data_file, generic_task_options, get_task
 from transformers.configuration_bert import LoadingError
@@ -195,6 +195,7 @@ def save_checkpoint(state, tokenizer, args, runtime, trajectory):
         check_free_space(args.output_dir, needed)
         with disk_full_is_one_line(final, needed):  # ENOSPC mid-write: one line; the temp folder is removed
             write_folder_atomically(final, write)
+        discard_previous_run(args.output_dir)
         logger.info("Saved checkpoint to %s", final)
     barrier(runtime)
 
@@ -211,6 +212,7 @@ def save_model(model, tokenizer, output_dir, step):
     with disk_full_is_one_line(output_dir, needed):
         model.save_pretrained(output_dir)
         tokenizer.save_pretrained(output_dir)
+    discard_previous_run(output_dir)
 
 
 def weights_bytes(model):

@@ -16,14 +16,17 @@ Files written here:
 """
 import contextlib
 import fcntl
+import fnmatch
 import glob
 import logging
 import os
+import shutil
 import socket
 import time
 
 from bert_read_step_to_step.model_setup import reinit_selectors
-from transformers.file_utils import UserError, redact_url, write_atomically, write_json_atomically
+from transformers.file_utils import (UserError, recover_folders_in, redact_url, replace_path, write_atomically,
+                                     write_json_atomically)
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +35,26 @@ ARGS_NAME = "training_args.json"
 REINIT_RECORD_NAME = "reinit_keys.json"
 
 
+# What runs of this project write into output_dir (run.lock aside). --overwrite_output_dir moves exactly these
+# away; files a run did not write (data, a feature cache) stay.
+RUN_FILES = ("checkpoint-*", ".checkpoint-*", ARGS_NAME, REINIT_RECORD_NAME, "eval_args.json", "predict_args.json",
+             "*_results.json", "*_results.txt", "*_predictions.tsv", "weight_change.json", "weight_change.png",
+             "config.json", "model.safetensors", "pytorch_model.bin", "vocab.txt", "vocab.json", "merges.txt",
+             "spiece.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
+# A run's first result: once one exists, the run it replaced can go.
+RESULT_FILES = ("checkpoint-*", "model.safetensors", "*_results.json", "*_predictions.tsv")
+PREVIOUS_RUN = ".previous-run"  # the replaced run's files, until this run's first result
+MOVING_ASIDE = ".previous-run.moving"  # while they are being moved there
+
+
 def output_dir_problem(args):
     """Why this run may not write into --output_dir (one line naming the flag), or None when it may."""
     if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
         return f"--output_dir {args.output_dir} is a file, not a folder"
+    if args.overwrite_output_dir and args.do_train and args.resume_from_checkpoint and \
+            is_within(args.resume_from_checkpoint, args.output_dir):
+        return (f"--resume_from_checkpoint {args.resume_from_checkpoint} lies inside --output_dir, which "
+                "--overwrite_output_dir replaces: drop --overwrite_output_dir to continue that run there")
     # The lock file of an earlier run does not make a folder "not empty": it holds no result.
     existing = os.path.isdir(args.output_dir) and set(os.listdir(args.output_dir)) - {LOCK_NAME}
     if args.do_train and existing and not args.overwrite_output_dir and not args.resume_from_checkpoint:
@@ -88,9 +107,79 @@ def output_dir_lock(args, runtime):
 
 def start_writing(args, runtime, config, info, plan=None):
     """The first thing a run writes into output_dir, under its lock and after every check has passed: the
-    run record. Rank 0 only; the other ranks write nothing here."""
-    if runtime.is_main:
-        write_run_record(args, runtime, config, info, plan)
+    run record. Rank 0 only; the other ranks write nothing here.
+
+    Before it: what a killed run left half-done is put right (a replaced run, a checkpoint folder mid-rename),
+    and with --overwrite_output_dir the previous run's files are moved aside, so that nothing of it is scored
+    or read as this run's; they are deleted at this run's first result (`discard_previous_run`).
+    """
+    if not runtime.is_main:
+        return
+    recover_previous_run(args.output_dir)
+    recover_folders_in(args.output_dir)
+    if args.overwrite_output_dir and args.do_train:
+        set_previous_run_aside(args.output_dir)
+    write_run_record(args, runtime, config, info, plan)
+
+
+def matching(output_dir, patterns):
+    names = os.listdir(output_dir)
+    return sorted({name for pattern in patterns for name in fnmatch.filter(names, pattern)})
+
+
+def set_previous_run_aside(output_dir):
+    """Move the files an earlier run wrote into output_dir/.previous-run.
+
+    They go into `.previous-run.moving` first, which is renamed to `.previous-run` once all are there: a run
+    killed half-way leaves `.moving`, which `recover_previous_run` empties back, so the old run is never
+    split between the two folders.
+    """
+    names = matching(output_dir, RUN_FILES)
+    if not names:
+        return
+    moving, aside = os.path.join(output_dir, MOVING_ASIDE), os.path.join(output_dir, PREVIOUS_RUN)
+    os.makedirs(moving)
+    for name in names:
+        replace_path(os.path.join(output_dir, name), os.path.join(moving, name))
+    replace_path(moving, aside)
+    logger.info("--overwrite_output_dir: the previous run's %d files and folders moved to %s; deleted once this "
+                "run writes its first result", len(names), aside)
+
+
+def recover_previous_run(output_dir):
+    """Put right what a run killed while replacing another left: the old run back when the new one wrote no
+    result yet (its records removed), or the old run deleted when the new one has a result."""
+    moving, aside = os.path.join(output_dir, MOVING_ASIDE), os.path.join(output_dir, PREVIOUS_RUN)
+    if os.path.isdir(moving):  # killed while moving the old files: the new run had written nothing yet
+        restore_into(output_dir, moving)
+        logger.warning("%s: a run was killed while setting the previous run aside; the previous run is back",
+                       output_dir)
+    if not os.path.isdir(aside):
+        return
+    if matching(output_dir, RESULT_FILES):
+        shutil.rmtree(aside)
+        logger.warning("%s: deleted the run that a killed run had replaced (it had written results)", aside)
+        return
+    for name in matching(output_dir, RUN_FILES):  # the killed run's records, without any result
+        path = os.path.join(output_dir, name)
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    restore_into(output_dir, aside)
+    logger.warning("%s: a run killed before its first result had replaced the previous run; the previous run is "
+                   "back", output_dir)
+
+
+def restore_into(output_dir, folder):
+    for name in os.listdir(folder):
+        replace_path(os.path.join(folder, name), os.path.join(output_dir, name))
+    os.rmdir(folder)
+
+
+def discard_previous_run(output_dir):
+    """This run has a result: the run it replaced is deleted (a no-op when there is none)."""
+    aside = os.path.join(output_dir, PREVIOUS_RUN)
+    if os.path.isdir(aside):
+        shutil.rmtree(aside)
+        logger.info("deleted the previous run's files (%s): this run has its first result", aside)
 
 
 def write_run_record(args, runtime, config, info, plan=None):
@@ -150,6 +239,8 @@ def write_results(results_dir, split_name, prefix, examples, results):
                           {"prefix": prefix, "examples": examples, **results})
     write_atomically(os.path.join(results_dir, f"{split_name}_results.txt"), lambda temp: write_lines(
         temp, [f"{key} = {results[key]}" for key in sorted(results)]))
+    discard_previous_run(os.path.dirname(os.path.abspath(results_dir)) if os.path.basename(
+        results_dir.rstrip("/")).startswith("checkpoint-") else results_dir)
     logger.info("***** %s results %s (%d examples) *****", split_name.capitalize(), prefix, examples)
     for key in sorted(results):
         logger.info("  %s = %.4f", key, results[key])

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -28,7 +29,7 @@ from bert_read_step_to_step.optimization import optimizer_step
 from bert_read_step_to_step.run_folder import args_to_dict
 from bert_read_step_to_step.runtime import Runtime
 from transformers import BertConfig, BertForSequenceClassification
-from transformers.file_utils import DiskFullError, UserError
+from transformers.file_utils import DiskFullError, UserError, replace_path
 
 
 def run_args(data, out, *extra):
@@ -316,3 +317,74 @@ def test_a_training_set_smaller_than_one_batch_is_a_warning_in_the_record(tmp_pa
     assert len(record["warnings"]) == 1 and "only 3 training example(s), fewer than one batch of 8" in \
         record["warnings"][0]
     assert any("fewer than one batch" in message for message in log.messages)
+
+
+# ---- 4. overwrite means overwrite ---------------------------------------------------------------------------
+
+def test_overwrite_leaves_nothing_of_the_old_run_and_scores_only_this_runs_checkpoints(data, trained, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(trained, out)
+    (out / "test_predictions.tsv").write_text("old\n")
+    (out / "test_results.txt").write_text("acc = 0.99\n")
+    (out / "my_notes.txt").write_text("not written by a run: stays\n")
+    results, _ = run_main(run_args(data, out, "--overwrite_output_dir", "--max_steps", "1", "--save_steps", "0",
+                                   "--do_eval", "--eval_all_checkpoints"))
+    assert set(results) == {"final"}  # the old run's checkpoint-1..3 are not scored as this run's
+    names = set(os.listdir(out))
+    assert not [name for name in names if name.startswith(("checkpoint-", "test_", ".previous-run"))]
+    assert "my_notes.txt" in names and "eval_results.txt" in names
+    assert json.loads((out / "training_args.json").read_text())["max_steps"] == 1
+
+
+def old_run(folder):
+    """A finished run's files as a run of this project leaves them, and one file it did not write."""
+    (folder / "checkpoint-4").mkdir(parents=True)
+    (folder / "checkpoint-4" / "model.safetensors").write_text("old weights")
+    for name in ("model.safetensors", "config.json", "training_args.json", "test_predictions.tsv"):
+        (folder / name).write_text(f"old {name}")
+    (folder / "train.tsv").write_text("data, not ours")
+    return {path.relative_to(folder): path.read_text() for path in folder.rglob("*") if path.is_file()}
+
+
+def files_of(folder):
+    return {path.relative_to(folder): path.read_text() for path in folder.rglob("*") if path.is_file()}
+
+
+def test_a_run_killed_before_its_first_result_gives_the_old_run_back(tmp_path):
+    from bert_read_step_to_step.run_folder import recover_previous_run, set_previous_run_aside
+    before = old_run(tmp_path)
+    set_previous_run_aside(str(tmp_path))
+    assert set(os.listdir(tmp_path)) == {".previous-run", "train.tsv"}
+    (tmp_path / "training_args.json").write_text("the new run's record")  # ... then the kill
+    recover_previous_run(str(tmp_path))
+    assert files_of(tmp_path) == before
+
+
+def test_a_run_killed_while_moving_the_old_run_aside_gives_it_back_whole(tmp_path):
+    from bert_read_step_to_step.run_folder import MOVING_ASIDE, recover_previous_run
+    before = old_run(tmp_path)
+    moving = tmp_path / MOVING_ASIDE
+    moving.mkdir()
+    replace_path(str(tmp_path / "checkpoint-4"), str(moving / "checkpoint-4"))  # ... and the kill comes here
+    recover_previous_run(str(tmp_path))
+    assert files_of(tmp_path) == before
+
+
+def test_a_run_killed_after_its_first_result_keeps_only_its_own_files(tmp_path):
+    from bert_read_step_to_step.run_folder import recover_previous_run, set_previous_run_aside
+    old_run(tmp_path)
+    set_previous_run_aside(str(tmp_path))
+    (tmp_path / "checkpoint-1").mkdir()
+    (tmp_path / "checkpoint-1" / "model.safetensors").write_text("new weights")
+    recover_previous_run(str(tmp_path))
+    assert files_of(tmp_path) == {Path("checkpoint-1/model.safetensors"): "new weights",
+                                  Path("train.tsv"): "data, not ours"}
+
+
+def test_resuming_from_inside_the_folder_being_overwritten_is_refused(data, trained, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(run_args(data, trained, "--overwrite_output_dir", "--resume_from_checkpoint",
+                          trained / "checkpoint-2"))
+    assert exit_info.value.code == 2
+    assert "lies inside --output_dir, which --overwrite_output_dir replaces" in capsys.readouterr().err
+    assert (trained / "checkpoint-2" / TRAIN_STATE_NAME).exists()
