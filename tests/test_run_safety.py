@@ -114,7 +114,7 @@ def test_a_busy_output_dir_is_refused_and_a_dead_holder_is_taken_over(data, tmp_
 
 def test_resume_with_another_trajectory_is_refused_listing_each_difference(data, trained, tmp_path):
     before = snapshot(trained)
-    resume = ["--resume_from_checkpoint", trained / "checkpoint-1", "--overwrite_output_dir"]
+    resume = ["--resume_from_checkpoint", trained / "checkpoint-1"]
     changed = train_args(data, trained, *resume)
     changed[changed.index("--learning_rate") + 1] = "2e-4"
     changed[changed.index("--per_gpu_train_batch_size") + 1] = "3"
