@@ -145,7 +145,45 @@ def test_hidden_states_match_the_oracle_and_come_last_in_the_tuple(tmp_path):
         outputs = classifier(encoded["input_ids"], labels=torch.tensor([1]))
     assert len(outputs) == 3 and outputs[1].shape == (1, 3) and outputs[2][-1].shape == sequence.shape
     with pytest.raises(Unsupported2xArgument, match="output_attentions"):
-        BertModel.from_pretrained(minilm_dir(), output_attentions=True)
+        BertForMaskedLM.from_pretrained(minilm_dir(), output_attentions=True)
+
+
+def test_attentions_match_the_oracle_and_come_after_the_hidden_states(tmp_path):
+    tokenizer = BertTokenizer.from_pretrained(minilm_dir())
+    # A pair with two padding positions after it: their probabilities must be 0, as the reference's.
+    first = tokenizer.encode_plus("the unaffable text about stocks", "short one", add_special_tokens=True,
+                                  return_tensors="pt")
+    ids, types = first["input_ids"], first["token_type_ids"]
+    ids = torch.cat([ids, torch.zeros(1, 2, dtype=ids.dtype)], dim=1)  # two padding positions
+    types = torch.cat([types, torch.zeros(1, 2, dtype=types.dtype)], dim=1)
+    mask = (torch.arange(ids.shape[1]) < first["input_ids"].shape[1]).long()[None]
+    config = BertConfig.from_pretrained(minilm_dir(), output_hidden_states=True, output_attentions=True,
+                                        num_labels=3)
+    model = BertModel.from_pretrained(minilm_dir(), config=config).eval()
+    with torch.no_grad():
+        sequence, pooled, states, attentions = model(ids, mask, types)[:4]
+    assert len(attentions) == config.num_hidden_layers and len(states) == config.num_hidden_layers + 1
+    assert attentions[0].shape == (1, config.num_attention_heads, ids.shape[1], ids.shape[1])
+    oracle = run_oracle_json(f"""
+        import json, torch
+        from transformers import BertModel
+        model = BertModel.from_pretrained({str(minilm_dir())!r}, attn_implementation="eager").eval()
+        with torch.no_grad():
+            out = model(torch.tensor({ids.tolist()}), attention_mask=torch.tensor({mask.tolist()}),
+                        token_type_ids=torch.tensor({types.tolist()}), output_attentions=True)
+        print(json.dumps([a[0].tolist() for a in out.attentions]))
+    """, tmp_path)
+    for ours, theirs in zip(attentions, oracle, strict=True):
+        assert torch.allclose(ours[0], torch.tensor(theirs), atol=1e-5)
+    assert float(attentions[-1][0, :, :, -2:].abs().max()) == 0.0  # no query attends to padding
+    # The classifier: logits, hidden states, attentions (2.x's order); its logits as without the switches.
+    plain = BertForSequenceClassification.from_pretrained(minilm_dir(), num_labels=3).eval()
+    switched = BertForSequenceClassification.from_pretrained(minilm_dir(), config=config).eval()
+    switched.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        outputs, reference = switched(ids, mask, types), plain(ids, mask, types)
+    assert len(outputs) == 3 and len(outputs[2]) == config.num_hidden_layers
+    assert torch.allclose(outputs[0], reference.logits, atol=1e-6) and reference.attentions is None
 
 
 # ---- tokenizer -------------------------------------------------------------------------------------------------

@@ -62,13 +62,13 @@ def check_output_switches(model):
     """Refuse config switches the model cannot honour, when it is built (not at its first forward).
 
     output_hidden_states: BERT's models (and RoBERTa, which reuses BERT's encoder) append every layer's
-    hidden states to their output, as 2.x did. output_attentions: refused everywhere; the attention here is
-    one fused call (F.scaled_dot_product_attention) that never holds the probabilities.
+    hidden states to their output, as 2.x did. output_attentions: BertModel and BertForSequenceClassification
+    append every layer's attention probabilities after them; elsewhere it is refused.
     """
     config = model.config
-    if config.output_attentions:
-        raise Unsupported2xArgument(f"{type(model).__name__}: output_attentions=True is not supported (attention is "
-                                    "one fused call that does not keep its probabilities); set it False")
+    if config.output_attentions and not getattr(model, "returns_attentions", False):
+        raise Unsupported2xArgument(f"{type(model).__name__}: output_attentions=True is supported by BertModel and "
+                                    "BertForSequenceClassification only; set it False")
     if config.output_hidden_states and not getattr(model, "returns_hidden_states", False):
         raise Unsupported2xArgument(f"{type(model).__name__}: output_hidden_states=True is supported by BERT's "
                                     "and RoBERTa's models only; set it False")

@@ -54,6 +54,8 @@ class BertModelOutput(ModelOutput):
     pooler_output: torch.Tensor  # [B, H] one vector per sentence, from [CLS]
     # config.output_hidden_states (2.x): the embeddings and each layer's output, num_layers + 1 of [B, L, H]
     hidden_states: Optional[tuple] = None
+    # config.output_attentions (2.x): each layer's attention probabilities, num_layers of [B, N, L, L]
+    attentions: Optional[tuple] = None
 
 
 @dataclass(eq=False)
@@ -61,6 +63,7 @@ class SequenceClassifierOutput(ModelOutput):
     loss: Optional[torch.Tensor]  # scalar; None when no labels were given
     logits: torch.Tensor  # [B, C]
     hidden_states: Optional[tuple] = None  # as in BertModelOutput, with config.output_hidden_states
+    attentions: Optional[tuple] = None  # as in BertModelOutput, with config.output_attentions
 
 
 MASK_BITS = 16  # random bits per dropout decision: keep-probabilities are multiples of 1 / 65536
@@ -171,13 +174,19 @@ class BertSelfAttention(nn.Module):
         # [B, L, H] -> [B, L, N, D] -> [B, N, L, D]: each head attends over L on its own D dimensions.
         return x.view(batch, length, self.num_heads, self.head_size).transpose(1, 2)
 
-    def forward(self, queries_from, hidden_states, attention_bias):
+    def forward(self, queries_from, hidden_states, attention_bias, all_probs=None):
         # Keys and values come from every token; queries from `queries_from`, which is `hidden_states`
         # itself (Q = L) or, in the classifier's last layer, only its [CLS] row (Q = 1; see BertEncoder).
+        # all_probs: a list that collects this layer's attention probabilities (config.output_attentions).
         query = self.split_heads(self.query(queries_from))  # [B, Q, H] -> [B, N, Q, D]
         key = self.split_heads(self.key(hidden_states))  # [B, L, H] -> [B, N, L, D]
         value = self.split_heads(self.value(hidden_states))  # [B, L, H] -> [B, N, L, D]
         dropout_prob = self.dropout_prob if self.training else 0.0
+        if all_probs is not None:
+            # 2.x's output_attentions: the softmax probabilities, before dropout (in eval mode the two are the
+            # same). Only this path holds them; the fused call below never does.
+            scores = (query / math.sqrt(self.head_size)) @ key.transpose(-1, -2) + attention_bias  # [B, N, Q, L]
+            all_probs.append(torch.softmax(scores, dim=-1))  # [B, N, Q, L]
         if dropout_prob > 0 and query.device.type == "cpu":
             context = attention_with_dropout(query, key, value, attention_bias, dropout_prob)
         else:
@@ -234,9 +243,9 @@ class BertAttention(nn.Module):
         self.self = BertSelfAttention(config)
         self.output = BertSelfOutput(config)
 
-    def forward(self, queries_from, hidden_states, attention_bias):
+    def forward(self, queries_from, hidden_states, attention_bias, all_probs=None):
         # The residual is the query rows' own input: [B, Q, H] -> [B, Q, H].
-        return self.output(self.self(queries_from, hidden_states, attention_bias), queries_from)
+        return self.output(self.self(queries_from, hidden_states, attention_bias, all_probs), queries_from)
 
 
 class BertIntermediate(nn.Module):
@@ -274,11 +283,11 @@ class BertLayer(nn.Module):
         self.intermediate = BertIntermediate(config)
         self.output = BertOutput(config)
 
-    def forward(self, hidden_states, attention_bias, first_token_only=False):
+    def forward(self, hidden_states, attention_bias, first_token_only=False, all_probs=None):
         # first_token_only: compute the output of the [CLS] row alone ([B, L, H] -> [B, 1, H]). It still
         # attends to every token, so that row is the same as in the full computation.
         queries_from = hidden_states[:, :1] if first_token_only else hidden_states
-        attended = self.attention(queries_from, hidden_states, attention_bias)
+        attended = self.attention(queries_from, hidden_states, attention_bias, all_probs)
         return self.output(self.intermediate(attended), attended)
 
 
@@ -289,8 +298,9 @@ class BertEncoder(nn.Module):
         # such as `bert.encoder.layer.11`. Layer 0 sees the embeddings; the last layer feeds the pooler.
         self.layer = nn.ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
 
-    def forward(self, hidden_states, attention_bias, first_token_only=False, all_states=None):
-        # all_states: a list that collects the input and each layer's output (config.output_hidden_states).
+    def forward(self, hidden_states, attention_bias, first_token_only=False, all_states=None, all_probs=None):
+        # all_states: a list that collects the input and each layer's output (config.output_hidden_states);
+        # all_probs: one that collects each layer's attention probabilities (config.output_attentions).
         # first_token_only: the classifier reads nothing but the last layer's [CLS] vector (through the
         # pooler), so the last layer computes that row alone: it still needs keys and values of every token,
         # but its queries, attention output and feed-forward block run on 1 row instead of L. For MiniLM (6
@@ -302,7 +312,7 @@ class BertEncoder(nn.Module):
             # [B, L, H] -> [B, L, H]; the last layer with first_token_only: [B, L, H] -> [B, 1, H]
             if all_states is not None:
                 all_states.append(hidden_states)
-            hidden_states = layer(hidden_states, attention_bias, first_token_only and index == last)
+            hidden_states = layer(hidden_states, attention_bias, first_token_only and index == last, all_probs)
         if all_states is not None:
             all_states.append(hidden_states)
         return hidden_states
@@ -357,6 +367,7 @@ class BertModel(PreTrainedModel):
     """The encoder without a task head: ids -> one vector per token and a pooled vector per sentence."""
 
     returns_hidden_states = True  # honours config.output_hidden_states (see compat_2x.check_output_switches)
+    returns_attentions = True  # and config.output_attentions
 
     def __init__(self, config: BertConfig, initialize=True):
         super().__init__(config)
@@ -376,12 +387,15 @@ class BertModel(PreTrainedModel):
             token_type_ids = torch.zeros_like(input_ids)
         # Every layer's states asked for (2.x's output_hidden_states): the last layer must compute every row.
         all_states = [] if self.config.output_hidden_states else None
-        first_token_only = first_token_only and all_states is None
+        all_probs = [] if self.config.output_attentions else None  # every layer's, every row's probabilities
+        first_token_only = first_token_only and all_states is None and all_probs is None
         embedded = residual_stream_dtype(self.embeddings(input_ids, token_type_ids))  # [B, L] -> [B, L, H]
         attention_bias = attention_bias_from_mask(attention_mask, embedded.dtype)  # [B, L] -> [B, 1, 1, L]
-        sequence = self.encoder(embedded, attention_bias, first_token_only, all_states)  # [B, L, H] -> [B, L or 1, H]
+        # [B, L, H] -> [B, L or 1, H]
+        sequence = self.encoder(embedded, attention_bias, first_token_only, all_states, all_probs)
         return BertModelOutput(last_hidden_state=sequence, pooler_output=self.pooler(sequence),
-                               hidden_states=None if all_states is None else tuple(all_states))
+                               hidden_states=None if all_states is None else tuple(all_states),
+                               attentions=None if all_probs is None else tuple(all_probs))
 
 
 class BertForSequenceClassification(PreTrainedModel):
@@ -392,6 +406,7 @@ class BertForSequenceClassification(PreTrainedModel):
     """
 
     returns_hidden_states = True
+    returns_attentions = True
 
     def __init__(self, config: BertConfig, initialize=True):
         super().__init__(config)
@@ -408,7 +423,7 @@ class BertForSequenceClassification(PreTrainedModel):
         pooled = output.pooler_output  # [B, H]
         logits = self.classifier(self.dropout(pooled))  # [B, H] -> [B, C]
         return SequenceClassifierOutput(loss=classification_loss(logits, labels, self.num_labels), logits=logits,
-                                        hidden_states=output.hidden_states)
+                                        hidden_states=output.hidden_states, attentions=output.attentions)
 
 
 def classification_loss(logits, labels, num_labels):
