@@ -33,7 +33,7 @@ from typing import Union
 import torch
 from torch.utils.data import Dataset
 
-from transformers.file_utils import exclusive_lock, resolve_cache_dir, run_entry_point, write_atomically
+from transformers.file_utils import exclusive_lock, resolve_cache_dir, run_entry_point, sha256_of_file, write_atomically
 
 from .tasks import LABELS_FROM_TRAIN_FILE, find_data_file, get_labels, get_task, read_examples
 
@@ -218,11 +218,7 @@ def tokenizer_fingerprint(tokenizer):
 def file_fingerprint(path):
     """The file's name and a hash of its bytes. Size and modification time are not enough: an edited label
     keeps the size, and a copy (cp -p, rsync, git checkout) can set any mtime."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return [os.path.basename(path), digest.hexdigest()]
+    return [os.path.basename(path), sha256_of_file(path)]
 
 
 def cache_file_name(spec, split, max_seq_length, tokenizer, data_dir, label_list):

@@ -239,8 +239,6 @@ def write_results(results_dir, split_name, prefix, examples, results):
                           {"prefix": prefix, "examples": examples, **results})
     write_atomically(os.path.join(results_dir, f"{split_name}_results.txt"), lambda temp: write_lines(
         temp, [f"{key} = {results[key]}" for key in sorted(results)]))
-    discard_previous_run(os.path.dirname(os.path.abspath(results_dir)) if os.path.basename(
-        results_dir.rstrip("/")).startswith("checkpoint-") else results_dir)
     logger.info("***** %s results %s (%d examples) *****", split_name.capitalize(), prefix, examples)
     for key in sorted(results):
         logger.info("  %s = %.4f", key, results[key])

@@ -185,8 +185,9 @@ class BertSelfAttention(nn.Module):
         if all_probs is not None:
             # 2.x's output_attentions: the softmax probabilities, before dropout (in eval mode the two are the
             # same). Only this path holds them; the fused call below never does.
-            scores = (query / math.sqrt(self.head_size)) @ key.transpose(-1, -2) + attention_bias  # [B, N, Q, L]
-            all_probs.append(torch.softmax(scores, dim=-1))  # [B, N, Q, L]
+            # [B, N, Q, D] @ [B, N, D, L] -> [B, N, Q, L], plus the [B, 1, 1, L] padding bias
+            scores = (query / math.sqrt(self.head_size)) @ key.transpose(-1, -2) + attention_bias
+            all_probs.append(torch.softmax(scores, dim=-1))  # [B, N, Q, L]: each row sums to 1 over the keys
         if dropout_prob > 0 and query.device.type == "cpu":
             context = attention_with_dropout(query, key, value, attention_bias, dropout_prob)
         else:
