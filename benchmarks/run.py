@@ -83,6 +83,9 @@ def main(argv=None):
     parser.add_argument("--only", nargs="+", choices=SECTIONS + OPTIONAL_SECTIONS,
                         help="run only these sections; sweep (~25 min) runs only when named here")
     parser.add_argument("--out", help="JSON result path (default: benchmarks/results/<date>[-quick][-N].json)")
+    parser.add_argument("--allocator", choices=("ours", "both", "none"), default="ours",
+                        help="which sides get run_classifier's allocator setting (allocator.keep_freed_memory): "
+                             "ours (default: each side as it trains by default), both, or none")
     parser.add_argument("--force_bf16", action="store_true",
                         help="run the bf16 rows on a CPU without native bf16 too, at B=2 L=16 (emulated bf16 is "
                              "very slow): a check that the code path works, not a measurement")
@@ -116,6 +119,7 @@ def main(argv=None):
     log(f"benchmark ({mode}) on {machine['nproc']} x {machine['cpu_model']}, {args.threads} threads; "
         f"{bf16.description}; load average {machine['load_average_at_start'][0]:.1f}")
 
+    os.environ["BENCH_ALLOCATOR"] = args.allocator  # read by every worker and by profile_ops (see worker.py)
     results = {}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bert-bench-") as workdir:
@@ -202,6 +206,10 @@ def main(argv=None):
         report_profile(rep, results["profile"])
     if "sweep" in results:
         report_sweep(rep, results["sweep"], args.quick)
+    rep.notes.append({"ours": "allocator: ours ran with run_classifier's setting (allocator.keep_freed_memory), the "
+                              "reference with glibc's defaults; --allocator both gives both the setting",
+                      "both": "allocator: both sides ran with run_classifier's setting (allocator.keep_freed_memory)",
+                      "none": "allocator: both sides ran with glibc's defaults"}[args.allocator])
     busy = max(machine["load_average_at_start"][0], machine["load_average_at_end"][0])
     if busy > 0.5:
         rep.notes.append(f"other processes were running (1-min load average up to {busy:.1f} on {machine['nproc']} "
@@ -218,7 +226,7 @@ def main(argv=None):
 
     out = Path(args.out) if args.out else unused_result_path(args.quick)
     out.parent.mkdir(parents=True, exist_ok=True)
-    document = {"mode": mode, "settings": s, "machine": machine, "flops": flops, "flops_bf16": flops_bf16,
+    document = {"mode": mode, "settings": dict(s, allocator=args.allocator), "machine": machine, "flops": flops, "flops_bf16": flops_bf16,
                 "forced_bf16": forced,
                 "goals": rep.goals,
                 "notes": rep.notes, "results": results}

@@ -32,7 +32,7 @@ FAMILY_CONFIGS = {
 
 # ---- FLOPs -------------------------------------------------------------------------------------------------
 
-def training_flops(config, batch_size, seq_length, num_labels, last_layer_rows):
+def training_flops(config, batch_size, seq_length, num_labels, last_layer_rows, one_row_inference=False):
     """FLOPs of one training step (forward + backward) without the embeddings, and of one forward pass.
 
     A matmul with a weight of P parameters costs 2 * P FLOPs per token forward (a multiply and an add per
@@ -51,6 +51,12 @@ def training_flops(config, batch_size, seq_length, num_labels, last_layer_rows):
     classifier computes only the [CLS] row there (modeling_bert.BertEncoder, first_token_only). Counting the
     work each side really does keeps "achieved FLOP/s" honest: ours is not credited for skipped rows.
 
+    one_row_inference: in evaluation ours attends from the one [CLS] row without the last layer's keys and
+    values (modeling_bert.BertSelfAttention.attend_from_one_row). Its forward pass is then credited, in place
+    of the 2 * P_kv * T key and value FLOPs and that layer's attention term, with what that path computes per
+    sequence: W_k^T q and W_v times the weighted inputs (2 * H * H each) and, per head, the scores and the
+    weighted sum over the L inputs (2 * L * H each): B * (4 * H * H + 4 * N * L * H).
+
     P_layer counts biases and LayerNorm parameters as if they were matmul weights (under 0.5% of it); the
     embeddings (a table lookup, no FLOPs) are left out; softmax, GELU, dropout and AdamW's element-wise
     update are not counted (they are memory-bound, a few FLOPs per element).
@@ -65,9 +71,14 @@ def training_flops(config, batch_size, seq_length, num_labels, last_layer_rows):
     tokens = batch_size * seq_length
     weight_tokens = (n_layers - 1) * p_layer * tokens + p_kv * tokens + (p_layer - p_kv) * batch_size * last_layer_rows
     attention = batch_size * seq_length * h * ((n_layers - 1) * seq_length + last_layer_rows)  # B * L * H * sum(R)
+    inference = 2 * weight_tokens + 2 * p_head * batch_size + 4 * attention
+    if one_row_inference:
+        heads = config["num_attention_heads"]
+        inference += (-2 * p_kv * tokens - 4 * batch_size * seq_length * h * last_layer_rows
+                      + batch_size * (4 * h * h + 4 * heads * seq_length * h))
     return {"p_layer": p_layer, "p_head": p_head, "last_layer_rows": last_layer_rows,
-            "train": 6 * weight_tokens + 6 * p_head * batch_size + 12 * attention,
-            "inference": 2 * weight_tokens + 2 * p_head * batch_size + 4 * attention}
+            "one_row_inference": one_row_inference,
+            "train": 6 * weight_tokens + 6 * p_head * batch_size + 12 * attention, "inference": inference}
 
 
 # ---- inputs ------------------------------------------------------------------------------------------------
@@ -247,6 +258,7 @@ def bench_rss(s, model_dir, workdir, threads):
 
 def step_flops(config, batch_size, seq_length):
     """training_flops for both sides at these shapes: ours computes only the [CLS] row in the classifier's
-    last layer, the reference all L rows."""
-    return {"ours": training_flops(config, batch_size, seq_length, NUM_LABELS, last_layer_rows=1),
+    last layer (and in evaluation no keys and values there), the reference all L rows."""
+    return {"ours": training_flops(config, batch_size, seq_length, NUM_LABELS, last_layer_rows=1,
+                                   one_row_inference=True),
             "reference": training_flops(config, batch_size, seq_length, NUM_LABELS, last_layer_rows=seq_length)}

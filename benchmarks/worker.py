@@ -61,6 +61,22 @@ def import_library(side):
     return transformers
 
 
+def set_allocator(side):
+    """Apply run_classifier's allocator setting (bert_read_step_to_step/allocator.py: glibc keeps freed blocks
+    for the next step) to the sides that BENCH_ALLOCATOR names: "ours" (the default: each side as it trains
+    by default, ours through run_classifier), "both", or "none". The reference side cannot import our
+    package, so the module is loaded from its file; it touches nothing but the C allocator."""
+    chosen = os.environ.get("BENCH_ALLOCATOR", "ours")
+    if chosen not in (side, "both"):
+        return "glibc defaults"
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "bench_allocator", REPO_ROOT / "bert_read_step_to_step" / "allocator.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.keep_freed_memory()
+
+
 def set_threads(threads):
     """Both sides run with the same number of intra-op threads; the run reports the number."""
     import torch
@@ -489,6 +505,7 @@ def main():
     parser.add_argument("--out", help="where `once` writes its JSON result")
     args = parser.parse_args()
     params = json.loads(Path(args.params).read_text(encoding="utf-8"))
+    set_allocator(args.side)
     if args.how == "serve":
         serve(args.side, args.kind, params)
         return

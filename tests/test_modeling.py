@@ -282,3 +282,144 @@ def test_dropout_keeps_the_expected_activation_and_matches_its_fused_residual_fo
     assert torch.allclose(fused, residual + out, rtol=1e-6, atol=1e-6)
     assert dropout(x, p, False) is x and dropout(x, 0.0, True) is x
     assert torch.equal(dropout(x, 1.0, True), torch.zeros_like(x))
+
+
+def test_keep_mask_in_the_callers_dtype_is_the_same_draw_as_the_bool_mask():
+    """keep_mask writes its 0/1 straight in the dtype asked for; the random draws are the same, so a seed gives
+    the same masks in bool, fp32 and bf16 (and resumed runs stay exact whatever the precision)."""
+    from transformers.modeling_bert import keep_mask
+    shape = (3, 5, 7, 11)  # 1155 entries: not a multiple of four, the last word is cut
+    masks = {}
+    for dtype in (torch.bool, torch.float32, torch.bfloat16):
+        torch.manual_seed(11)
+        masks[dtype] = keep_mask(shape, 0.3, "cpu", dtype)
+        assert masks[dtype].dtype == dtype and masks[dtype].shape == shape
+    assert torch.equal(masks[torch.float32], masks[torch.bool].float())
+    assert torch.equal(masks[torch.bfloat16], masks[torch.bool].to(torch.bfloat16))
+    assert 0 < masks[torch.bool].sum().item() < masks[torch.bool].numel()
+
+
+def test_attention_without_padding_skips_the_bias_and_computes_the_same():
+    """A batch with no padding gets no bias (None); attention_with_dropout then computes what it computes
+    with a bias of zeros, with and without dropout (same seed: same mask)."""
+    from transformers.modeling_bert import attention_bias_from_mask, attention_with_dropout
+    assert attention_bias_from_mask(torch.ones(2, 6, dtype=torch.long), torch.float32) is None
+    padded = attention_bias_from_mask(torch.tensor([[1, 1, 1, 0, 0, 0], [1] * 6]), torch.float32)
+    assert padded.shape == (2, 1, 1, 6) and padded[0, 0, 0, 3].item() == torch.finfo(torch.float32).min
+    generator = torch.Generator().manual_seed(2)
+    query, key, value = (torch.randn(2, 3, 6, 8, generator=generator) for _ in range(3))
+    zeros = torch.zeros(2, 1, 1, 6)
+    for p in (0.0, 0.4):
+        torch.manual_seed(4)
+        without = attention_with_dropout(query, key, value, None, p)
+        torch.manual_seed(4)
+        with_zeros = attention_with_dropout(query, key, value, zeros, p)
+        assert (without - with_zeros).abs().max().item() <= 1e-6, p
+
+
+def training_grads(model, ids, mask, labels):
+    """Loss and every parameter's gradient of one training forward and backward, masks from seed 9."""
+    model.zero_grad(set_to_none=True)
+    torch.manual_seed(9)
+    loss = model(ids, mask, labels=labels).loss
+    loss.backward()
+    return loss.item(), {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+
+def test_fused_query_key_value_projections_give_the_same_loss_and_gradients(monkeypatch):
+    """In training the query, key and value projections run as one matmul against their stacked weights
+    ([2H, H] for key and value in the classifier's [CLS]-only last layer). The loss and every gradient equal
+    those of the three separate projections; the three parameters keep their names."""
+    import torch.nn.functional as F
+    from transformers.modeling_bert import BertSelfAttention
+    model = BertForSequenceClassification.from_pretrained(str(minilm_dir()), num_labels=3).train()
+    ids = torch.tensor([[101, 7592, 2088, 2003, 102, 0], [101, 2023, 2003, 1037, 3231, 102]])
+    mask, labels = (ids != 0).long(), torch.tensor([0, 2])
+    hidden = model.config.hidden_size
+    widths, plain_linear = [], F.linear
+
+    def recorded(input, weight, bias=None):
+        widths.append(weight.shape[0])
+        return plain_linear(input, weight, bias)
+
+    monkeypatch.setattr(F, "linear", recorded)
+    fused_loss, fused_grads = training_grads(model, ids, mask, labels)
+    layers = model.config.num_hidden_layers
+    assert widths.count(3 * hidden) == layers - 1 and widths.count(2 * hidden) == 1
+
+    def separate(self, queries_from, hidden_states):
+        return self.query(queries_from), self.key(hidden_states), self.value(hidden_states)
+
+    monkeypatch.setattr(BertSelfAttention, "project", separate)
+    loss, grads = training_grads(model, ids, mask, labels)
+    assert abs(loss - fused_loss) <= 1e-5
+    assert grads.keys() == fused_grads.keys()
+    assert "bert.encoder.layer.0.attention.self.key.weight" in grads
+    for name, grad in grads.items():
+        scale = max(grad.abs().max().item(), 1e-3)
+        assert (fused_grads[name] - grad).abs().max().item() <= 1e-5 * scale, name
+
+
+def test_inference_linear_matches_f_linear_and_serves_only_without_gradients(monkeypatch):
+    """modeling_utils.inference_linear (oneDNN: bias, and GELU, applied as the matmul writes) equals F.linear
+    (then F.gelu) on 3-D and non-contiguous inputs, in fp32 and under bf16 autocast; with gradients on it
+    steps aside. A whole model in eval gives the same output with it and without it."""
+    import torch.nn.functional as F
+    from transformers import modeling_utils
+    from transformers.modeling_utils import inference_linear
+    if modeling_utils.ONEDNN_LINEAR is None:
+        pytest.fail("this PyTorch has no oneDNN linear op; the fast inference path is untested here")
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(4, 9, 32, generator=generator)
+    weight, bias = torch.randn(48, 32, generator=generator) * 0.2, torch.randn(48, generator=generator)
+    with torch.no_grad():
+        for input in (x, x[:, :1], x[:, 0]):  # [B, L, H], the [CLS] rows as a strided view, [B, H]
+            assert (inference_linear(input, weight, bias) - F.linear(input, weight, bias)).abs().max() <= 1e-5
+            expected = F.gelu(F.linear(input, weight, bias))
+            assert (inference_linear(input, weight, bias, "gelu") - expected).abs().max() <= 1e-5
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fast, plain = inference_linear(x, weight, bias), F.linear(x, weight, bias)
+        assert fast.dtype == plain.dtype == torch.bfloat16
+        assert (fast.float() - plain.float()).abs().max() <= 0.05  # bf16: 8 significant bits, values up to ~8
+    assert inference_linear(x, weight, bias) is None  # gradients recorded: the caller uses F.linear
+
+    model = BertModel.from_pretrained(str(minilm_dir())).eval()
+    ids = torch.tensor([[101, 7592, 2088, 2003, 102, 0], [101, 2023, 2003, 1037, 3231, 102]])
+    with torch.no_grad():
+        fast = model(ids, (ids != 0).long()).last_hidden_state
+        monkeypatch.setattr(modeling_utils, "ONEDNN_LINEAR", None)
+        plain = model(ids, (ids != 0).long()).last_hidden_state
+    real = ids != 0  # padding positions carry no meaning; the reference tests compare real tokens too
+    assert (fast - plain)[real].abs().max().item() <= 1e-5
+
+
+def test_one_query_row_in_evaluation_skips_the_token_keys_and_values_with_the_same_result(monkeypatch):
+    """In evaluation the classifier's last layer attends from [CLS] without computing keys and values for
+    every token (BertSelfAttention.attend_from_one_row: W_k^T q against the inputs, W_v after the weighted
+    sum). Its output equals the general path's on real, padded batches, and the key and value layers of that
+    layer are then never called on the L tokens."""
+    from transformers.modeling_bert import BertSelfAttention, attention_bias_from_mask
+    model = BertForSequenceClassification.from_pretrained(str(minilm_dir()), num_labels=3).eval()
+    ids = torch.tensor([[101, 7592, 2088, 2003, 102, 0, 0], [101, 2023, 2003, 1037, 3231, 2204, 102]])
+    mask = (ids != 0).long()
+    last = model.bert.encoder.layer[-1].attention.self
+    with torch.no_grad():
+        hidden = model.bert.embeddings(ids, torch.zeros_like(ids))
+        for layer in model.bert.encoder.layer[:-1]:
+            hidden = layer(hidden, attention_bias_from_mask(mask, hidden.dtype))
+        bias = attention_bias_from_mask(mask, hidden.dtype)
+        short = last(hidden[:, :1], hidden, bias)
+        general = last(hidden, hidden, bias)[:, :1]  # every row, then the [CLS] one
+        assert (short - general).abs().max().item() <= 1e-5
+        key_rows = []
+        monkeypatch.setattr(last.key, "forward", lambda x: key_rows.append(x.shape[1]) or x)
+        last(hidden[:, :1], hidden, bias)
+    assert key_rows == []  # attend_from_one_row never computed keys
+
+    calls = []
+    original = BertSelfAttention.attend_from_one_row
+    monkeypatch.setattr(BertSelfAttention, "attend_from_one_row",
+                        lambda self, *args: calls.append(1) or original(self, *args))
+    model.train()
+    model(ids, mask, labels=torch.tensor([0, 1])).loss.backward()
+    assert calls == []  # training (dropout, gradients) keeps the general path

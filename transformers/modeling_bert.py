@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .configuration_bert import BertConfig
-from .modeling_utils import Embedding, Linear, ModelOutput, PreTrainedModel
+from .modeling_utils import Embedding, Linear, ModelOutput, PreTrainedModel, inference_linear
 
 # "gelu" is the exact erf form (as in the original BERT code); "gelu_new" is the tanh approximation.
 ACTIVATIONS = {
@@ -69,25 +69,28 @@ class SequenceClassifierOutput(ModelOutput):
 MASK_BITS = 16  # random bits per dropout decision: keep-probabilities are multiples of 1 / 65536
 
 
-def keep_mask(shape, prob, device):
-    """A bool tensor of `shape`, True where dropout keeps: each entry independently dropped with chance
-    round(prob * 65536) / 65536, which is within 1 / 131072 of `prob` (for the usual 0.1: 0.1000061).
+def keep_mask(shape, prob, device, dtype=torch.bool):
+    """A tensor of `shape` that is 1 (True) where dropout keeps and 0 where it drops: each entry independently
+    dropped with chance round(prob * 65536) / 65536, which is within 1 / 131072 of `prob` (for the usual 0.1:
+    0.1000061). dtype: bool, or the dtype of the tensor it will multiply (0.0 and 1.0 then).
 
     Why not `torch.rand` or `bernoulli_`: both spend a 32-bit (or wider) random draw and a float per entry.
     Here one 64-bit draw from torch's default generator gives four entries, 16 bits each, compared with a
-    threshold in one pass. Callers turn it into 0/1 in their dtype once, so that the multiplication forward and
-    backward need no conversion; that is cheaper on CPU than `masked_fill`. benchmarks/README.md has the
-    profile of a training step before and after. Drawing from the default generator means that
-    `torch.manual_seed(--seed)` fixes the masks, and the RNG state that checkpoints already save makes a
-    resumed run draw the same masks.
+    threshold in one pass that writes the 0/1 values straight in the caller's dtype: a bool mask converted
+    afterwards costs a second pass over a tensor as large as [B, N, L, L], which profiled as long as the
+    comparison itself. benchmarks/README.md has the profile of a training step before and after. Drawing from
+    the default generator means that `torch.manual_seed(--seed)` fixes the masks, and the RNG state that
+    checkpoints already save makes a resumed run draw the same masks.
     """
     count = math.prod(shape)
     # [ceil(count / 4)] words of 64 uniform bits; from -2**63 with no upper bound asks for the full range.
     words = torch.empty((count + 3) // 4, dtype=torch.int64, device=device).random_(-2 ** 63, None)
     # Each word read as four int16 lanes, each uniform on [-32768, 32767]: [4 * ceil(count / 4)] -> shape.
     lanes = words.view(torch.int16)[:count].view(shape)
-    # A lane is below the threshold (dropped) for exactly round(prob * 65536) of its 65536 values.
-    return lanes >= round(prob * 2 ** MASK_BITS) - 2 ** (MASK_BITS - 1)
+    # A lane is below the threshold (dropped) for exactly round(prob * 65536) of its 65536 values. The
+    # comparison writes its result into `out`, converted to out's dtype on the way.
+    threshold = round(prob * 2 ** MASK_BITS) - 2 ** (MASK_BITS - 1)
+    return torch.ge(lanes, threshold, out=torch.empty(shape, dtype=dtype, device=device))
 
 
 def dropout(x, prob, training):
@@ -97,15 +100,15 @@ def dropout(x, prob, training):
         return x
     if prob >= 1.0 or x.device.type != "cpu":
         return F.dropout(x, prob, training)  # GPUs have a fused dropout kernel; p = 1 gives zeros
-    return (x * keep_mask(x.shape, prob, x.device).to(x.dtype)).mul_(1.0 / (1.0 - prob))
+    return (x * keep_mask(x.shape, prob, x.device, x.dtype)).mul_(1.0 / (1.0 - prob))
 
 
 def dropout_add(x, residual, prob, training):
     """residual + dropout(x), with the 1 / (1 - prob) scale folded into the addition (one pass fewer)."""
     if not training or prob == 0.0 or prob >= 1.0 or x.device.type != "cpu":
         return residual + dropout(x, prob, training)
-    # torch.add(a, b, alpha=s) computes a + s * b in one pass: [B, L, H] + [B, L, H].
-    return torch.add(residual, x * keep_mask(x.shape, prob, x.device).to(x.dtype), alpha=1.0 / (1.0 - prob))
+    # torch.addcmul(r, x, m, value=s) computes r + s * x * m in one pass: [B, L, H] three times -> [B, L, H].
+    return torch.addcmul(residual, x, keep_mask(x.shape, prob, x.device, x.dtype), value=1.0 / (1.0 - prob))
 
 
 class Dropout(nn.Module):
@@ -174,19 +177,74 @@ class BertSelfAttention(nn.Module):
         # [B, L, H] -> [B, L, N, D] -> [B, N, L, D]: each head attends over L on its own D dimensions.
         return x.view(batch, length, self.num_heads, self.head_size).transpose(1, 2)
 
+    def project(self, queries_from, hidden_states):
+        """The three projections: query [B, Q, H] from `queries_from`, key and value [B, L, H] from every token.
+
+        While gradients are recorded (training), the projections that read the same rows run as one matmul
+        against their weights stacked: [3H, H], or [2H, H] for key and value when the queries come from the
+        [CLS] row alone. The backward pass then sums the input gradients inside that one matmul instead of
+        adding three [B, L, H] tensors, and one wide matmul runs faster than three narrow ones. The parameters
+        stay three, under their own names (reinit selectors and checkpoints read them); only the product is
+        computed together. Layers of another kind (mixout's, which mix their weight first) run on their own.
+        """
+        shared = (self.key, self.value) if queries_from is not hidden_states else (self.query, self.key, self.value)
+        if not torch.is_grad_enabled() or any(type(layer) is not Linear or layer.bias is None for layer in shared):
+            return self.query(queries_from), self.key(hidden_states), self.value(hidden_states)
+        weight = torch.cat([layer.weight for layer in shared])  # [2H or 3H, H]
+        bias = torch.cat([layer.bias for layer in shared])  # [2H or 3H]
+        # [B, L, H] -> [B, L, 2H or 3H] -> two or three views of [B, L, H]
+        outputs = F.linear(hidden_states, weight, bias).split([layer.out_features for layer in shared], dim=-1)
+        if len(shared) == 2:
+            return (self.query(queries_from), *outputs)
+        return outputs
+
+    def attend_from_one_row(self, queries_from, hidden_states, attention_bias):
+        """Attention for one query row per sequence ([CLS], in the classifier's last layer) in evaluation,
+        without computing the keys and values of the L tokens: [B, 1, H], [B, L, H] -> [B, 1, H].
+
+        Per head, with W_k, b_k, W_v, b_v that head's rows of the key and value layers and x_j token j's input:
+            q . (W_k x_j + b_k) = (W_k^T q) . x_j + q . b_k
+        The last term is the same for every token j, and softmax ignores a constant added to all its scores,
+        so the scores need only u = W_k^T q (one [H] vector per head) against the tokens. And
+            sum_j p_j (W_v x_j + b_v) = W_v (sum_j p_j x_j) + b_v,  as the p_j sum to 1.
+        Per sequence that replaces two [L, H] x [H, H] matmuls with products of [L, H] by one vector per head
+        (MiniLM at L = 128: 2.4 GFLOP of a 79 GFLOP batch become 0.1). Training keeps the general path: with
+        dropout the p_j no longer sum to 1, and the gradient of b_k would be exactly 0 instead of nearly 0.
+        """
+        batch, _, hidden = hidden_states.shape
+        heads, size = self.num_heads, self.head_size
+        query = self.query(queries_from).view(batch, heads, size)  # [B, 1, H] -> [B, N, D]
+        # [N, D, H]: each head's D rows of the [H, H] weights (the rows its query, key and value come from)
+        key_rows, value_rows = self.key.weight.view(heads, size, hidden), self.value.weight.view(heads, size, hidden)
+        toward = torch.einsum("bnd,ndh->bnh", query / math.sqrt(size), key_rows)  # [B, N, D] -> [B, N, H]
+        scores = toward @ hidden_states.transpose(1, 2)  # [B, N, H] @ [B, H, L] -> [B, N, L]
+        if attention_bias is not None:
+            scores = scores + attention_bias[:, 0]  # [B, 1, 1, L] -> [B, 1, L], broadcast over the heads
+        probs = torch.softmax(scores, dim=-1)  # [B, N, L]
+        mixed = probs @ hidden_states  # [B, N, L] @ [B, L, H] -> [B, N, H]: each head's weighted inputs
+        context = torch.einsum("bnh,ndh->bnd", mixed, value_rows) + self.value.bias.view(heads, size)  # [B, N, D]
+        return context.reshape(batch, 1, heads * size)  # [B, N, D] -> [B, 1, H], heads side by side
+
     def forward(self, queries_from, hidden_states, attention_bias, all_probs=None):
         # Keys and values come from every token; queries from `queries_from`, which is `hidden_states`
         # itself (Q = L) or, in the classifier's last layer, only its [CLS] row (Q = 1; see BertEncoder).
         # all_probs: a list that collects this layer's attention probabilities (config.output_attentions).
-        query = self.split_heads(self.query(queries_from))  # [B, Q, H] -> [B, N, Q, D]
-        key = self.split_heads(self.key(hidden_states))  # [B, L, H] -> [B, N, L, D]
-        value = self.split_heads(self.value(hidden_states))  # [B, L, H] -> [B, N, L, D]
+        if (queries_from is not hidden_states and queries_from.shape[1] == 1 and not self.training
+                and not torch.is_grad_enabled() and all_probs is None
+                and type(self.key) is Linear and type(self.value) is Linear):
+            return self.attend_from_one_row(queries_from, hidden_states, attention_bias)
+        query, key, value = self.project(queries_from, hidden_states)
+        query = self.split_heads(query)  # [B, Q, H] -> [B, N, Q, D]
+        key = self.split_heads(key)  # [B, L, H] -> [B, N, L, D]
+        value = self.split_heads(value)  # [B, L, H] -> [B, N, L, D]
         dropout_prob = self.dropout_prob if self.training else 0.0
         if all_probs is not None:
             # 2.x's output_attentions: the softmax probabilities, before dropout (in eval mode the two are the
             # same). Only this path holds them; the fused call below never does.
             # [B, N, Q, D] @ [B, N, D, L] -> [B, N, Q, L], plus the [B, 1, 1, L] padding bias
-            scores = (query / math.sqrt(self.head_size)) @ key.transpose(-1, -2) + attention_bias
+            scores = (query / math.sqrt(self.head_size)) @ key.transpose(-1, -2)
+            if attention_bias is not None:
+                scores = scores + attention_bias
             all_probs.append(torch.softmax(scores, dim=-1))  # [B, N, Q, L]: each row sums to 1 over the keys
         if dropout_prob > 0 and query.device.type == "cpu":
             context = attention_with_dropout(query, key, value, attention_bias, dropout_prob)
@@ -209,19 +267,32 @@ def attention_with_dropout(query, key, value, attention_bias, dropout_prob):
     scale is applied to the [B, N, Q, D] context, which holds D / L as many numbers as the [B, N, Q, L]
     probabilities: (probs * mask / (1 - p)) @ value == (probs * mask @ value) / (1 - p). The dropped
     probabilities are the same distribution: each is kept with chance 1 - p and scaled by 1 / (1 - p), so its
-    expected value is unchanged.
+    expected value is unchanged. attention_bias: [B, 1, 1, L], or None when no key is padding.
     """
+    batch, heads, rows, size = query.shape
+    length = key.shape[2]
     # Dividing by sqrt(D) keeps the scores' variance near 1 whatever the head size, so the softmax does not
-    # saturate at the start of training. The query is divided rather than the scores: [.., Q, D] holds fewer
-    # numbers than [.., Q, L] whenever L > D.
-    query = query / math.sqrt(query.shape[-1])
-    scores = query @ key.transpose(-1, -2) + attention_bias  # [B, N, Q, D] @ [B, N, D, L] -> [B, N, Q, L]
-    probs = torch.softmax(scores, dim=-1)  # [B, N, Q, L]: each query row sums to 1 over the L keys
+    # saturate at the start of training. Both the division and the padding bias ride on the matmul: baddbmm
+    # computes bias + alpha * (query @ key^T) in one pass over the [B * N, Q, L] scores.
+    query = query.reshape(batch * heads, rows, size)  # [B, N, Q, D] -> [B * N, Q, D]
+    key_t = key.reshape(batch * heads, length, size).transpose(1, 2)  # [B, N, L, D] -> [B * N, D, L]
+    if attention_bias is None:
+        # The query is scaled rather than the scores: [.., Q, D] holds fewer numbers than [.., Q, L] when L > D.
+        scores = torch.bmm(query * (1.0 / math.sqrt(size)), key_t)  # [B * N, Q, L]
+    else:
+        # [B, 1, 1, L] -> [B, N, 1, L] -> [B * N, 1, L]: one row per (sentence, head), broadcast over Q.
+        bias = attention_bias.expand(batch, heads, 1, length).reshape(batch * heads, 1, length)
+        scores = torch.baddbmm(bias.to(query.dtype), query, key_t, alpha=1.0 / math.sqrt(size))  # [B * N, Q, L]
+    probs = torch.softmax(scores, dim=-1)  # [B * N, Q, L]: each query row sums to 1 over the L keys
     if dropout_prob >= 1.0:
-        return torch.zeros_like(probs) @ value  # everything dropped (and 1 / (1 - p) would be infinite)
-    keep = keep_mask(probs.shape, dropout_prob, probs.device).to(probs.dtype)  # [B, N, Q, L] of 0 and 1
-    dropped = probs * keep  # [B, N, Q, L]: a fraction p of the probabilities zeroed
-    return (dropped @ value) * (1.0 / (1.0 - dropout_prob))  # [B, N, Q, L] @ [B, N, L, D] -> [B, N, Q, D]
+        probs = torch.zeros_like(probs)  # everything dropped (and 1 / (1 - p) would be infinite)
+    else:
+        # a fraction p of the probabilities zeroed; the mask is 0/1 in probs' dtype
+        probs = probs * keep_mask(probs.shape, dropout_prob, probs.device, probs.dtype)
+    context = torch.bmm(probs, value.reshape(batch * heads, length, size))  # [B * N, Q, L] @ [B * N, L, D]
+    if dropout_prob < 1.0:
+        context = context * (1.0 / (1.0 - dropout_prob))
+    return context.view(batch, heads, rows, size)  # [B * N, Q, D] -> [B, N, Q, D]
 
 
 class BertSelfOutput(nn.Module):
@@ -235,7 +306,17 @@ class BertSelfOutput(nn.Module):
 
     def forward(self, context, residual):
         # [B, L, H] -> [B, L, H]; the residual keeps the layer's input reachable by the gradient.
-        return self.LayerNorm(dropout_add(self.dense(context), residual, self.dropout.p, self.training))
+        return dense_add_norm(self, context, residual)
+
+
+def dense_add_norm(block, x, residual):
+    """LayerNorm(residual + dropout(block.dense(x))): how both residual blocks of a layer end (BertSelfOutput,
+    BertOutput). In evaluation, bias and residual ride on the matmul (modeling_utils.inference_linear)."""
+    if not block.training and type(block.dense) is Linear:
+        fused = inference_linear(x, block.dense.weight, block.dense.bias, residual=residual)
+        if fused is not None:
+            return block.LayerNorm(fused)
+    return block.LayerNorm(dropout_add(block.dense(x), residual, block.dropout.p, block.training))
 
 
 class BertAttention(nn.Module):
@@ -258,6 +339,11 @@ class BertIntermediate(nn.Module):
         self.activation = get_activation(config.hidden_act)
 
     def forward(self, hidden_states):
+        if self.activation is F.gelu and type(self.dense) is Linear:
+            # In evaluation, bias and GELU ride on the matmul (modeling_utils.inference_linear).
+            fused = inference_linear(hidden_states, self.dense.weight, self.dense.bias, "gelu")
+            if fused is not None:
+                return fused  # [B, L, H] -> [B, L, I]
         return self.activation(self.dense(hidden_states))  # [B, L, H] -> [B, L, I]
 
 
@@ -271,8 +357,7 @@ class BertOutput(nn.Module):
         self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, intermediate, residual):
-        # [B, L, I] -> [B, L, H]
-        return self.LayerNorm(dropout_add(self.dense(intermediate), residual, self.dropout.p, self.training))
+        return dense_add_norm(self, intermediate, residual)  # [B, L, I] -> [B, L, H]
 
 
 class BertLayer(nn.Module):
@@ -337,12 +422,16 @@ class BertPooler(nn.Module):
 
 
 def attention_bias_from_mask(attention_mask, dtype):
-    """[B, L] mask of 1 (real token) / 0 (padding) -> [B, 1, 1, L] additive bias for the attention scores.
+    """[B, L] mask of 1 (real token) / 0 (padding) -> [B, 1, 1, L] additive bias for the attention scores,
+    or None when the batch has no padding at all.
 
     The bias is added to the scores before the softmax: 0 keeps a score, the most negative float makes
     exp(score) exactly 0, so no token attends to padding. Adding a number, rather than indexing, keeps
     the batch one rectangular tensor. The two singleton axes broadcast over heads and query positions.
+    A batch without padding would add zeros: None lets every layer skip that pass over its scores.
     """
+    if bool(attention_mask.all()):
+        return None
     bias = (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
     return bias  # [B, 1, 1, L]
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, fields
 from typing import Dict, List
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .compat_2x import adapt_2x_model_arguments, check_output_switches, resize_token_embeddings
@@ -142,6 +143,50 @@ class Linear(nn.Linear):
 
     def reset_parameters(self):
         pass
+
+    def forward(self, input):
+        fused = inference_linear(input, self.weight, self.bias)  # None while training, or off CPU
+        return F.linear(input, self.weight, self.bias) if fused is None else fused
+
+
+def _onednn_linear():
+    """oneDNN's linear op, which applies the bias (and an activation) as the matmul writes each output tile;
+    None in a PyTorch built without oneDNN."""
+    if not torch.backends.mkldnn.is_available():
+        return None
+    try:
+        return torch.ops.mkldnn._linear_pointwise
+    except (AttributeError, RuntimeError):
+        return None
+
+
+ONEDNN_LINEAR = _onednn_linear()
+
+
+def inference_linear(input, weight, bias, activation="none", residual=None):
+    """input @ weight^T + bias, then `activation` ("none", or "gelu": the exact erf form) or + `residual` (a
+    tensor of the output's shape), as one oneDNN call; None where that call does not apply, and the caller
+    computes the same thing the plain way.
+
+    Why: on CPU `F.linear` first copies the bias into every row of its output and then lets the matmul add
+    onto it, and a GELU or a residual addition after it is one more pass over the activations. oneDNN does
+    them while each output tile is still in cache. The op has no backward, so it serves only when no gradient is recorded
+    (evaluation, prediction); in fp32, or in bf16 under bf16 autocast, casting as autocast would.
+    benchmarks/README.md has the measurement; tests/test_modeling.py compares it with F.linear.
+    """
+    if ONEDNN_LINEAR is None or torch.is_grad_enabled() or input.device.type != "cpu" or bias is None:
+        return None
+    if torch.is_autocast_enabled("cpu"):
+        if torch.get_autocast_dtype("cpu") != torch.bfloat16:
+            return None
+        input, weight, bias = (tensor.to(torch.bfloat16) for tensor in (input, weight, bias))
+    if input.dtype not in (torch.float32, torch.bfloat16) or not input.dtype == weight.dtype == bias.dtype:
+        return None
+    if residual is not None:
+        # [.., in] -> [.., out], plus residual [.., out] in the same pass
+        return ONEDNN_LINEAR.binary(input, residual.to(input.dtype).contiguous(), weight, bias, "add")
+    # [.., in] -> [.., out]; the last argument names GELU's form ("none": erf), empty for no activation.
+    return ONEDNN_LINEAR(input, weight, bias, activation, [], "none" if activation == "gelu" else "")
 
 
 class Embedding(nn.Embedding):
