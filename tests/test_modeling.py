@@ -382,6 +382,11 @@ def test_inference_linear_matches_f_linear_and_serves_only_without_gradients(mon
         assert fast.dtype == plain.dtype == torch.bfloat16
         assert (fast.float() - plain.float()).abs().max() <= 0.05  # bf16: 8 significant bits, values up to ~8
     assert inference_linear(x, weight, bias) is None  # gradients recorded: the caller uses F.linear
+    with torch.no_grad():
+        monkeypatch.setattr(modeling_utils, "ONEDNN_BF16", False)  # a CPU where oneDNN refuses bf16
+        assert inference_linear(x.bfloat16(), weight.bfloat16(), bias.bfloat16()) is None
+        assert inference_linear(x, weight, bias) is not None  # fp32 still goes through oneDNN
+        monkeypatch.undo()
 
     model = BertModel.from_pretrained(str(minilm_dir())).eval()
     ids = torch.tensor([[101, 7592, 2088, 2003, 102, 0], [101, 2023, 2003, 1037, 3231, 102]])

@@ -160,7 +160,16 @@ def _onednn_linear():
         return None
 
 
+def _onednn_bf16():
+    """Whether oneDNN computes bf16 on this CPU (it refuses, with an error, on CPUs without AVX-512)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 ONEDNN_LINEAR = _onednn_linear()
+ONEDNN_BF16 = ONEDNN_LINEAR is not None and _onednn_bf16()
 
 
 def inference_linear(input, weight, bias, activation="none", residual=None):
@@ -180,7 +189,9 @@ def inference_linear(input, weight, bias, activation="none", residual=None):
         if torch.get_autocast_dtype("cpu") != torch.bfloat16:
             return None
         input, weight, bias = (tensor.to(torch.bfloat16) for tensor in (input, weight, bias))
-    if input.dtype not in (torch.float32, torch.bfloat16) or not input.dtype == weight.dtype == bias.dtype:
+    if not (input.dtype == torch.float32 or (input.dtype == torch.bfloat16 and ONEDNN_BF16)):
+        return None
+    if not input.dtype == weight.dtype == bias.dtype:
         return None
     if residual is not None:
         # [.., in] -> [.., out], plus residual [.., out] in the same pass
