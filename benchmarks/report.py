@@ -227,7 +227,8 @@ def report_flops(rep, steps, flops, title, goal_name, target):
         f = flops[side]
         no_kv = " (in inference without that layer's keys and values)" if f.get("one_row_inference") else ""
         rep.notes.append(f"FLOP note, {precision}, {side}: {f['last_layer_rows']} row(s) per sequence in the last "
-                         f"layer{no_kv}; train step {f['train'] / 1e9:.1f} GFLOP, inference {f['inference'] / 1e9:.1f} GFLOP "
+                         f"layer{no_kv}; train step {f['train'] / 1e9:.1f} GFLOP, "
+                         f"inference {f['inference'] / 1e9:.1f} GFLOP "
                          f"(P_layer={f['p_layer']:,}, P_head={f['p_head']:,}, B={steps['shape']['batch_size']}, "
                          f"L={steps['shape']['seq_length']}; formula in training_flops)")
 

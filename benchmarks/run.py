@@ -226,10 +226,9 @@ def main(argv=None):
 
     out = Path(args.out) if args.out else unused_result_path(args.quick)
     out.parent.mkdir(parents=True, exist_ok=True)
-    document = {"mode": mode, "settings": dict(s, allocator=args.allocator), "machine": machine, "flops": flops, "flops_bf16": flops_bf16,
-                "forced_bf16": forced,
-                "goals": rep.goals,
-                "notes": rep.notes, "results": results}
+    document = {"mode": mode, "settings": dict(s, allocator=args.allocator), "machine": machine, "flops": flops,
+                "flops_bf16": flops_bf16, "forced_bf16": forced, "goals": rep.goals, "notes": rep.notes,
+                "results": results}
     out.write_text(json.dumps(document, indent=1), encoding="utf-8")
     out.with_suffix(".md").write_text(header + "\n\n" + rep.markdown() + "\n", encoding="utf-8")
     print(f"\nwrote {out} and {out.with_suffix('.md')}")

@@ -320,14 +320,20 @@ def check_optimizer_state(saved, optimizer, model, path):
     otherwise read past a moment of the wrong size (a segmentation fault, not an error)."""
     names = {param: name for name, param in model.named_parameters()}
     groups, state = saved.get("param_groups"), saved.get("state")
-    if not isinstance(groups, list) or not isinstance(state, dict) or \
-            [len(group.get("params", ())) for group in groups] != [len(g["params"]) for g in optimizer.param_groups]:
+    # How many parameters each saved group holds; None for anything that is not a group of torch's shape.
+    sizes = [len(group["params"]) if isinstance(group, dict) and isinstance(group.get("params"), list) else None
+             for group in groups] if isinstance(groups, list) else None
+    if not isinstance(state, dict) or sizes != [len(group["params"]) for group in optimizer.param_groups]:
         raise CheckpointDamaged(f"{path}: its optimizer state has other parameter groups than this model's; "
                                 "resume from another checkpoint")
     saved_ids = [index for group in groups for index in group["params"]]
     params = [param for group in optimizer.param_groups for param in group["params"]]
     for index, param in zip(saved_ids, params):
-        for key, value in state.get(index, {}).items():
+        entry = state.get(index, {})
+        if not isinstance(entry, dict):
+            raise CheckpointDamaged(f"{path}: the optimizer state of {names.get(param, index)} is not a table of "
+                                    "tensors; resume from another checkpoint")
+        for key, value in entry.items():
             if torch.is_tensor(value) and value.dim() > 0 and tuple(value.shape) != tuple(param.shape):
                 raise CheckpointDamaged(f"{path}: optimizer state {key!r} of {names.get(param, index)} has shape "
                                         f"{list(value.shape)}, the parameter {list(param.shape)}; resume from "

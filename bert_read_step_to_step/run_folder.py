@@ -162,7 +162,10 @@ def recover_previous_run(output_dir):
         return
     for name in matching(output_dir, RUN_FILES):  # the killed run's records, without any result
         path = os.path.join(output_dir, name)
-        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
     restore_into(output_dir, aside)
     logger.warning("%s: a run killed before its first result had replaced the previous run; the previous run is "
                    "back", output_dir)

@@ -191,6 +191,21 @@ def test_an_optimizer_state_of_the_wrong_shape_is_refused_not_a_crash(data, trai
     assert "training_state.pt: optimizer state 'exp_avg' of" in last and "has shape [5" in last
 
 
+def test_an_optimizer_state_of_another_structure_is_one_error_not_a_traceback():
+    """A checkpoint written before manifests is read unverified, so its optimizer state can be anything the
+    unpickler allows: groups that are not tables, a parameter's state that is a list. Each is CheckpointDamaged."""
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    good = {"param_groups": [{"params": [0, 1]}], "state": {0: {"exp_avg": torch.zeros(2, 3)}}}
+    checkpoints.check_optimizer_state(good, optimizer, model, "state.pt")  # fits: no error
+    for odd in ({"param_groups": ["lr"], "state": {}}, {"param_groups": [{"params": 2}], "state": {}},
+                {"param_groups": [{"params": [0, 1]}], "state": []},
+                {"param_groups": [{"params": [0, 1]}], "state": {0: [torch.zeros(2, 3)]}},
+                {"param_groups": [{"params": [0, 1]}], "state": {1: {"exp_avg": torch.zeros(3)}}}):
+        with pytest.raises(CheckpointDamaged, match="state.pt: "):
+            checkpoints.check_optimizer_state(odd, optimizer, model, "state.pt")
+
+
 def test_a_checkpoint_without_a_manifest_resumes_with_a_warning(data, trained, tmp_path):
     out, checkpoint = damaged_copy(trained, tmp_path, lambda folder: os.remove(folder / MANIFEST_NAME))
     results, log = run_main(run_args(data, out, "--resume_from_checkpoint", checkpoint))

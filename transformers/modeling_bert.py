@@ -223,7 +223,8 @@ class BertSelfAttention(nn.Module):
         probs = torch.softmax(scores, dim=-1)  # [B, N, L]
         mixed = probs @ hidden_states  # [B, N, L] @ [B, L, H] -> [B, N, H]: each head's weighted inputs
         context = torch.einsum("bnh,ndh->bnd", mixed, value_rows)  # [B, N, H] -> [B, N, D]
-        context = context + self.value.bias.view(heads, size).to(context.dtype)  # (bf16 under autocast)
+        # [H] -> [N, D], each head's part of the value bias (cast: the context is bf16 under autocast)
+        context = context + self.value.bias.view(heads, size).to(context.dtype)
         return context.reshape(batch, 1, heads * size)  # [B, N, D] -> [B, 1, H], heads side by side
 
     def forward(self, queries_from, hidden_states, attention_bias, all_probs=None):

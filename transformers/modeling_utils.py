@@ -179,8 +179,8 @@ def inference_linear(input, weight, bias, activation="none", residual=None):
 
     Why: on CPU `F.linear` first copies the bias into every row of its output and then lets the matmul add
     onto it, and a GELU or a residual addition after it is one more pass over the activations. oneDNN does
-    them while each output tile is still in cache. The op has no backward, so it serves only when no gradient is recorded
-    (evaluation, prediction); in fp32, or in bf16 under bf16 autocast, casting as autocast would.
+    them while each output tile is still in cache. The op has no backward, so it serves only when no gradient
+    is recorded (evaluation, prediction); in fp32, or in bf16 under bf16 autocast, casting as autocast would.
     benchmarks/README.md has the measurement; tests/test_modeling.py compares it with F.linear.
     """
     if ONEDNN_LINEAR is None or torch.is_grad_enabled() or input.device.type != "cpu" or bias is None:
