@@ -109,21 +109,27 @@ def measure(precision="fp32", parts=PARTS, rounds=11, batch_size=BATCH_SIZE, seq
     ids = torch.randint(1000, model.config.vocab_size, (batch_size, seq_length))  # [B, L] random tokens
     labels = torch.randint(0, NUM_LABELS, (batch_size,))
 
-    def step():
+    def step(setting):
+        # Every setting trains the same model, so one that diverged would leave NaN weights to the others,
+        # and their timings would no longer be of a real step: refused instead.
         start = time.process_time()
         with autocast(precision, "cpu"):
             loss = model(ids, torch.ones_like(ids), labels=labels).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        return time.process_time() - start
+        seconds = time.process_time() - start
+        if not torch.isfinite(loss):
+            raise RuntimeError(f"the step with {setting or 'nothing'} left out gave loss {loss.item()}; "
+                               "the timings after it would not be of a real step")
+        return seconds
 
     settings = [None, *parts]
     samples = {setting: [] for setting in settings}
     for round_index in range(rounds):
         for setting in (settings if round_index % 2 == 0 else settings[::-1]):
             with left_out(model, setting) if setting else contextlib.nullcontext():
-                seconds = step()
+                seconds = step(setting)
             if round_index > 0:
                 samples[setting].append(seconds * 1000)
     whole = statistics.median(samples[None])

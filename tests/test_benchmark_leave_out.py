@@ -92,3 +92,10 @@ def test_measure_reports_every_part_against_the_whole_step():
     for row in result["parts"].values():
         assert row["saves ms"] == pytest.approx(result["whole step ms"] - row["ms"], abs=0.11)
     assert "| GELU |" in leave_out.as_table(result)
+
+
+def test_a_left_out_step_that_diverges_stops_the_measurement(monkeypatch):
+    # Attention that returns NaN: the loss is NaN, and the model the other settings share is spoiled.
+    monkeypatch.setattr(leave_out, "attention_stand_in", lambda **_: lambda query, *rest: query * float("nan"))
+    with pytest.raises(RuntimeError, match="with softmax left out gave loss nan"):
+        leave_out.measure("fp32", parts=("softmax",), rounds=2, batch_size=2, seq_length=16)
