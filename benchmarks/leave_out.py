@@ -50,6 +50,7 @@ def attention_stand_in(softmax, mask, apply_mask):
         key_t = key.reshape(batch * heads, length, size).transpose(1, 2)  # [B, N, L, D] -> [B * N, D, L]
         scores = torch.bmm(query * (1.0 / math.sqrt(size)), key_t)  # [B * N, Q, L]
         if attention_bias is not None:
+            # [B, 1, 1, L] -> [B * N, 1, L], broadcast over the Q rows
             scores = scores + attention_bias.expand(batch, heads, 1, length).reshape(batch * heads, 1, length)
         probs = torch.softmax(scores, dim=-1) if softmax else scores
         if mask:
@@ -57,7 +58,7 @@ def attention_stand_in(softmax, mask, apply_mask):
             if apply_mask:
                 probs = probs * keep
         context = torch.bmm(probs, value.reshape(batch * heads, length, size))  # [B * N, Q, D]
-        return (context * (1.0 / (1.0 - dropout_prob))).view(batch, heads, rows, size)
+        return (context * (1.0 / (1.0 - dropout_prob))).view(batch, heads, rows, size)  # -> [B, N, Q, D]
     return attention
 
 

@@ -381,6 +381,17 @@ def test_inference_linear_matches_f_linear_and_serves_only_without_gradients(mon
             fast, plain = inference_linear(x, weight, bias), F.linear(x, weight, bias)
         assert fast.dtype == plain.dtype == torch.bfloat16
         assert (fast.float() - plain.float()).abs().max() <= 0.05  # bf16: 8 significant bits, values up to ~8
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            # autocast leaves float64 alone, and an fp32 residual makes `residual + output` an fp32 sum:
+            # neither may come back rounded to bf16, so both take the plain path.
+            assert inference_linear(x.double(), weight.double(), bias.double()) is None
+            assert inference_linear(x, weight, bias, residual=torch.zeros(4, 9, 48)) is None
+            bf16_residual = torch.zeros(4, 9, 48, dtype=torch.bfloat16)
+            assert inference_linear(x, weight, bias, residual=bf16_residual).dtype == torch.bfloat16
+    residual = torch.randn(4, 9, 48, generator=generator)
+    with torch.no_grad():
+        fast = inference_linear(x, weight, bias, residual=residual)
+    assert (fast - (residual + F.linear(x, weight, bias))).abs().max() <= 1e-5
     assert inference_linear(x, weight, bias) is None  # gradients recorded: the caller uses F.linear
     with torch.no_grad():
         monkeypatch.setattr(modeling_utils, "ONEDNN_BF16", False)  # a CPU where oneDNN refuses bf16

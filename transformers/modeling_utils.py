@@ -186,16 +186,21 @@ def inference_linear(input, weight, bias, activation="none", residual=None):
     if ONEDNN_LINEAR is None or torch.is_grad_enabled() or input.device.type != "cpu" or bias is None:
         return None
     if torch.is_autocast_enabled("cpu"):
-        if torch.get_autocast_dtype("cpu") != torch.bfloat16:
+        # autocast casts only fp32 tensors (float64 stays float64): anything else takes the plain path
+        if torch.get_autocast_dtype("cpu") != torch.bfloat16 or torch.float64 in (input.dtype, weight.dtype):
             return None
         input, weight, bias = (tensor.to(torch.bfloat16) for tensor in (input, weight, bias))
     if not (input.dtype == torch.float32 or (input.dtype == torch.bfloat16 and ONEDNN_BF16)):
         return None
     if not input.dtype == weight.dtype == bias.dtype:
         return None
+    if residual is not None and residual.dtype != input.dtype:
+        # `residual + output` would be computed in the wider dtype (an fp32 residual stream under bf16
+        # autocast); rounding the residual to the matmul's dtype here would not be the same sum.
+        return None
     if residual is not None:
         # [.., in] -> [.., out], plus residual [.., out] in the same pass
-        return ONEDNN_LINEAR.binary(input, residual.to(input.dtype).contiguous(), weight, bias, "add")
+        return ONEDNN_LINEAR.binary(input, residual.contiguous(), weight, bias, "add")
     # [.., in] -> [.., out]; the last argument names GELU's form ("none": erf), empty for no activation.
     return ONEDNN_LINEAR(input, weight, bias, activation, [], "none" if activation == "gelu" else "")
 
