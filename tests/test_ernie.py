@@ -1,0 +1,143 @@
+"""Converting Baidu's ERNIE 1.0 release without Paddle (transformers/paddle_params.py,
+transformers/convert_ernie_checkpoint.py).
+
+tests/fixtures/paddle_ernie_tiny was written by PaddlePaddle itself (tests/fixtures/write_paddle_ernie.py, run in
+a separate venv with paddlepaddle), together with the values it was given under BERT's names:
+paddle_ernie_tiny_expected.safetensors. So these tests check our reader and name table against bytes Paddle
+wrote, and need no Paddle to run.
+"""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from transformers import BertForPreTraining, BertModel
+from transformers.convert_ernie_checkpoint import convert_ernie_checkpoint, main as convert_main
+from transformers.paddle_params import ParamsError, read_paddle_tensor
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+TINY = FIXTURES / "paddle_ernie_tiny"
+
+
+@pytest.fixture(scope="module")
+def expected():
+    """{our name: the value Paddle was given, in PyTorch's layout}."""
+    return load_file(str(FIXTURES / "paddle_ernie_tiny_expected.safetensors"))
+
+
+def copy_release(tmp_path):
+    folder = tmp_path / "ernie"
+    shutil.copytree(TINY, folder)
+    return folder
+
+
+def convert(release, out):
+    return convert_ernie_checkpoint(release / "params", release / "ernie_config.json", release / "vocab.txt", out)
+
+
+def test_reader_reads_the_bytes_paddle_wrote(expected):
+    tensor = read_paddle_tensor(TINY / "params" / "encoder_layer_1_ffn_fc_0.w_0")
+    assert tensor.dtype_name == "FP32"
+    assert tensor.shape == (16, 64)  # fluid's [in, out]
+    assert torch.equal(torch.from_numpy(tensor.values.copy()).t(),
+                       expected["bert.encoder.layer.1.intermediate.dense.weight"])
+
+
+def test_converted_folder_loads_and_every_tensor_equals_the_source(tmp_path, expected):
+    out = tmp_path / "converted"
+    assert convert(TINY, out) is BertForPreTraining
+    model = BertForPreTraining.from_pretrained(out)
+    assert not model.loading_info.missing_keys and not model.loading_info.unexpected_keys
+    state = model.state_dict()
+    assert set(expected) <= set(state)
+    for name, value in expected.items():
+        assert torch.equal(state[name], value), name
+    # The masked-LM decoder is the word-embedding table (ERNIE's weight_sharing).
+    assert model.cls.predictions.decoder.weight.data_ptr() == model.bert.embeddings.word_embeddings.weight.data_ptr()
+
+    encoder = BertModel.from_pretrained(out)
+    assert torch.equal(encoder.encoder.layer[0].attention.self.query.weight,
+                       expected["bert.encoder.layer.0.attention.self.query.weight"])
+    config = encoder.config
+    assert config.layer_norm_eps == 1e-5 and encoder.embeddings.LayerNorm.eps == 1e-5
+    assert config.intermediate_size == 4 * config.hidden_size == 64
+    assert config.hidden_act == "relu"
+    written = (out / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    assert written[:4] == ["[PAD]", "[CLS]", "[SEP]", "[MASK]"] and written[21] == "[UNK]" and len(written) == 25
+
+
+def test_vocab_is_written_in_id_order_and_a_repeated_id_is_refused(tmp_path):
+    release = copy_release(tmp_path)
+    lines = (release / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    (release / "vocab.txt").write_text("\n".join(lines[::-1]) + "\n", encoding="utf-8")  # ids 24, 23, ..., 0
+    convert(release, tmp_path / "out")
+    assert (tmp_path / "out" / "vocab.txt").read_text(encoding="utf-8").splitlines() == [
+        line.split("\t")[0] for line in lines]
+
+    (release / "vocab.txt").write_text("\n".join(lines[:-1] + ["[UNK]\t3"]) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"vocab\.txt:25: id 3 again"):
+        convert(release, tmp_path / "out2")
+
+
+def test_without_heads_the_folder_holds_a_bert_model(tmp_path, expected):
+    release = copy_release(tmp_path)
+    for path in (release / "params").iterdir():
+        if path.name.startswith(("mask_lm_", "next_sent_fc")):
+            path.unlink()
+    assert convert(release, tmp_path / "out") is BertModel
+    model = BertModel.from_pretrained(tmp_path / "out")
+    assert torch.equal(model.pooler.dense.weight, expected["bert.pooler.dense.weight"])
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["architectures"] == ["BertModel"]
+
+
+def break_one(release, how):
+    """Damage params/ as `how` says; return the file that is now wrong."""
+    params = release / "params"
+    target = params / "encoder_layer_1_multi_head_att_key_fc.w_0"
+    if how == "missing":
+        target.unlink()
+    elif how == "shape":  # a [16, 64] tensor where a [16, 16] one belongs
+        shutil.copyfile(params / "encoder_layer_1_ffn_fc_0.w_0", target)
+    elif how == "dtype":  # TensorDesc's data_type 5 (FP32) -> 2 (INT32): same size, other type
+        data = bytearray(target.read_bytes())
+        assert data[20:22] == b"\x08\x05"  # after 4 + 8 + 4 + 4 header bytes, as paddle_params.py describes
+        data[21] = 2
+        target.write_bytes(bytes(data))
+    elif how == "truncated":
+        target.write_bytes(target.read_bytes()[:-4])
+    elif how == "one head":
+        (params / "next_sent_fc.b_0").unlink()
+        target = params / "next_sent_fc.b_0"
+    return target
+
+
+@pytest.mark.parametrize("how, message", [
+    ("missing", r"missing; bert\.encoder\.layer\.1\.attention\.self\.key\.weight comes from it"),
+    ("shape", r"shape \[16, 64\], expected \[16, 16\]"),
+    ("dtype", r"holds INT32, expected FP32"),
+    ("truncated", r"the file ends inside the values"),
+    ("one head", r"missing, while mask_lm_trans_fc\.w_0 is there"),
+])
+def test_a_bad_parameter_file_fails_in_one_line_naming_it(tmp_path, how, message):
+    release = copy_release(tmp_path)
+    target = break_one(release, how)
+    out = tmp_path / "out"
+    with pytest.raises(ParamsError, match=message) as caught:
+        convert(release, out)
+    assert str(caught.value).startswith(str(target)) and "\n" not in str(caught.value)
+    assert not out.exists()  # nothing written
+
+
+def test_command_line_prints_one_error_line(tmp_path, capsys):
+    release = copy_release(tmp_path)
+    break_one(release, "missing")
+    argv = ["--params_dir", str(release / "params"), "--ernie_config_file", str(release / "ernie_config.json"),
+            "--vocab_file", str(release / "vocab.txt"), "--pytorch_dump_folder_path", str(tmp_path / "out")]
+    assert convert_main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "encoder_layer_1_multi_head_att_key_fc.w_0" in err[0]
+    shutil.copytree(TINY / "params", release / "params", dirs_exist_ok=True)
+    assert convert_main(argv) == 0 and (tmp_path / "out" / "model.safetensors").is_file()
