@@ -362,3 +362,15 @@ def test_every_family_reads_its_config_by_type(tmp_path, family):
     assert config_class.from_dict({integer_key: "64"}).__getattribute__(integer_key) == 64
     with pytest.raises(ValueError, match=f"'{integer_key}' must be an integer, found 'abc'"):
         config_class.from_dict({integer_key: "abc"})
+
+
+def test_the_new_head_is_the_first_draw_after_the_seed():
+    """docs/read_bert_code.md ("Same --seed, other numbers") rests on this: from_pretrained draws nothing before
+    the missing keys, so the new classifier is N(0, initializer_range) straight from the seeded generator
+    (transformers 2.x drew the whole model twice first). Drawing anything else before it would break the page."""
+    torch.manual_seed(1234)
+    model = BertForSequenceClassification.from_pretrained(str(minilm_dir()), num_labels=3)
+    torch.manual_seed(1234)
+    first = torch.empty(3, 384).normal_(mean=0.0, std=0.02)
+    assert torch.equal(model.classifier.weight, first)
+    assert torch.equal(model.classifier.bias, torch.zeros(3))
