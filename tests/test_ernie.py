@@ -175,3 +175,18 @@ def test_command_line_prints_one_error_line(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("error: ") and "encoder_layer_1_multi_head_att_key_fc.w_0" in err[0]
     shutil.copytree(TINY / "params", release / "params", dirs_exist_ok=True)
     assert convert_main(argv) == 0 and (tmp_path / "out" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c.pop("hidden_size"), r"ernie_config\.json: ERNIE config lacks hidden_size"),
+    (lambda c: c.update(use_task_id=True, task_type_vocab_size=3), r"an ERNIE 2\.0 config"),
+    (lambda c: c.update(vocab_size=26), r"vocab\.txt: 25 tokens, but .*ernie_config\.json says vocab_size 26"),
+])
+def test_a_config_that_is_not_ernie_1_or_disagrees_with_the_vocab_is_refused(tmp_path, change, message):
+    release = copy_release(tmp_path)
+    config = json.loads((release / "ernie_config.json").read_text())
+    change(config)
+    (release / "ernie_config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=message):
+        convert(release, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -95,6 +95,16 @@ def read_ernie_vocab(path):
 
 # ---- the parameters -----------------------------------------------------------------------------------------
 
+def _fc(ernie, ours):
+    """A fluid fc layer's two files: `NAME.w_0` ([in, out], transposed) and `NAME.b_0`."""
+    return [(f"{ernie}.w_0", f"{ours}.weight", True), (f"{ernie}.b_0", f"{ours}.bias", False)]
+
+
+def _layer_norm(ernie, ours):
+    return [(f"{ernie}_layer_norm_scale", f"{ours}.weight", False),
+            (f"{ernie}_layer_norm_bias", f"{ours}.bias", False)]
+
+
 def ernie_weight_map(config):
     """[(ERNIE's file name, our parameter name, transposed?)] of the encoder and the pooler, in the order data
     flows through them: embeddings -> layers -> pooler."""
@@ -128,15 +138,6 @@ ERNIE_HEADS = [("mask_lm_trans_fc.w_0", "cls.predictions.transform.dense.weight"
                ("next_sent_fc.b_0", "cls.seq_relationship.bias", False)]
 
 
-def _fc(ernie, ours):
-    return [(f"{ernie}.w_0", f"{ours}.weight", True), (f"{ernie}.b_0", f"{ours}.bias", False)]
-
-
-def _layer_norm(ernie, ours):
-    return [(f"{ernie}_layer_norm_scale", f"{ours}.weight", False),
-            (f"{ernie}_layer_norm_bias", f"{ours}.bias", False)]
-
-
 def read_ernie_params(params_dir, config):
     """(model class, state dict in our names, file names not used) of an ERNIE params/ folder.
 
@@ -145,7 +146,7 @@ def read_ernie_params(params_dir, config):
     if not os.path.isdir(params_dir):
         raise FileNotFoundError(f"{params_dir}: no such folder (the release's params/, one file per parameter)")
     present = set(os.listdir(params_dir))
-    table = list(ernie_weight_map(config))
+    table = ernie_weight_map(config)
     heads_present = [name for name, _, _ in ERNIE_HEADS if name in present]
     if heads_present:
         absent = [name for name, _, _ in ERNIE_HEADS if name not in present]
