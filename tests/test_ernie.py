@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from transformers import BertForPreTraining, BertModel
+from transformers import BertForPreTraining, BertForSequenceClassification, BertModel
 from transformers.convert_ernie_checkpoint import convert_ernie_checkpoint, main as convert_main
 from transformers.paddle_params import ParamsError, read_paddle_tensor
 
@@ -70,6 +70,9 @@ def test_converted_folder_loads_and_every_tensor_equals_the_source(tmp_path, exp
     assert config.layer_norm_eps == 1e-5 and encoder.embeddings.LayerNorm.eps == 1e-5
     assert config.intermediate_size == 4 * config.hidden_size == 64
     assert config.hidden_act == "relu"
+    classifier = BertForSequenceClassification.from_pretrained(out, num_labels=3)
+    assert sorted(classifier.loading_info.missing_keys) == ["classifier.bias", "classifier.weight"]
+    assert torch.equal(classifier.bert.pooler.dense.weight, expected["bert.pooler.dense.weight"])
     written = (out / "vocab.txt").read_text(encoding="utf-8").splitlines()
     assert written[:4] == ["[PAD]", "[CLS]", "[SEP]", "[MASK]"] and written[21] == "[UNK]" and len(written) == 25
 
