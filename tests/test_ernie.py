@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from transformers import BertForPreTraining, BertForSequenceClassification, BertModel
 from transformers.convert_ernie_checkpoint import convert_ernie_checkpoint, main as convert_main
-from transformers.paddle_params import ParamsError, read_paddle_tensor
+from transformers.paddle_params import ParamsError, main as list_params, read_paddle_tensor
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TINY = FIXTURES / "paddle_ernie_tiny"
@@ -49,6 +49,13 @@ def test_reader_reads_the_bytes_paddle_wrote(expected):
     assert tensor.shape == (16, 64)  # fluid's [in, out]
     assert torch.equal(torch.from_numpy(tensor.values.copy()).t(),
                        expected["bert.encoder.layer.1.intermediate.dense.weight"])
+
+
+def test_listing_a_params_folder_shows_each_type_and_shape(capsys):
+    assert list_params([str(TINY / "params")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 46
+    assert "word_embedding: FP32 [25, 16]" in lines and "next_sent_fc.w_0: FP32 [16, 2]" in lines
 
 
 def test_converted_folder_loads_and_every_tensor_equals_the_source(tmp_path, expected):
