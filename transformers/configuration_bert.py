@@ -58,6 +58,9 @@ class PretrainedConfig:
     accepted_model_types: ClassVar[Tuple[str, ...]] = ("bert",)
     architecture: ClassVar[str] = "a BERT architecture"
     required_fields: ClassVar[Tuple[str, ...]] = ()
+    # Other names a family's original config file uses for a field: {their name: ours}, applied on reading
+    # (CMU's xlnet_config.json says n_token for vocab_size). Written back under our names.
+    json_key_aliases: ClassVar[Mapping[str, str]] = MappingProxyType({})
 
     # The classification head's width. 1 means regression (STS-B): the head predicts one real number.
     num_labels: int = 2
@@ -135,6 +138,9 @@ class PretrainedConfig:
     @classmethod
     def from_json_file(cls, path, **overrides):
         values = read_config_json(path)
+        for theirs, ours in cls.json_key_aliases.items():
+            if theirs in values and ours not in values:
+                values[ours] = values.pop(theirs)
         model_type = values.get("model_type")
         if model_type is not None and model_type not in cls.accepted_model_types:
             raise LoadingError(f"{path}: model_type {model_type!r} is not {cls.architecture} "

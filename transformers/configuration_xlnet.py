@@ -17,7 +17,8 @@ unchanged; the two that would change the classifier's output if set otherwise (`
 Run `python -m transformers.configuration_xlnet PATH` to print a config as we read it.
 """
 from dataclasses import dataclass
-from typing import ClassVar, Optional, Tuple
+from types import MappingProxyType
+from typing import ClassVar, Mapping, Optional, Tuple
 
 from .configuration_bert import PretrainedConfig
 
@@ -32,6 +33,10 @@ class XLNetConfig(PretrainedConfig):
     accepted_model_types: ClassVar[Tuple[str, ...]] = ("xlnet",)
     architecture: ClassVar[str] = "an XLNet architecture"
     required_fields: ClassVar[Tuple[str, ...]] = REQUIRED_FIELDS
+    # CMU's own xlnet_config.json (d_model, n_layer, n_head, d_head, d_inner, ff_activation, untie_r) calls the
+    # vocabulary size n_token. Its untie_r (per-layer attention biases, true in the released models) only changes
+    # how the TF checkpoint stores them (tf_checkpoint.xlnet_state_dict); here every layer has its own; kept in extra.
+    json_key_aliases: ClassVar[Mapping[str, str]] = MappingProxyType({"n_token": "vocab_size"})
 
     vocab_size: int = 32000
     d_model: int = 1024
