@@ -1,7 +1,7 @@
 """CMU's XLNet TensorFlow checkpoints, the transformers 2.x converter step and the two heads it builds.
 
-tests/fixtures/tf_xlnet_tiny (a pre-training checkpoint, untie_r true) and tf_xlnet_squad (a SQuAD one, untie_r
-false, run_squad.py's heads) were written by TensorFlow (tests/fixtures/write_tf_checkpoint.py xlnet), together
+tests/fixtures/tf_xlnet_tiny (a pre-training checkpoint, untie_r true), tf_xlnet_squad (a SQuAD one, untie_r
+false, run_squad.py's heads) and tf_xlnet_stsb (run_classifier.py's summary and STS-B regression head) were written by TensorFlow (tests/fixtures/write_tf_checkpoint.py xlnet), together
 with every tensor under the reference library's name (*_expected.safetensors). The tests call the 2.x names the way
 the seed's convert_xlnet_original_tf_checkpoint_to_pytorch.py calls them: XLNetConfig.from_json_file on CMU's
 xlnet_config.json, the model class, load_tf_weights_in_xlnet(model, config, path), torch.save of the state dict to
@@ -25,7 +25,8 @@ from transformers.modeling_utils import _is_torch_pickle
 from transformers.tf_checkpoint import TFCheckpoint, xlnet_state_dict
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-KINDS = {"tf_xlnet_tiny": XLNetLMHeadModel, "tf_xlnet_squad": XLNetForQuestionAnswering}
+KINDS = {"tf_xlnet_tiny": XLNetLMHeadModel, "tf_xlnet_squad": XLNetForQuestionAnswering,
+         "tf_xlnet_stsb": XLNetForSequenceClassification}
 
 # Two rows padded on the LEFT (pad id 5, as XLNet's), segment ids as the tokenizer writes them: <cls> is 2,
 # padding 4. Eight positions, more than start_n_top = end_n_top = 5.
@@ -37,8 +38,11 @@ START, END, CLS_INDEX, IMPOSSIBLE = [2, 3], [4, 5], [7, 7], [0.0, 1.0]
 
 
 def convert_as_the_seed_does(name, folder):
-    """The seed converter's steps, on our package: returns the model it saved."""
+    """The seed converter's steps, on our package: returns the model it saved. tf_xlnet_stsb is converted with
+    --finetuning_task sts-b (a GLUE task: num_labels 1, XLNetForSequenceClassification)."""
     config = XLNetConfig.from_json_file(str(FIXTURES / name / "xlnet_config.json"))
+    if name == "tf_xlnet_stsb":
+        config.finetuning_task, config.num_labels = "sts-b", 1
     model = KINDS[name](config)
     load_tf_weights_in_xlnet(model, config, str(FIXTURES / name / "xlnet_model.ckpt"))
     os.makedirs(folder, exist_ok=True)
@@ -57,7 +61,9 @@ def test_the_dump_equals_what_tensorflow_was_given(name, tmp_path):
     assert sorted(dumped) == sorted(expected)
     for key, tensor in expected.items():
         assert torch.equal(dumped[key], tensor), key
-    if name == "tf_xlnet_tiny":
+    if name == "tf_xlnet_stsb":
+        assert dumped["logits_proj.weight"].shape == (1, 8)  # CMU's [H, 1] regression kernel, transposed
+    elif name == "tf_xlnet_tiny":
         # The reference's tied name is in the dump, and it is the lookup table; the table is also the model's.
         assert model.lm_loss.weight is model.transformer.word_embedding.weight
     else:
