@@ -1,8 +1,9 @@
 """CMU's XLNet TensorFlow checkpoints, the transformers 2.x converter step and the two heads it builds.
 
 tests/fixtures/tf_xlnet_tiny (a pre-training checkpoint, untie_r true), tf_xlnet_squad (a SQuAD one, untie_r
-false, run_squad.py's heads) and tf_xlnet_stsb (run_classifier.py's summary and STS-B regression head) were written by TensorFlow (tests/fixtures/write_tf_checkpoint.py xlnet), together
-with every tensor under the reference library's name (*_expected.safetensors). The tests call the 2.x names the way
+false, run_squad.py's heads) and tf_xlnet_stsb (run_classifier.py's summary and STS-B regression head) were
+written by TensorFlow (tests/fixtures/write_tf_checkpoint.py xlnet), together with every tensor under the
+reference library's name (*_expected.safetensors). The tests call the 2.x names the way
 the seed's convert_xlnet_original_tf_checkpoint_to_pytorch.py calls them: XLNetConfig.from_json_file on CMU's
 xlnet_config.json, the model class, load_tf_weights_in_xlnet(model, config, path), torch.save of the state dict to
 folder/WEIGHTS_NAME. The oracle (Hugging Face transformers) then reads that dump and computes the heads' outputs

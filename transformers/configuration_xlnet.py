@@ -12,7 +12,8 @@ XLNet's config uses Transformer-XL's names, not BERT's:
 Only what fine-tuning a classifier uses is supported. XLNet's pre-training machinery (the permutation mask, the
 query stream, the memory of earlier segments) is not built, so the settings that only matter there (`mem_len`,
 `reuse_len`, `same_length`, `use_mems_*`) are kept in `extra` and written back unchanged, as are SQuAD's beam
-widths `start_n_top` and `end_n_top` (read from there by modeling_xlnet.XLNetForQuestionAnswering); the two that would change the classifier's output if set otherwise (`attn_type`, `bi_data`) are checked.
+widths `start_n_top` and `end_n_top` (read from there by modeling_xlnet.XLNetForQuestionAnswering); the two
+that would change the classifier's output if set otherwise (`attn_type`, `bi_data`) are checked.
 
 Run `python -m transformers.configuration_xlnet PATH` to print a config as we read it.
 """

@@ -527,7 +527,8 @@ XLNET_STACKED = {"model/transformer/r_w_bias": "rel_attn.r_w_bias", "model/trans
                  "model/transformer/r_s_bias": "rel_attn.r_s_bias", "model/transformer/seg_embed": "rel_attn.seg_embed"}
 XLNET_LAYER_NAME = re.compile(r"^model/transformer/layer_(\d+)/(.+)/(kernel|bias|gamma|beta)$")
 XLNET_LAYER_PARTS = {"rel_attn/q": "rel_attn.q", "rel_attn/k": "rel_attn.k", "rel_attn/v": "rel_attn.v",
-                     "rel_attn/o": "rel_attn.o", "rel_attn/r": "rel_attn.r", "rel_attn/LayerNorm": "rel_attn.layer_norm",
+                     "rel_attn/o": "rel_attn.o", "rel_attn/r": "rel_attn.r",
+                     "rel_attn/LayerNorm": "rel_attn.layer_norm",
                      "ff/layer_1": "ff.layer_1", "ff/layer_2": "ff.layer_2", "ff/LayerNorm": "ff.layer_norm"}
 XLNET_HEAD_NAME = re.compile(r"^(model/sequnece_summary/summary|model/(?:classification|regression)_[^/]+/logit"
                              r"|start_logits/dense|end_logits/dense_[01]|end_logits/LayerNorm"
@@ -574,7 +575,7 @@ def xlnet_state_dict(checkpoint):
                                                              name)]
     if len(heads) > 1:
         raise CheckpointError(f"{where}: holds {len(heads)} classifier heads ({', '.join(heads)}); keep one")
-    converted = _state_dict(checkpoint, lambda name: None if name in XLNET_STACKED else cmu_xlnet_name(name))
+    converted = _state_dict(checkpoint, cmu_xlnet_name)  # the stacked ones come back unused, read below
     depths = {int(match.group(1)) for match in map(XLNET_LAYER_NAME.match, checkpoint.entries) if match}
     n_layer = max(depths) + 1 if depths else 0
     for tf_name, ours in XLNET_STACKED.items():
