@@ -9,6 +9,7 @@ xlnet_config.json, the model class, load_tf_weights_in_xlnet(model, config, path
 folder/WEIGHTS_NAME. The oracle (Hugging Face transformers) then reads that dump and computes the heads' outputs
 on the same inputs.
 """
+import dataclasses
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ from _support import run_oracle_json
 from transformers import (CONFIG_NAME, WEIGHTS_NAME, LoadingError, XLNetConfig, XLNetForQuestionAnswering,
                           XLNetForSequenceClassification, XLNetLMHeadModel, load_tf_weights_in_xlnet)
 from transformers.modeling_utils import _is_torch_pickle
-from transformers.tf_checkpoint import TFCheckpoint, xlnet_state_dict
+from transformers.tf_checkpoint import CheckpointError, TFCheckpoint, xlnet_state_dict
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 KINDS = {"tf_xlnet_tiny": XLNetLMHeadModel, "tf_xlnet_squad": XLNetForQuestionAnswering,
@@ -202,3 +203,31 @@ def test_a_pickle_named_model_safetensors_loads_with_a_warning_naming_it_and_the
     with caplog.at_level(logging.WARNING, logger="transformers.modeling_utils"):
         XLNetLMHeadModel.from_pretrained(str(tmp_path))
     assert [r for r in caplog.records if r.levelno == logging.WARNING] == []
+
+
+def renamed(checkpoint, old, new):
+    """The checkpoint with the index entry `old` listed as `new` instead: the same bytes TensorFlow wrote, under a
+    name a checkpoint of another shape would have."""
+    entry = checkpoint.entries.pop(old)
+    checkpoint.entries[new] = dataclasses.replace(entry, name=new)
+    return checkpoint
+
+
+@pytest.mark.parametrize("old, new, message", [
+    # An output table of its own (CMU's lm_loss with tie_weight=False): refused, not silently dropped.
+    ("model/transformer/mask_emb/mask_emb", "model/lm_loss/weight", "has model/lm_loss/weight, an output table"),
+    # A stacked bias whose first axis is not the number of layers: [H, N, D] = [8, 2, 4] for 2 layers.
+    ("model/transformer/r_w_bias", None, r"variable 'model/transformer/r_w_bias' has shape \[8, 2, 4\]; expected "
+                                         r"one slice per layer \(2 layers"),
+])
+def test_checkpoints_of_another_shape_are_refused_in_one_line(old, new, message):
+    checkpoint = TFCheckpoint(FIXTURES / "tf_xlnet_tiny" / "xlnet_model.ckpt")
+    if new is None:  # put a q kernel's entry where r_w_bias was
+        del checkpoint.entries[old]
+        renamed(checkpoint, "model/transformer/layer_0/rel_attn/q/kernel", old)
+    else:
+        renamed(checkpoint, old, new)
+    with pytest.raises(CheckpointError, match=message) as caught:
+        xlnet_state_dict(checkpoint)
+    assert str(caught.value).startswith(str(FIXTURES / "tf_xlnet_tiny" / "xlnet_model.ckpt.index"))
+    assert "\n" not in str(caught.value)
