@@ -231,3 +231,22 @@ def test_checkpoints_of_another_shape_are_refused_in_one_line(old, new, message)
         xlnet_state_dict(checkpoint)
     assert str(caught.value).startswith(str(FIXTURES / "tf_xlnet_tiny" / "xlnet_model.ckpt.index"))
     assert "\n" not in str(caught.value)
+
+
+def test_from_pretrained_reads_a_cmu_release_folder_as_it_reads_googles():
+    """xlnet_config.json + xlnet_model.ckpt.*, as CMU's downloads hold them: converted in memory."""
+    folder = FIXTURES / "tf_xlnet_tiny"
+    expected = load_file(str(FIXTURES / "tf_xlnet_tiny_expected.safetensors"))
+    names = TFCheckpoint(folder / "xlnet_model.ckpt").entries
+    leftovers = sorted(n for n in names if n.endswith(("/Adam", "/Adam_1")) or n == "global_step")
+    lm, info = XLNetLMHeadModel.from_pretrained(str(folder), output_loading_info=True)
+    assert info.missing_keys == [] and sorted(info.unexpected_keys) == leftovers
+    assert all(torch.equal(lm.state_dict()[key], tensor) for key, tensor in expected.items())
+    classifier, info = XLNetForSequenceClassification.from_pretrained(str(folder), num_labels=3,
+                                                                      output_loading_info=True)
+    # The encoder from the checkpoint; the new head is reported missing (and initialized); lm_loss is left over.
+    assert sorted(info.missing_keys) == ["logits_proj.bias", "logits_proj.weight", "sequence_summary.summary.bias",
+                                         "sequence_summary.summary.weight"]
+    assert sorted(info.unexpected_keys) == sorted(leftovers + ["lm_loss.bias"])
+    assert all(torch.equal(classifier.state_dict()[key], tensor) for key, tensor in expected.items()
+               if key.startswith("transformer."))

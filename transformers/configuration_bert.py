@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import ClassVar, Dict, List, Mapping, Optional, Tuple
 
+from .file_utils import XLNET_TF_CONFIG_NAME
 from .file_utils import (ALBERT_TF_CONFIG_NAME, CONFIG_NAME, TF_CONFIG_NAME, BadValueError, cached_path,
                          is_remote_url, join_path_or_url, url_file_name, write_atomically)
 
@@ -242,6 +243,7 @@ def config_file_of(path_or_url, cache_dir=None, force_download=False, local_file
     if os.path.isdir(path_or_url):
         # Google's releases name it bert_config.json (BERT) or albert_config.json (ALBERT).
         names = (CONFIG_NAME, TF_CONFIG_NAME, ALBERT_TF_CONFIG_NAME)
+        names += (XLNET_TF_CONFIG_NAME,)  # CMU's XLNet release
         path = next((os.path.join(path_or_url, name) for name in names
                      if os.path.isfile(os.path.join(path_or_url, name))), None)
         if path is None:

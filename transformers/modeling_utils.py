@@ -330,8 +330,8 @@ class PreTrainedModel(nn.Module):
             read_checkpoint = state_dict_reader(cls.config_class.model_type)
             if read_checkpoint is None:
                 raise LoadingError(f"{weights_file}: a TensorFlow checkpoint; Google's names are mapped for BERT "
-                                   f"and ALBERT only, not for {cls.__name__}. Convert it with the reference "
-                                   "library first")
+                                   f"and ALBERT (and CMU's for XLNet) only, not for {cls.__name__}. Convert it "
+                                   "with the reference library first")
             if model.reads_pretraining_heads:
                 read_checkpoint = functools.partial(read_checkpoint, heads=True)
             converted = read_checkpoint(weights_file)

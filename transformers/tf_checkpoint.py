@@ -562,9 +562,12 @@ def cmu_xlnet_name(tf_name):
     return None
 
 
-def xlnet_state_dict(checkpoint):
+def xlnet_state_dict(checkpoint, heads=True):
     """Read the variables of CMU's XLNet from `checkpoint` (a TFCheckpoint or a prefix) in the reference
-    library's names (`transformer.*`, `lm_loss.bias`, the heads'), the stacked per-layer ones cut per layer."""
+    library's names (`transformer.*`, `lm_loss.bias`, the heads'), the stacked per-layer ones cut per layer.
+
+    heads: from_pretrained's argument for BERT's readers; here every head a checkpoint holds is read, and the
+    ones a model does not have are reported unused when it loads."""
     if not isinstance(checkpoint, TFCheckpoint):
         checkpoint = TFCheckpoint(checkpoint)
     where = checkpoint.index_path
@@ -599,7 +602,9 @@ def xlnet_state_dict(checkpoint):
 
 def state_dict_reader(model_type):
     """The function that reads a TensorFlow checkpoint of this family in our names, or None (not mapped)."""
-    return {"bert": bert_state_dict, "albert": albert_state_dict}.get(model_type)
+    readers = {"bert": bert_state_dict, "albert": albert_state_dict}
+    readers["xlnet"] = xlnet_state_dict  # CMU's names
+    return readers.get(model_type)
 
 
 def find_checkpoint_index(directory):
