@@ -248,7 +248,7 @@ def config_file_of(path_or_url, cache_dir=None, force_download=False, local_file
                      if os.path.isfile(os.path.join(path_or_url, name))), None)
         if path is None:
             raise FileNotFoundError(f"{path_or_url}: directory has no {CONFIG_NAME} (nor {TF_CONFIG_NAME}, "
-                                    f"{ALBERT_TF_CONFIG_NAME})")
+                                    f"{ALBERT_TF_CONFIG_NAME}, {XLNET_TF_CONFIG_NAME})")
         return path
     if is_remote_url(path_or_url) and not url_file_name(path_or_url).endswith(".json"):
         return cached_path(join_path_or_url(path_or_url, CONFIG_NAME), **fetch_options)
