@@ -88,3 +88,36 @@ def test_a_missing_folder_on_the_command_line_is_one_line_and_exit_2(family, tmp
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"python -m {module}: error: "), run.stderr
     assert str(folder) in lines[0]
+
+
+# transformers 2.x's save_vocabulary(vocab_path): the vocabulary files alone, as each family's 2.x tokenizer wrote
+# them and returned their paths. The seed's run_classifier.py calls it by keyword at every --save_steps checkpoint.
+VOCABULARY_FILES = {"bert": ("vocab.txt",), "albert": ("spiece.model",), "xlnet": ("spiece.model",),
+                    "roberta": ("vocab.json", "merges.txt")}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_save_vocabulary_writes_the_vocabulary_files_and_returns_their_paths(family, spiece_dir, tmp_path):
+    tokenizer = make_tokenizer(family, spiece_dir)
+    folder = tmp_path / "checkpoint-10"
+    folder.mkdir()
+    written = tokenizer.save_vocabulary(vocab_path=str(folder))
+    assert written == tuple(str(folder / name) for name in VOCABULARY_FILES[family])
+    assert sorted(os.listdir(folder)) == sorted(VOCABULARY_FILES[family])
+    # The same bytes as the full save writes, and a tokenizer read back from them has the same vocabulary.
+    full = tmp_path / "full"
+    tokenizer.save_pretrained(full)
+    for name in VOCABULARY_FILES[family]:
+        assert (folder / name).read_bytes() == (full / name).read_bytes(), name
+    if family in ("albert", "xlnet"):
+        assert (folder / "spiece.model").read_bytes() == (spiece_dir / "spiece.model").read_bytes()
+    assert type(tokenizer).from_pretrained(folder).vocab == tokenizer.vocab
+
+
+@pytest.mark.parametrize("family", ["albert", "roberta", "xlnet"])
+def test_save_vocabulary_into_a_missing_folder_names_it(family, spiece_dir, tmp_path):
+    from transformers.file_utils import BadValueError
+    missing = tmp_path / "not-made"
+    with pytest.raises(BadValueError, match=f"save_vocabulary: {missing} is not a folder"):
+        make_tokenizer(family, spiece_dir).save_vocabulary(str(missing))
+    assert not missing.exists()

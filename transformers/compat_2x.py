@@ -340,3 +340,18 @@ class TokenizerCompat2x:
         # Longest first, so that "[CLS]x" is not found inside a longer added token.
         ordered = sorted(self.special_tokens, key=len, reverse=True)
         self._special_token_split = re.compile("(" + "|".join(map(re.escape, ordered)) + ")")
+
+
+def save_vocabulary_2x(tokenizer, vocab_path, contents):
+    """transformers 2.x's `save_vocabulary(vocab_path)` for the tokenizers whose vocabulary is a file of their own
+    kind (XLNet's and ALBERT's spiece.model, RoBERTa's vocab.json and merges.txt): write `contents` ({file name:
+    text or bytes}) into the folder `vocab_path`; return their paths as a tuple, as 2.x did.
+
+    2.x wanted a folder here and, given anything else, logged an error and wrote nothing, which a script only
+    finds out when it loads the checkpoint. Here that is an error naming the path.
+    """
+    from .tokenization_bert import save_tokenizer_files
+    if not os.path.isdir(vocab_path):
+        raise BadValueError(f"save_vocabulary: {vocab_path} is not a folder; {type(tokenizer).__name__} writes "
+                            f"{' and '.join(contents)} into an existing folder (as transformers 2.x)")
+    return save_tokenizer_files(vocab_path, contents)

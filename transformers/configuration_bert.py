@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import ClassVar, Dict, List, Mapping, Optional, Tuple
 
+from .file_utils import XLNET_TF_CONFIG_NAME
 from .file_utils import (ALBERT_TF_CONFIG_NAME, CONFIG_NAME, TF_CONFIG_NAME, BadValueError, cached_path,
                          is_remote_url, join_path_or_url, url_file_name, write_atomically)
 
@@ -58,6 +59,9 @@ class PretrainedConfig:
     accepted_model_types: ClassVar[Tuple[str, ...]] = ("bert",)
     architecture: ClassVar[str] = "a BERT architecture"
     required_fields: ClassVar[Tuple[str, ...]] = ()
+    # Other names a family's original config file uses for a field: {their name: ours}, applied on reading
+    # (CMU's xlnet_config.json says n_token for vocab_size). Written back under our names.
+    json_key_aliases: ClassVar[Mapping[str, str]] = MappingProxyType({})
 
     # The classification head's width. 1 means regression (STS-B): the head predicts one real number.
     num_labels: int = 2
@@ -135,6 +139,9 @@ class PretrainedConfig:
     @classmethod
     def from_json_file(cls, path, **overrides):
         values = read_config_json(path)
+        for theirs, ours in cls.json_key_aliases.items():
+            if theirs in values and ours not in values:
+                values[ours] = values.pop(theirs)
         model_type = values.get("model_type")
         if model_type is not None and model_type not in cls.accepted_model_types:
             raise LoadingError(f"{path}: model_type {model_type!r} is not {cls.architecture} "
@@ -236,11 +243,12 @@ def config_file_of(path_or_url, cache_dir=None, force_download=False, local_file
     if os.path.isdir(path_or_url):
         # Google's releases name it bert_config.json (BERT) or albert_config.json (ALBERT).
         names = (CONFIG_NAME, TF_CONFIG_NAME, ALBERT_TF_CONFIG_NAME)
+        names += (XLNET_TF_CONFIG_NAME,)  # CMU's XLNet release
         path = next((os.path.join(path_or_url, name) for name in names
                      if os.path.isfile(os.path.join(path_or_url, name))), None)
         if path is None:
             raise FileNotFoundError(f"{path_or_url}: directory has no {CONFIG_NAME} (nor {TF_CONFIG_NAME}, "
-                                    f"{ALBERT_TF_CONFIG_NAME})")
+                                    f"{ALBERT_TF_CONFIG_NAME}, {XLNET_TF_CONFIG_NAME})")
         return path
     if is_remote_url(path_or_url) and not url_file_name(path_or_url).endswith(".json"):
         return cached_path(join_path_or_url(path_or_url, CONFIG_NAME), **fetch_options)

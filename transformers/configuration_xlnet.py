@@ -11,13 +11,15 @@ XLNet's config uses Transformer-XL's names, not BERT's:
 
 Only what fine-tuning a classifier uses is supported. XLNet's pre-training machinery (the permutation mask, the
 query stream, the memory of earlier segments) is not built, so the settings that only matter there (`mem_len`,
-`reuse_len`, `same_length`, `use_mems_*`, `start_n_top`, `end_n_top`) are kept in `extra` and written back
-unchanged; the two that would change the classifier's output if set otherwise (`attn_type`, `bi_data`) are checked.
+`reuse_len`, `same_length`, `use_mems_*`) are kept in `extra` and written back unchanged, as are SQuAD's beam
+widths `start_n_top` and `end_n_top` (read from there by modeling_xlnet.XLNetForQuestionAnswering); the two
+that would change the classifier's output if set otherwise (`attn_type`, `bi_data`) are checked.
 
 Run `python -m transformers.configuration_xlnet PATH` to print a config as we read it.
 """
 from dataclasses import dataclass
-from typing import ClassVar, Optional, Tuple
+from types import MappingProxyType
+from typing import ClassVar, Mapping, Optional, Tuple
 
 from .configuration_bert import PretrainedConfig
 
@@ -32,6 +34,10 @@ class XLNetConfig(PretrainedConfig):
     accepted_model_types: ClassVar[Tuple[str, ...]] = ("xlnet",)
     architecture: ClassVar[str] = "an XLNet architecture"
     required_fields: ClassVar[Tuple[str, ...]] = REQUIRED_FIELDS
+    # CMU's own xlnet_config.json (d_model, n_layer, n_head, d_head, d_inner, ff_activation, untie_r) calls the
+    # vocabulary size n_token. Its untie_r (per-layer attention biases, true in the released models) only changes
+    # how the TF checkpoint stores them (tf_checkpoint.xlnet_state_dict); here every layer has its own; kept in extra.
+    json_key_aliases: ClassVar[Mapping[str, str]] = MappingProxyType({"n_token": "vocab_size"})
 
     vocab_size: int = 32000
     d_model: int = 1024

@@ -102,6 +102,7 @@ CONFIG_NAME = "config.json"
 # Google's original TensorFlow releases name their config differently (see tf_checkpoint.py).
 TF_CONFIG_NAME = "bert_config.json"
 ALBERT_TF_CONFIG_NAME = "albert_config.json"  # Google's ALBERT release
+XLNET_TF_CONFIG_NAME = "xlnet_config.json"  # CMU's XLNet release (zihangdai/xlnet)
 VOCAB_NAME = "vocab.txt"
 
 CACHE_ENV_VAR = "BERT_READ_CACHE"

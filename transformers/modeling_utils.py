@@ -330,8 +330,8 @@ class PreTrainedModel(nn.Module):
             read_checkpoint = state_dict_reader(cls.config_class.model_type)
             if read_checkpoint is None:
                 raise LoadingError(f"{weights_file}: a TensorFlow checkpoint; Google's names are mapped for BERT "
-                                   f"and ALBERT only, not for {cls.__name__}. Convert it with the reference "
-                                   "library first")
+                                   f"and ALBERT (and CMU's for XLNet) only, not for {cls.__name__}. Convert it "
+                                   "with the reference library first")
             if model.reads_pretraining_heads:
                 read_checkpoint = functools.partial(read_checkpoint, heads=True)
             converted = read_checkpoint(weights_file)
@@ -339,6 +339,7 @@ class PreTrainedModel(nn.Module):
             source = f"{weights_file} (TensorFlow checkpoint, converted in memory)"
         elif state_dict is None:
             state_dict = read_state_dict(weights_file)
+            warn_if_pickle_named_safetensors(weights_file, cls.__name__)
         check_finite(state_dict, source, allow_non_finite)
         state_dict = match_to_model(state_dict, model)
 
@@ -515,6 +516,20 @@ def _all_finite(tensor):
 def _count_non_finite(tensor):
     nan, inf = int(torch.isnan(tensor).sum()), int(torch.isinf(tensor).sum())
     return " and ".join(part for part in (f"{nan} NaN" if nan else "", f"{inf} inf" if inf else "") if part)
+
+
+def warn_if_pickle_named_safetensors(path, class_name):
+    """WARNING for a torch pickle saved as model.safetensors (a 2.x script's `torch.save(state_dict,
+    os.path.join(folder, WEIGHTS_NAME))`, the seed's XLNet converter for one). It has loaded here, but every other
+    safetensors reader (Hugging Face transformers, safetensors.safe_open) refuses it, and a pickle is only as safe
+    as weights_only makes it. The message names the file and the one line that rewrites it."""
+    if not (path.endswith(".safetensors") and _is_torch_pickle(path)):
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    logger.warning(f"{path}: a torch pickle (torch.save) under a safetensors name; loaded with "
+                   "torch.load(weights_only=True), but other safetensors readers cannot open it. Rewrite it as "
+                   f"real safetensors: python -c \"from transformers import {class_name} as M; "
+                   f"M.from_pretrained({folder!r}).save_pretrained({folder!r})\"")
 
 
 def _is_torch_pickle(path):

@@ -25,6 +25,10 @@ What is not built: XLNet's pre-training machinery (the permutation mask `perm_ma
 `target_mapping`, the memory `mems` of earlier segments, bi_data). A classifier never uses them. `mask_emb`, the
 query stream's start vector, is still a parameter, so that checkpoints load and save with all their tensors.
 
+Also here, for transformers 2.x's converter script: `XLNetLMHeadModel` (the pre-training head),
+`XLNetForQuestionAnswering` (SQuAD's start/end/answerable heads, as the reference computes them) and
+`load_tf_weights_in_xlnet`, which fills any of these from CMU's TensorFlow checkpoint (tf_checkpoint.py reads it).
+
 Shape legend, used in the comments of this file:
     B batch size, L sequence length, H hidden size (d_model), N attention heads, D head size (d_head, H = N * D),
     I feed-forward size (d_inner), R = 2L relative distances (L down to -L + 1), C number of labels.
@@ -35,6 +39,7 @@ Run `python -m transformers.modeling_xlnet` to push a few token ids through a sm
 """
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch import nn
@@ -291,6 +296,204 @@ class XLNetForSequenceClassification(XLNetPreTrainedModel):
         sequence = self.transformer(input_ids, attention_mask, token_type_ids).last_hidden_state  # [B, L, H]
         logits = self.logits_proj(self.sequence_summary(sequence))  # [B, L, H] -> [B, H] -> [B, C]
         return SequenceClassifierOutput(loss=classification_loss(logits, labels, self.num_labels), logits=logits)
+
+
+# ---- the pre-training head and the SQuAD head (transformers 2.x's, for its converter) -------------------------
+
+@dataclass(eq=False)
+class XLNetLMHeadOutput(ModelOutput):
+    loss: Optional[torch.Tensor]  # scalar; None without labels
+    logits: torch.Tensor  # [B, L, V] a score for every vocabulary entry at every position
+
+
+class XLNetLMHeadModel(XLNetPreTrainedModel):
+    """XLNetModel plus `lm_loss`: every position's vector read against the word-embedding table, plus a bias.
+
+    The model CMU's pre-training checkpoints convert into (their `model/lm_loss/bias`; the weight is the table
+    itself, tied as in CMU's `lm_loss(tie_weight=True)`). Without XLNet's query stream (see the module
+    docstring), the scores come from the content stream at every position, as the reference computes them when it
+    is given no `perm_mask` and no `target_mapping`.
+    """
+
+    tied_keys = ("lm_loss.weight",)
+
+    def __init__(self, config: XLNetConfig, initialize=True):
+        super().__init__(config)
+        self.transformer = XLNetModel(config, initialize=False)
+        self.lm_loss = Linear(config.d_model, config.vocab_size)
+        self.tie_weights()
+        if initialize:
+            self.init_weights()
+
+    def tie_weights(self):
+        """`lm_loss.weight` is the word-embedding table: one [V, H] tensor under two names."""
+        self.lm_loss.weight = self.transformer.word_embedding.weight
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None) -> XLNetLMHeadOutput:
+        sequence = self.transformer(input_ids, attention_mask, token_type_ids).last_hidden_state  # [B, L, H]
+        logits = self.lm_loss(sequence)  # [B, L, H] x [V, H] -> [B, L, V]
+        loss = None
+        if labels is not None:  # -100 marks a position that is not scored
+            loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+        return XLNetLMHeadOutput(loss=loss, logits=logits)
+
+
+def mask_positions(scores, p_mask):
+    """scores [..., L] with the positions where p_mask is 1 (question, <sep>, <cls>, padding) pushed to a score no
+    softmax gives any weight: the reference's -1e30 (65500 in float16, whose range ends there)."""
+    if p_mask is None:
+        return scores
+    floor = 65500 if p_mask.dtype == torch.float16 else 1e30
+    return scores * (1 - p_mask) - floor * p_mask
+
+
+class XLNetPoolerStartLogits(nn.Module):
+    """Each position's vector -> one score for "the answer starts here"."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.dense = Linear(config.d_model, 1)
+
+    def forward(self, hidden_states, p_mask=None):
+        return mask_positions(self.dense(hidden_states).squeeze(-1), p_mask)  # [B, L, H] -> [B, L]
+
+
+class XLNetPoolerEndLogits(nn.Module):
+    """Each position's vector, next to the start position's -> one score for "the answer ends here"."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.dense_0 = Linear(2 * config.d_model, config.d_model)
+        self.LayerNorm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.dense_1 = Linear(config.d_model, 1)
+
+    def forward(self, hidden_states, start_states, p_mask=None):
+        """hidden_states [.., L, H] and start_states of the same shape (the start's vector at every position)."""
+        joined = torch.cat([hidden_states, start_states], dim=-1)  # [.., L, 2H]
+        inner = self.LayerNorm(torch.tanh(self.dense_0(joined)))  # [.., L, 2H] -> [.., L, H]
+        return mask_positions(self.dense_1(inner).squeeze(-1), p_mask)  # [.., L, H] -> [.., L]
+
+
+class XLNetPoolerAnswerClass(nn.Module):
+    """The start's vector and <cls>'s -> one score for "this question has no answer" (SQuAD 2.0)."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.dense_0 = Linear(2 * config.d_model, config.d_model)
+        self.dense_1 = Linear(config.d_model, 1, bias=False)
+
+    def forward(self, hidden_states, start_states, cls_index=None):
+        """hidden_states [B, L, H]; start_states [B, H]; cls_index [B] or None (<cls> is last, as XLNet puts it)."""
+        if cls_index is None:
+            cls_states = hidden_states[:, -1]  # [B, L, H] -> [B, H]
+        else:
+            cls_states = hidden_states[torch.arange(hidden_states.shape[0]), cls_index]  # [B, H]
+        inner = torch.tanh(self.dense_0(torch.cat([start_states, cls_states], dim=-1)))  # [B, 2H] -> [B, H]
+        return self.dense_1(inner).squeeze(-1)  # [B, H] -> [B]
+
+
+def _gather_positions(hidden_states, positions):
+    """hidden_states [B, L, H], positions [B, K] -> [B, K, H]: the vectors at those positions."""
+    index = positions[..., None].expand(-1, -1, hidden_states.shape[-1])  # [B, K] -> [B, K, H]
+    return hidden_states.gather(1, index)
+
+
+@dataclass(eq=False)
+class XLNetQuestionAnsweringOutput(ModelOutput):
+    """With start and end positions: the loss only. Without: the beam of candidate spans. The reference calls the
+    beam's scores log-probabilities, but computes them with softmax: they are probabilities, kept as it has them."""
+    loss: Optional[torch.Tensor] = None  # scalar
+    start_top_log_probs: Optional[torch.Tensor] = None  # [B, S] the S = start_n_top most probable starts
+    start_top_index: Optional[torch.Tensor] = None  # [B, S] their positions
+    end_top_log_probs: Optional[torch.Tensor] = None  # [B, E * S] for each start, its E = end_n_top best ends
+    end_top_index: Optional[torch.Tensor] = None  # [B, E * S]
+    cls_logits: Optional[torch.Tensor] = None  # [B] the no-answer score
+
+
+class XLNetForQuestionAnswering(XLNetPreTrainedModel):
+    """XLNetModel plus SQuAD's three heads (start, end given the start, answerable), as transformers 2.x had it.
+
+    Training (start_positions and end_positions given): the end head reads the true start, and the loss is the
+    mean of the two cross-entropies, plus half the no-answer loss when cls_index and is_impossible are given.
+    Inference: the S most probable starts, for each its E most probable ends (a beam search one step deep), and
+    the no-answer score from the expected start vector. S and E are config.json's `start_n_top` and `end_n_top`.
+    """
+
+    def __init__(self, config: XLNetConfig, initialize=True):
+        super().__init__(config)
+        self.start_n_top = config.extra.get("start_n_top", 5)
+        self.end_n_top = config.extra.get("end_n_top", 5)
+        self.transformer = XLNetModel(config, initialize=False)
+        self.start_logits = XLNetPoolerStartLogits(config)
+        self.end_logits = XLNetPoolerEndLogits(config)
+        self.answer_class = XLNetPoolerAnswerClass(config)
+        if initialize:
+            self.init_weights()
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, start_positions=None,
+                end_positions=None, is_impossible=None, cls_index=None, p_mask=None) -> XLNetQuestionAnsweringOutput:
+        hidden_states = self.transformer(input_ids, attention_mask, token_type_ids).last_hidden_state  # [B, L, H]
+        start_logits = self.start_logits(hidden_states, p_mask)  # [B, L]
+        if start_positions is not None and end_positions is not None:
+            start_states = _gather_positions(hidden_states, start_positions[:, None])  # [B, 1, H]
+            end_logits = self.end_logits(hidden_states, start_states.expand_as(hidden_states), p_mask)  # [B, L]
+            loss = (nn.functional.cross_entropy(start_logits, start_positions)
+                    + nn.functional.cross_entropy(end_logits, end_positions)) / 2
+            if cls_index is not None and is_impossible is not None:
+                answerable = self.answer_class(hidden_states, start_states[:, 0], cls_index)  # [B]
+                loss = loss + 0.5 * nn.functional.binary_cross_entropy_with_logits(answerable, is_impossible)
+            return XLNetQuestionAnsweringOutput(loss=loss)
+
+        length = hidden_states.shape[1]
+        start_probs = torch.softmax(start_logits, dim=-1)  # [B, L]
+        start_top, start_index = start_probs.topk(self.start_n_top, dim=-1)  # [B, S]
+        # Every position read next to each candidate start: [B, L, S, H] twice.
+        start_states = _gather_positions(hidden_states, start_index)[:, None].expand(-1, length, -1, -1)
+        expanded = hidden_states[:, :, None].expand_as(start_states)
+        end_logits = self.end_logits(expanded, start_states, None if p_mask is None else p_mask[..., None])
+        end_probs = torch.softmax(end_logits, dim=1)  # [B, L, S]: over positions, for each start
+        end_top, end_index = end_probs.topk(self.end_n_top, dim=1)  # [B, E, S]
+        expected_start = torch.einsum("blh,bl->bh", hidden_states, start_probs)  # [B, H] the start vector's mean
+        return XLNetQuestionAnsweringOutput(
+            start_top_log_probs=start_top, start_top_index=start_index,
+            end_top_log_probs=end_top.reshape(-1, self.start_n_top * self.end_n_top),
+            end_top_index=end_index.reshape(-1, self.start_n_top * self.end_n_top),
+            cls_logits=self.answer_class(hidden_states, expected_start, cls_index))
+
+
+# ---- reading CMU's TensorFlow checkpoints (transformers 2.x's converter step) --------------------------------
+
+def load_tf_weights_in_xlnet(model, config, tf_path):
+    """Fill `model` (XLNetLMHeadModel, XLNetForSequenceClassification, XLNetForQuestionAnswering, XLNetModel)
+    from a TensorFlow checkpoint of CMU's XLNet, read without TensorFlow (tf_checkpoint.xlnet_state_dict).
+    Returns the model.
+
+    tf_path: the prefix (`xlnet_model.ckpt`) or its .index. `config` is 2.x's argument; the model's own config
+    is what counts, and a different one is an error. As for BERT (modeling_bert.load_tf_weights_in_bert), every
+    parameter the model has must come from the checkpoint: a head the checkpoint lacks (a classifier or the
+    SQuAD heads, from a pre-training checkpoint) is refused rather than saved with random values under trained
+    names. Convert such a checkpoint as XLNetLMHeadModel and let from_pretrained start the new head.
+    """
+    from .modeling_utils import LoadingError, load, match_to_model
+    from .tf_checkpoint import xlnet_state_dict
+    if config is not None and config != model.config:
+        raise LoadingError(f"load_tf_weights_in_xlnet: the config given differs from {type(model).__name__}'s own")
+    state_dict = match_to_model(xlnet_state_dict(tf_path).state_dict, model)
+    own = model.state_dict()
+    shapes = [f"{key}: {list(tensor.shape)} in the checkpoint, {list(own[key].shape)} in the model"
+              for key, tensor in state_dict.items() if key in own and tensor.shape != own[key].shape]
+    if shapes:
+        raise LoadingError(f"{tf_path}: shapes differ for\n  " + "\n  ".join(shapes))
+    missing, unexpected, errors = [], [], []
+    load(model, state_dict, missing, unexpected, errors)
+    missing = [key for key in missing if key not in model.tied_keys]
+    if missing or errors:
+        raise LoadingError(f"{tf_path}: the checkpoint lacks {missing} of {type(model).__name__}"
+                           + (f" ({'; '.join(errors)})" if errors else "")
+                           + "; convert it as XLNetLMHeadModel (no --finetuning_task) and let from_pretrained "
+                             "start the new head")
+    model.tie_weights()
+    return model
 
 
 # ---- re-initialization ------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ reading a TensorFlow checkpoint without TensorFlow.
 
 Takes the prefix of a TensorFlow checkpoint (`chinese_L-12_H-768_A-12/bert_model.ckpt`) and hands on its
 variables as torch tensors, renamed to this package's parameter names when asked (`bert_state_dict` for Google's
-BERT, `albert_state_dict` for Google's ALBERT).
+BERT, `albert_state_dict` for Google's ALBERT, `xlnet_state_dict` for CMU's XLNet).
 
 A TensorFlow checkpoint ("tensor bundle") is two kinds of file:
 
@@ -503,9 +503,108 @@ def albert_state_dict(checkpoint):
     return _state_dict(checkpoint, google_albert_name)
 
 
+# CMU's XLNet (zihangdai/xlnet, modeling.py) scopes its weights under model/transformer/, one layer_{i} per depth:
+#   model/transformer/word_embedding/lookup_table        -> transformer.word_embedding.weight
+#   model/transformer/mask_emb/mask_emb                  -> transformer.mask_emb
+#   model/transformer/layer_3/rel_attn/q/kernel          -> transformer.layer.3.rel_attn.q   ([H, N, D], as is)
+#   model/transformer/layer_3/rel_attn/LayerNorm/gamma   -> transformer.layer.3.rel_attn.layer_norm.weight
+#   model/transformer/layer_3/ff/layer_1/kernel          -> transformer.layer.3.ff.layer_1.weight (transposed)
+#   model/lm_loss/bias                                   -> lm_loss.bias (lm_loss.weight is the lookup table)
+# The attention's projections are einsum tensors [H, N, D] on both sides, so only the dense layers' kernels
+# ([in, out]) are transposed. Four variables hold every layer at once, stacked on a first axis of length n_layer:
+# r_w_bias, r_r_bias, r_s_bias [n_layer, N, D] and seg_embed [n_layer, 2, N, D]. They are cut into one tensor per
+# layer. With xlnet_config.json's `untie_r: false` the three biases are one [N, D] shared by all layers; each
+# layer then gets a copy of it (the same values at every depth, which is what the TF graph computes).
+# Fine-tuning heads, where a checkpoint has them: CMU's run_classifier.py's `model/sequnece_summary/summary`
+# (sic) and `model/classification_<task>/logit` (or `regression_<task>`), and run_squad.py's top-level
+# `start_logits/dense`, `end_logits/{dense_0,LayerNorm,dense_1}`, `answer_class/{dense_0,dense_1}`.
+XLNET_NAMES = {
+    "model/transformer/word_embedding/lookup_table": "transformer.word_embedding.weight",
+    "model/transformer/mask_emb/mask_emb": "transformer.mask_emb",
+    "model/lm_loss/bias": "lm_loss.bias",
+}
+XLNET_STACKED = {"model/transformer/r_w_bias": "rel_attn.r_w_bias", "model/transformer/r_r_bias": "rel_attn.r_r_bias",
+                 "model/transformer/r_s_bias": "rel_attn.r_s_bias", "model/transformer/seg_embed": "rel_attn.seg_embed"}
+XLNET_LAYER_NAME = re.compile(r"^model/transformer/layer_(\d+)/(.+)/(kernel|bias|gamma|beta)$")
+XLNET_LAYER_PARTS = {"rel_attn/q": "rel_attn.q", "rel_attn/k": "rel_attn.k", "rel_attn/v": "rel_attn.v",
+                     "rel_attn/o": "rel_attn.o", "rel_attn/r": "rel_attn.r",
+                     "rel_attn/LayerNorm": "rel_attn.layer_norm",
+                     "ff/layer_1": "ff.layer_1", "ff/layer_2": "ff.layer_2", "ff/LayerNorm": "ff.layer_norm"}
+XLNET_HEAD_NAME = re.compile(r"^(model/sequnece_summary/summary|model/(?:classification|regression)_[^/]+/logit"
+                             r"|start_logits/dense|end_logits/dense_[01]|end_logits/LayerNorm"
+                             r"|answer_class/dense_[01])/(kernel|bias|gamma|beta)$")
+
+
+def cmu_xlnet_name(tf_name):
+    """(our parameter name, transpose?) for a variable of CMU's XLNet that maps one to one, or None (the
+    stacked per-layer variables XLNET_STACKED, Adam's slots, global_step, anything else)."""
+    if tf_name in XLNET_NAMES:
+        return XLNET_NAMES[tf_name], False
+    layer = XLNET_LAYER_NAME.match(tf_name)
+    if layer:
+        index, part, last = layer.groups()
+        if part not in XLNET_LAYER_PARTS:
+            return None
+        ours = XLNET_LAYER_PARTS[part]
+        if part.startswith("rel_attn/") and part != "rel_attn/LayerNorm":
+            return (f"transformer.layer.{index}.{ours}", False) if last == "kernel" else None  # no biases
+        return f"transformer.layer.{index}.{ours}.{TF_PARAMETER_SUFFIX[last]}", last == "kernel"
+    head = XLNET_HEAD_NAME.match(tf_name)
+    if head:
+        scope, last = head.groups()
+        if scope == "model/sequnece_summary/summary":
+            ours = "sequence_summary.summary"
+        elif scope.startswith("model/"):
+            ours = "logits_proj"
+        else:
+            ours = scope.replace("/", ".")  # start_logits.dense, end_logits.LayerNorm, ...: the reference's names
+        return f"{ours}.{TF_PARAMETER_SUFFIX[last]}", last == "kernel"
+    return None
+
+
+def xlnet_state_dict(checkpoint, heads=True):
+    """Read the variables of CMU's XLNet from `checkpoint` (a TFCheckpoint or a prefix) in the reference
+    library's names (`transformer.*`, `lm_loss.bias`, the heads'), the stacked per-layer ones cut per layer.
+
+    heads: from_pretrained's argument for BERT's readers; here every head a checkpoint holds is read, and the
+    ones a model does not have are reported unused when it loads."""
+    if not isinstance(checkpoint, TFCheckpoint):
+        checkpoint = TFCheckpoint(checkpoint)
+    where = checkpoint.index_path
+    if "model/lm_loss/weight" in checkpoint.entries:
+        raise CheckpointError(f"{where}: has model/lm_loss/weight, an output table of its own (tie_weight=False); "
+                              "only the tied head of CMU's released models is supported")
+    heads = [name for name in checkpoint.entries if re.match(r"^model/(classification|regression)_[^/]+/logit/kernel$",
+                                                             name)]
+    if len(heads) > 1:
+        raise CheckpointError(f"{where}: holds {len(heads)} classifier heads ({', '.join(heads)}); keep one")
+    converted = _state_dict(checkpoint, cmu_xlnet_name)  # the stacked ones come back unused, read below
+    depths = {int(match.group(1)) for match in map(XLNET_LAYER_NAME.match, checkpoint.entries) if match}
+    n_layer = max(depths) + 1 if depths else 0
+    for tf_name, ours in XLNET_STACKED.items():
+        if tf_name not in checkpoint.entries:
+            continue
+        converted.unused.remove(tf_name)
+        stacked = checkpoint.read(tf_name)
+        per_layer_ndim = 3 if tf_name.endswith("seg_embed") else 2  # [2, N, D] or [N, D]
+        if stacked.dim() == per_layer_ndim:  # untie_r false: one tensor shared by every layer
+            layers = [stacked.clone() for _ in range(n_layer)]
+        elif stacked.dim() == per_layer_ndim + 1 and stacked.shape[0] == n_layer:
+            layers = list(stacked.unbind(0))
+        else:
+            raise CheckpointError(f"{where}: variable {tf_name!r} has shape {list(stacked.shape)}; expected one "
+                                  f"slice per layer ({n_layer} layers: model/transformer/layer_0 .. layer_"
+                                  f"{n_layer - 1})")
+        for index, tensor in enumerate(layers):
+            converted.state_dict[f"transformer.layer.{index}.{ours}"] = tensor.contiguous()
+    return converted
+
+
 def state_dict_reader(model_type):
     """The function that reads a TensorFlow checkpoint of this family in our names, or None (not mapped)."""
-    return {"bert": bert_state_dict, "albert": albert_state_dict}.get(model_type)
+    readers = {"bert": bert_state_dict, "albert": albert_state_dict}
+    readers["xlnet"] = xlnet_state_dict  # CMU's names
+    return readers.get(model_type)
 
 
 def find_checkpoint_index(directory):

@@ -26,7 +26,7 @@ import hashlib
 import json
 import unicodedata
 
-from .compat_2x import accept_default_2x_options
+from .compat_2x import accept_default_2x_options, save_vocabulary_2x
 from .tokenization_bert import (TOKENIZER_CONFIG_NAME, encode_each, find_tokenizer_files, ids_to_tokens,
                                 lay_out_inputs, print_encoding, read_tokenizer_settings, save_tokenizer_files,
                                 tokens_to_ids)
@@ -186,6 +186,11 @@ class AlbertTokenizer:
             TOKENIZER_CONFIG_NAME: {"tokenizer_class": "AlbertTokenizer", "do_lower_case": self.do_lower_case,
                                     "keep_accents": self.keep_accents, **self.special},
         })
+
+    def save_vocabulary(self, vocab_path):
+        """transformers 2.x's: copy spiece.model into the folder `vocab_path`; returns (its path,)."""
+        with open(self.vocab_file, "rb") as reader:
+            return save_vocabulary_2x(self, vocab_path, {SPIECE_NAME: reader.read()})
 
 
 def read_settings(config_file):

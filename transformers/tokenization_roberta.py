@@ -23,7 +23,7 @@ import hashlib
 import json
 import re
 
-from .compat_2x import accept_default_2x_options
+from .compat_2x import accept_default_2x_options, save_vocabulary_2x
 from .tokenization_bert import (TOKENIZER_CONFIG_NAME, TOKENIZER_JSON_NAME, _category_runs, _ranges_text, encode_each,
                                 find_tokenizer_files, ids_to_tokens, lay_out_inputs, print_encoding,
                                 read_tokenizer_settings, save_tokenizer_files, tokens_to_ids)
@@ -226,10 +226,17 @@ class RobertaTokenizer:
     def save_pretrained(self, save_directory):
         """Writes vocab.json, merges.txt and tokenizer_config.json; returns their paths."""
         return save_tokenizer_files(save_directory, {
-            VOCAB_JSON_NAME: json.dumps(self.vocab, ensure_ascii=False),
-            MERGES_NAME: "#version: 0.2\n" + "".join(f"{left} {right}\n" for left, right in self.merges),
+            **self._vocabulary_files(),
             TOKENIZER_CONFIG_NAME: {"tokenizer_class": "RobertaTokenizer", "add_prefix_space": False, **self.special},
         })
+
+    def save_vocabulary(self, vocab_path):
+        """transformers 2.x's: write vocab.json and merges.txt into the folder `vocab_path`; returns both paths."""
+        return save_vocabulary_2x(self, vocab_path, self._vocabulary_files())
+
+    def _vocabulary_files(self):
+        return {VOCAB_JSON_NAME: json.dumps(self.vocab, ensure_ascii=False),
+                MERGES_NAME: "#version: 0.2\n" + "".join(f"{left} {right}\n" for left, right in self.merges)}
 
 
 def read_special_tokens(config_file):

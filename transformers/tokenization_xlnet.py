@@ -26,7 +26,7 @@ import functools
 import re
 import unicodedata
 
-from .compat_2x import accept_default_2x_options
+from .compat_2x import accept_default_2x_options, save_vocabulary_2x
 from .tokenization_bert import (TOKENIZER_CONFIG_NAME, encode_each, find_tokenizer_files, print_encoding,
                                 read_tokenizer_settings, save_tokenizer_files, truncate_longest_first)
 
@@ -245,6 +245,13 @@ class XLNetTokenizer:
             TOKENIZER_CONFIG_NAME: {"tokenizer_class": "XLNetTokenizer", "padding_side": self.padding_side,
                                     **settings, **special},
         })
+
+    def save_vocabulary(self, vocab_path):
+        """transformers 2.x's: copy spiece.model into the folder `vocab_path`; returns (its path,). The seed's
+        run_classifier.py calls it at every --save_steps checkpoint. save_pretrained writes it too, with the
+        tokenizer's settings."""
+        with open(self.vocab_file, "rb") as reader:
+            return save_vocabulary_2x(self, vocab_path, {SPIECE_NAME: reader.read()})
 
 
 def read_xlnet_tokenizer_config(config_file):
