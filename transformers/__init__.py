@@ -65,6 +65,13 @@ _PUBLIC_NAMES = {
     "BertForPreTraining": "modeling_bert",
     "BertForMaskedLM": "modeling_bert",
     "load_tf_weights_in_bert": "modeling_bert",
+    # ALBERT's 2.x converter names, and brightmart's albert_zh (modeling_albert_zh.py).
+    "AlbertForPreTraining": "modeling_albert",
+    "load_tf_weights_in_albert": "modeling_albert",
+    "AlbertZhConfig": "configuration_albert",
+    "AlbertZhModel": "modeling_albert_zh",
+    "AlbertZhForSequenceClassification": "modeling_albert_zh",
+    "AlbertZhForPreTraining": "modeling_albert_zh",
 }
 __all__ = sorted(_PUBLIC_NAMES)
 
