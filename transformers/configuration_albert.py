@@ -93,9 +93,9 @@ class AlbertZhConfig(AlbertConfig):
     is not an albert_zh config.
     """
 
+    # classifier_dropout_prob is inherited and not read: albert_zh's classifier (as the seed's) drops out the
+    # pooled vector with hidden_dropout_prob, as BERT's does.
     ln_type: str = "postln"
-    # albert_zh's classifier drops out the pooled vector with hidden_dropout_prob, as BERT's does.
-    classifier_dropout_prob: float = 0.1
 
     def __post_init__(self):
         super().__post_init__()

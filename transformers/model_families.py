@@ -80,7 +80,8 @@ FAMILIES = {
     "albert": ModelFamily(
         "albert", AlbertConfig, AlbertForSequenceClassification, load_albert_tokenizer, top_group_selectors,
         tokenizer_note="SentencePiece (spiece.model); BertTokenizer when the folder has vocab.txt (albert_zh)",
-        reinit_note="the top N of num_hidden_groups layer groups; an error with one group (all depths share it)"),
+        reinit_note="the top N of num_hidden_groups layer groups; an error with one group (all depths share it), "
+                    "as for albert_zh's one shared layer (a config with ln_type)"),
     "roberta": ModelFamily(
         "roberta", RobertaConfig, RobertaForSequenceClassification, load_roberta_tokenizer, roberta_layer_selectors,
         tokenizer_note="byte-level BPE (vocab.json + merges.txt, or tokenizer.json)",
