@@ -9,6 +9,8 @@ is the table that picks a family for a model folder.
 compat_2x.py, optimization.py and auto.py hold what transformers 2.x scripts call besides (AdamW, the warm-up
 schedules, the Auto classes, encode_plus's 2.x options); the reading path does not need them.
 XLNet's files (configuration_xlnet.py, tokenization_xlnet.py, modeling_xlnet.py) are read the same way.
+modeling_albert_zh.py is brightmart's albert_zh, the other ALBERT, which the ALBERT classes build for a config
+with `ln_type`.
 
 The public names are imported on first use rather than here. Importing every module up front would make
 `python -m transformers.tokenization_bert ...` (each module's demo) import that module twice, which Python

@@ -37,7 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .configuration_albert import AlbertConfig, AlbertZhConfig, albert_config_of
-from .configuration_bert import BertConfig  # noqa: F401  transformers 2.x: `from transformers.modeling_albert import BertConfig`
+# transformers 2.x scripts import BertConfig from here (`from transformers.modeling_albert import BertConfig`).
+from .configuration_bert import BertConfig  # noqa: F401
 from .file_utils import BadValueError
 from .modeling_albert_zh import (AlbertZhForPreTraining, AlbertZhForSequenceClassification, AlbertZhModel,
                                  albert_zh_layer_selectors)

@@ -518,7 +518,7 @@ def google_albert_name(tf_name, heads=False):
 
 # brightmart's albert_zh keeps BERT's scopes, with two changes: the one shared layer is `layer_shared` instead of
 # `layer_0`..`layer_{n-1}`, and the [E, H] projection of the word vectors sits beside their table:
-#   bert/embeddings/word_embeddings_2                  -> bert.embeddings.word_embeddings_2.weight (.T: [E, H] -> [H, E])
+#   bert/embeddings/word_embeddings_2                  -> bert.embeddings.word_embeddings_2.weight ([E, H] -> [H, E])
 #   bert/encoder/layer_shared/attention/self/query/... -> bert.encoder.layer_shared.attention.self.query.weight (.T)
 #   cls/predictions/..., cls/seq_relationship/...      -> cls.predictions.*, cls.seq_relationship.* (BERT's heads)
 # These are the names of modeling_albert_zh.py and of the seed's package: its pre-training head's project_layer
