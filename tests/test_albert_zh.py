@@ -77,10 +77,15 @@ def test_outputs_equal_the_seed_package_at_every_position(seed, ln_type):
                           atol=2e-5, rtol=1e-5)
 
 
-def test_the_two_ln_types_compute_different_things(seed):
-    # The fixture would not tell the blocks apart if they agreed on it: they must not.
-    outputs, _ = seed
-    assert (outputs["postln.sequence_output"] - outputs["preln.sequence_output"]).abs().max() > 0.5
+def test_the_parity_check_tells_the_blocks_apart(seed):
+    # postln's weights run as preln blocks must miss the seed's postln outputs by far, or the parity test above
+    # would pass whichever block ran.
+    outputs, batch = seed
+    model = AlbertModel.from_pretrained(str(FIXTURES / "albert_zh_tiny_postln"), ln_type="preln")
+    assert type(model) is AlbertZhModel and model.config.ln_type == "preln"
+    with torch.no_grad():
+        sequence = model(**batch).last_hidden_state
+    assert (sequence - outputs["postln.sequence_output"]).abs().max() > 0.5
 
 
 def test_ln_type_decides_the_variant():
