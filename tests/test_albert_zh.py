@@ -8,6 +8,8 @@ The expected values come from outside our code:
 - tests/fixtures/tf_albert_zh_tiny/ and tf_albert_pretraining_tiny/ were written by TensorFlow
   (write_tf_checkpoint.py albert_pretraining), with every value under its PyTorch name beside them.
 """
+import json
+import logging
 import re
 
 import pytest
@@ -23,6 +25,7 @@ from transformers.modeling_albert import top_group_selectors
 from transformers.modeling_albert_zh import (AlbertZhForPreTraining, AlbertZhForSequenceClassification,
                                              AlbertZhModel)
 
+from _classifier_runs import balanced_tweets, run_main, write_generic_task
 from _support import REPO_ROOT
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures"
@@ -135,11 +138,47 @@ def test_reinit_on_albert_zh():
     # The bias is re-initialized to 0, which it was not in the checkpoint.
     assert changed == ["bert.encoder.layer_shared.output.dense.bias", "bert.encoder.layer_shared.output.dense.weight"]
 
-    config = model.config
+
+def test_reinit_layers_on_albert_zh_reinitializes_the_shared_layer():
+    """albert_zh has one layer for all its depths: --reinit_layers N (1..num_hidden_layers) selects it."""
+    folder = str(FIXTURES / "albert_zh_tiny_postln")
+    checkpoint = load_file(f"{folder}/model.safetensors")
+    config = AlbertConfig.from_pretrained(folder)
+    assert type(config) is AlbertZhConfig and config.num_hidden_layers == 3
     assert top_group_selectors(config, 0, pooler=True) == ["bert.pooler"]
     assert top_group_selectors(config, 0) == []
-    with pytest.raises(BadValueError, match=re.escape("--reinit_layers 1: albert_zh has one shared layer")):
-        top_group_selectors(config, 1, pooler=True)
+    assert top_group_selectors(config, 1) == top_group_selectors(config, 3) == ["bert.encoder.layer_shared"]
+    assert top_group_selectors(config, 2, pooler=True) == ["bert.encoder.layer_shared", "bert.pooler"]
+    with pytest.raises(BadValueError, match=re.escape("--reinit_layers 4: albert_zh has 3 depths (choose 0..3)")):
+        top_group_selectors(config, 4)
+
+    model, info = AlbertForSequenceClassification.from_pretrained(
+        folder, num_labels=3, reinit_keys=top_group_selectors(config, 2), reinit_seed=3, output_loading_info=True)
+    shared = {key for key in checkpoint if key.startswith("bert.encoder.layer_shared.")}
+    assert len(shared) == 16 and set(info.reinit_keys) == shared
+    state = model.state_dict()
+    changed = {key for key in checkpoint if key in state and not torch.equal(state[key], checkpoint[key])}
+    # The fixture's values are all random (no bias at 0, no LayerNorm at 1), so every re-initialized tensor
+    # differs from it, and every other tensor the checkpoint has is loaded bit for bit.
+    assert changed == shared
+    assert {key for key in checkpoint if key in state} - shared  # embeddings and pooler were compared too
+
+
+def test_run_classifier_says_what_reinit_layers_did_on_albert_zh(tmp_path, caplog):
+    data = write_generic_task(tmp_path / "data", balanced_tweets(8), balanced_tweets(4, start=8))
+    out = tmp_path / "out"
+    caplog.set_level(logging.WARNING, logger="run_classifier")
+    run_main(["--model_type", "albert", "--model_name_or_path", FIXTURES / "albert_zh_tiny_postln", "--task_name",
+              "generic", "--data_dir", data, "--output_dir", out, "--max_seq_length", 16, "--do_train",
+              "--max_steps", 1, "--per_gpu_train_batch_size", 4, "--save_steps", 0, "--seed", 3,
+              "--reinit_layers", 2])
+    sentence = ("albert_zh shares one layer across all 3 depths: --reinit_layers 2 re-initializes that shared "
+                "layer (bert.encoder.layer_shared), so every depth changes, not only the top 2")
+    assert sentence in [record.getMessage() for record in caplog.records if record.name == "run_classifier"]
+    record = json.loads((out / "reinit_keys.json").read_text(encoding="utf-8"))
+    assert record["selectors"] == ["bert.encoder.layer_shared"]
+    assert len(record["resolved_keys"]) == 16
+    assert record["reinit_layers_meaning"] == sentence
 
 
 @pytest.mark.parametrize("name,prefixes", [("tf_albert_zh_tiny", ("bert.", "cls.")),

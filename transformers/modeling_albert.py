@@ -41,7 +41,7 @@ from .configuration_albert import AlbertConfig, AlbertZhConfig, albert_config_of
 from .configuration_bert import BertConfig  # noqa: F401
 from .file_utils import BadValueError
 from .modeling_albert_zh import (AlbertZhForPreTraining, AlbertZhForSequenceClassification, AlbertZhModel,
-                                 albert_zh_layer_selectors)
+                                 albert_zh_layer_selectors, albert_zh_layers_meaning)
 from .modeling_bert import (BertEmbeddings, BertModelOutput, BertSelfAttention, PreTrainingOutput,
                             SequenceClassifierOutput, attention_bias_from_mask, classification_loss, get_activation,
                             load_converted_checkpoint, masked_lm_loss)
@@ -118,7 +118,7 @@ class AlbertTransformer(nn.Module):
 
     The depth loop is what sharing means: with one group, `albert_layer_groups.0` is called num_hidden_layers
     times, and its gradient is the sum of what every depth asks of it. That is also why re-initializing
-    "the top N layers" has no meaning for such a model (see `top_group_selectors`).
+    "the top N layers" of such a model re-initializes every depth (see `top_group_selectors`).
     """
 
     def __init__(self, config):
@@ -301,27 +301,50 @@ def top_group_selectors(config, num_layers, pooler=False):
     Re-initializing the top N layers (Zhang et al.) assumes that the top layers have weights of their own. In
     ALBERT they do only when there are several groups: with 12 layers in 4 groups, group 3 serves depths 9-11
     alone, so "the top 1" means group 3, i.e. the top 3 depths. With a single group (every released ALBERT,
-    albert_zh included) one set of weights serves every depth: re-initializing it would throw away the whole
-    pre-trained encoder, which is not what the flag asks for. That case is refused with an explanation;
-    `--reinit_keys` can still select any of ALBERT's own names.
+    albert_zh included) one set of weights serves every depth, so any N from 1 to num_hidden_layers selects
+    that one group, and re-initializing it changes every depth, not only the top N. `top_group_meaning` is
+    the sentence run_classifier logs to say which depths the selection serves.
     """
     if isinstance(config, AlbertZhConfig):
         return albert_zh_layer_selectors(config, num_layers, pooler)
-    groups = config.num_hidden_groups
-    if num_layers and groups == 1:
-        raise BadValueError(
-            f"--reinit_layers {num_layers}: this ALBERT has one layer group, whose weights serve all "
-            f"{config.num_hidden_layers} depths, so it has no top layers of its own to re-initialize (doing so "
-            "would re-initialize the whole encoder). Use --reinit_keys on ALBERT's names instead, e.g. "
-            "albert.encoder.albert_layer_groups.0.albert_layers.0.ffn_output or albert.pooler (see --list_keys)")
-    if not 0 <= num_layers <= groups:
-        raise BadValueError(f"cannot re-initialize the top {num_layers} layer groups: this ALBERT has {groups} "
-                            f"(choose 0..{groups}); each group serves "
-                            f"{config.num_hidden_layers / groups:g} consecutive depths")
-    selectors = [f"albert.encoder.albert_layer_groups.{index}" for index in range(groups - num_layers, groups)]
+    groups, depths = config.num_hidden_groups, config.num_hidden_layers
+    if groups == 1:
+        if not 0 <= num_layers <= depths:
+            raise BadValueError(f"--reinit_layers {num_layers}: this ALBERT has {depths} depths (choose 0..{depths}), "
+                                "all served by its one layer group albert.encoder.albert_layer_groups.0")
+        first = 0 if num_layers else groups
+    else:
+        if not 0 <= num_layers <= groups:
+            raise BadValueError(f"cannot re-initialize the top {num_layers} layer groups: this ALBERT has {groups} "
+                                f"(choose 0..{groups}); each group serves "
+                                f"{depths / groups:g} consecutive depths")
+        first = groups - num_layers
+    selectors = [f"albert.encoder.albert_layer_groups.{index}" for index in range(first, groups)]
     if pooler:
         selectors.append("albert.pooler")
     return selectors
+
+
+def top_group_meaning(config, num_layers):
+    """The sentence that says which depths `--reinit_layers N` changed, where that is more than the top N
+    (weights shared across depths); None where the N groups serve exactly N depths, or N = 0."""
+    if isinstance(config, AlbertZhConfig):
+        return albert_zh_layers_meaning(config, num_layers)
+    groups, depths = config.num_hidden_groups, config.num_hidden_layers
+    if not num_layers:
+        return None
+    if groups == 1:
+        return (f"this ALBERT shares one layer group across all {depths} depths: --reinit_layers {num_layers} "
+                "re-initializes that group (albert.encoder.albert_layer_groups.0), so every depth changes, not "
+                f"only the top {num_layers}")
+    first = groups - num_layers
+    served = [depth for depth in range(depths) if config.group_of_depth(depth) >= first]
+    if len(served) == num_layers:
+        return None
+    chosen = f"group {first}, which serves" if num_layers == 1 else f"groups {first}-{groups - 1}, which serve"
+    return (f"this ALBERT has {groups} layer groups for {depths} depths: --reinit_layers {num_layers} "
+            f"re-initializes {chosen} the top {len(served)} depths ({served[0]}-{served[-1]}), not only the top "
+            f"{num_layers}")
 
 
 def _demo():

@@ -212,17 +212,28 @@ def albert_zh_layer_selectors(config, num_layers, pooler=False):
 
     "The top N layers" (Zhang et al.) are layers with weights of their own. albert_zh has one layer,
     `layer_shared`, whose weights serve all num_hidden_layers depths: the top depth has nothing that is not also
-    the bottom depth's. So N = 0 with --reinit_pooler selects `bert.pooler`, and N >= 1 is refused: it could
-    only mean re-initializing `layer_shared`, i.e. every depth, the whole pre-trained encoder. --reinit_keys
-    selects parts of the shared layer by name (e.g. `bert.encoder.layer_shared.output.dense`).
+    the bottom depth's. So N >= 1 can only select `layer_shared` itself, whatever N is, and re-initializing it
+    changes every depth; `albert_zh_layers_meaning` is the sentence run_classifier logs to say so. N = 0 with
+    --reinit_pooler selects `bert.pooler` alone, and --reinit_keys selects parts of the shared layer by name
+    (e.g. `bert.encoder.layer_shared.output.dense`).
     """
-    if num_layers:
-        raise BadValueError(
-            f"--reinit_layers {num_layers}: albert_zh has one shared layer (bert.encoder.layer_shared), whose "
-            f"weights serve all {config.num_hidden_layers} depths, so it has no top layers of its own; "
-            "re-initializing it would re-initialize the whole encoder. Use --reinit_pooler, or --reinit_keys "
-            "with a part of the shared layer, e.g. bert.encoder.layer_shared.output.dense (see --list_keys)")
-    return ["bert.pooler"] if pooler else []
+    depths = config.num_hidden_layers
+    if not 0 <= num_layers <= depths:
+        raise BadValueError(f"--reinit_layers {num_layers}: albert_zh has {depths} depths (choose 0..{depths}), "
+                            "all served by its one shared layer bert.encoder.layer_shared")
+    selectors = ["bert.encoder.layer_shared"] if num_layers else []
+    if pooler:
+        selectors.append("bert.pooler")
+    return selectors
+
+
+def albert_zh_layers_meaning(config, num_layers):
+    """The sentence that says what `--reinit_layers N` did to albert_zh (None for N = 0)."""
+    if not num_layers:
+        return None
+    return (f"albert_zh shares one layer across all {config.num_hidden_layers} depths: --reinit_layers "
+            f"{num_layers} re-initializes that shared layer (bert.encoder.layer_shared), so every depth changes, "
+            f"not only the top {num_layers}")
 
 
 def _demo():
