@@ -179,6 +179,11 @@ def test_run_classifier_says_what_reinit_layers_did_on_albert_zh(tmp_path, caplo
     assert record["selectors"] == ["bert.encoder.layer_shared"]
     assert len(record["resolved_keys"]) == 16
     assert record["reinit_layers_meaning"] == sentence
+    # weight_change.json gives the shared layer a row of its own, measured from its new draw.
+    rows = {row["module"]: row for row in json.loads((out / "weight_change.json").read_text())["modules"]}
+    assert list(rows) == ["embeddings", "layer_shared", "pooler", "head"]
+    assert (rows["layer_shared"]["tensors"], rows["layer_shared"]["measured_from"]) == (16, "fresh init")
+    assert rows["embeddings"]["measured_from"] == rows["pooler"]["measured_from"] == "pre-trained"
 
 
 @pytest.mark.parametrize("name,prefixes", [("tf_albert_zh_tiny", ("bert.", "cls.")),
