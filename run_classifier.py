@@ -56,7 +56,8 @@ from bert_read_step_to_step.checkpoints import (TRAIN_STATE_NAME, check_same_tra
 from bert_read_step_to_step.cli_help import DefaultsHelpFormatter
 from bert_read_step_to_step.features import FeatureDataset, load_and_cache_features, padding_of, unk_report
 from bert_read_step_to_step.metrics import compute_metrics
-from bert_read_step_to_step.model_setup import check_vocab_fits, list_keys, lower_case_choice, reinit_selectors
+from bert_read_step_to_step.model_setup import (check_vocab_fits, list_keys, lower_case_choice,
+                                                reinit_layers_meaning, reinit_selectors)
 from bert_read_step_to_step.optimization import not_loaded, optimizer_step, stabilizer_priors, start_training
 from bert_read_step_to_step.precision import BF16_CHOICES
 from bert_read_step_to_step.run_folder import (checkpoint_dirs, is_within, output_dir_lock, output_dir_problem,
@@ -420,6 +421,9 @@ def load_model(args, config, labels):
     elsewhere has its rows put in this order by its own id2label (see `match_head_to_labels`); saving writes
     the names into config.json.
     """
+    meaning = reinit_layers_meaning(args, config)  # ALBERT's shared weights: more depths change than the top N
+    if meaning:
+        logger.warning(meaning)
     model, info = family_of(config).model_class.from_pretrained(
         args.model_name_or_path, config=config, output_loading_info=True,
         reinit_keys=reinit_selectors(args, config), reinit_std=args.reinit_std, reinit_seed=args.seed,

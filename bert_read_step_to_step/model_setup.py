@@ -2,8 +2,9 @@
 
 In:  run_classifier's arguments, the model's config and family (transformers/model_families.py).
 Out: the lower-casing choice for the tokenizer, the re-init selectors `from_pretrained` gets (--reinit_keys
-     plus what --reinit_layers/--reinit_pooler mean for this family), a check that the vocabulary fits the
-     embedding table, and `list_keys`, which prints where each parameter of a loaded model came from.
+     plus what --reinit_layers/--reinit_pooler mean for this family), the sentence that says which depths
+     --reinit_layers changed where shared weights make that more than the top N, a check that the vocabulary
+     fits the embedding table, and `list_keys`, which prints where each parameter of a loaded model came from.
 
 run_classifier.load_model makes the article's call itself (`from_pretrained(..., reinit_keys=...)`); this
 module only works out its arguments, so that the run record and the checkpoint's trajectory name the same list.
@@ -31,6 +32,12 @@ def reinit_selectors(args, config):
     """--reinit_keys as given, plus what --reinit_layers/--reinit_pooler mean for this config's family."""
     layer_rule = family_of(config).reinit_layer_selectors
     return list(args.reinit_keys) + layer_rule(config, args.reinit_layers, args.reinit_pooler)
+
+
+def reinit_layers_meaning(args, config):
+    """What --reinit_layers N did, in one sentence, where weights shared across depths make it more than the
+    top N depths (ALBERT: "every depth changes, not only the top 2"); None elsewhere."""
+    return family_of(config).reinit_layers_meaning(config, args.reinit_layers)
 
 
 def check_vocab_fits(tokenizer, config, config_source):

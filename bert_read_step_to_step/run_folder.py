@@ -10,7 +10,9 @@ Out: `output_dir_problem` (is this folder one the run may write into? checked be
 Files written here:
     run.lock                 who holds the folder (emptied, not removed, when the run ends)
     training_args.json       every argument of a training run and the precision it used
-    reinit_keys.json         the re-init selectors, std, seed and the keys they resolved to
+    reinit_keys.json         the re-init selectors, std, seed and the keys they resolved to (and, where
+                             weights shared across depths make --reinit_layers N change more than the
+                             top N depths, the sentence that says which: reinit_layers_meaning)
     eval_args.json / predict_args.json   the same for an evaluation- or prediction-only run
     {eval,test}_results.json / .txt      the scores
 """
@@ -24,7 +26,7 @@ import shutil
 import socket
 import time
 
-from bert_read_step_to_step.model_setup import reinit_selectors
+from bert_read_step_to_step.model_setup import reinit_layers_meaning, reinit_selectors
 from transformers.file_utils import (UserError, recover_folders_in, redact_url, replace_path, write_atomically,
                                      write_json_atomically)
 
@@ -202,6 +204,9 @@ def write_run_record(args, runtime, config, info, plan=None):
     std = args.reinit_std if args.reinit_std is not None else config.initializer_range
     record = {"selectors": reinit_selectors(args, config), "reinit_std": std,
               "reinit_seed": args.seed, "resolved_keys": info.reinit_keys, **loading}
+    meaning = reinit_layers_meaning(args, config)  # which depths changed, where that is more than the top N
+    if meaning:
+        record["reinit_layers_meaning"] = meaning
     write_json_atomically(os.path.join(args.output_dir, REINIT_RECORD_NAME), record)
     warnings = list(plan.warnings) if plan is not None else []
     write_json_atomically(os.path.join(args.output_dir, ARGS_NAME), {**args_to_dict(args, runtime),

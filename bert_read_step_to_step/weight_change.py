@@ -1,7 +1,8 @@
 """What did fine-tuning move? The relative change of each module's weights, ‖W_after − W_before‖ / ‖W_before‖.
 
 A module is the embeddings, one encoder layer, the pooler or the head (the classifier); its norm is taken over
-all of its tensors together (the Frobenius norm of their concatenation). Layers that barely move kept what
+all of its tensors together (the Frobenius norm of their concatenation). albert_zh's one layer, run at every
+depth, is its own row, "layer_shared". Layers that barely move kept what
 pre-training gave them; layers that move most were reshaped for the task, which is the evidence a reader wants
 when choosing which layers to re-initialize (Zhang et al. re-initialize the top ones).
 
@@ -44,6 +45,7 @@ BAR_COLORS = {FROM_PRETRAINED: "tab:blue", FROM_FRESH_INIT: "tab:orange",
               FROM_BEFORE: "tab:blue", REINIT_IN_AFTER: "tab:red"}
 MATPLOTLIB_MISSING = "matplotlib is not installed: skipping {path} (install it with: pip install -r requirements.txt)"
 LAYER = re.compile(r"^encoder\.layer\.(\d+)\.")
+SHARED_LAYER = "encoder.layer_shared."
 
 
 def module_of(name):
@@ -53,15 +55,19 @@ def module_of(name):
     layer = LAYER.match(name)
     if layer:
         return f"layer {layer.group(1)}"
+    if name.startswith(SHARED_LAYER):  # albert_zh: one set of weights for all depths, not one layer's
+        return "layer_shared"
     if name.startswith(("embeddings.", "pooler.")):
         return name.split(".")[0]
     return "head"
 
 
 def module_order(module):
-    """Sort key: embeddings, then the layers by number, then the pooler, then the head."""
+    """Sort key: embeddings, then the layers by number (or albert_zh's shared one), then the pooler, then the head."""
     if module.startswith("layer "):
         return (1, int(module.split()[1]))
+    if module == "layer_shared":
+        return (1, 0)
     return ({"embeddings": 0, "pooler": 2}.get(module, 3), 0)
 
 

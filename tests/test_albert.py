@@ -5,6 +5,7 @@ A SentencePiece model is trained on tweets inside the test (1,000 pieces, about 
 served by 2 groups of 2 inner layers each, so that sharing, groups and inner layers are all exercised.
 """
 import json
+import logging
 import re
 import shutil
 
@@ -93,15 +94,40 @@ def test_reinit_top_group_changes_exactly_its_tensors(albert):
     assert changed == ["albert.encoder.albert_layer_groups.0.albert_layers.1.ffn_output.weight"]
 
 
-def test_reinit_layers_on_one_group_explains_the_sharing():
-    config = AlbertConfig(num_hidden_layers=12, num_hidden_groups=1, **{k: v for k, v in TINY.items()
-                                                                         if k not in ("num_hidden_layers",
-                                                                                      "num_hidden_groups")})
-    with pytest.raises(BadValueError, match="one layer group, whose weights serve all 12 depths"):
-        top_group_selectors(config, 2)
+def test_reinit_layers_on_one_group_reinitializes_that_group(albert, tmp_path, caplog, capsys):
+    """With one group, every depth runs its weights: --reinit_layers N (1..num_hidden_layers) selects it."""
+    one_group = {**TINY, "num_hidden_groups": 1, "inner_group_num": 1}
+    config = AlbertConfig(vocab_size=1000, num_labels=3, **one_group)
+    torch.manual_seed(2)
+    model = AlbertForSequenceClassification(config)
+    with torch.no_grad():  # no bias at 0 and no LayerNorm at 1, so that every re-initialized tensor differs
+        for parameter in model.parameters():
+            parameter.normal_()
+    folder = tmp_path / "one_group"
+    model.save_pretrained(folder)
+    checkpoint = load_file(str(folder / "model.safetensors"))
     assert top_group_selectors(config, 0, pooler=True) == ["albert.pooler"]
+    assert top_group_selectors(config, 1) == top_group_selectors(config, 4) == ["albert.encoder.albert_layer_groups.0"]
+    with pytest.raises(BadValueError, match=re.escape("--reinit_layers 5: this ALBERT has 4 depths (choose 0..4)")):
+        top_group_selectors(config, 5)
     with pytest.raises(BadValueError, match=re.escape("top 3 layer groups: this ALBERT has 2 (choose 0..2)")):
         top_group_selectors(AlbertConfig(**TINY), 3)
+
+    reloaded, info = AlbertForSequenceClassification.from_pretrained(
+        folder, reinit_keys=top_group_selectors(config, 2), reinit_seed=5, output_loading_info=True)
+    group = {key for key in checkpoint if key.startswith("albert.encoder.albert_layer_groups.0.")}
+    assert len(group) == 16 and set(info.reinit_keys) == group
+    changed = {key for key, tensor in reloaded.state_dict().items() if not torch.equal(tensor, checkpoint[key])}
+    assert changed == group  # and the embeddings, the mapping, the pooler and the classifier are as saved
+
+    caplog.set_level(logging.WARNING, logger="run_classifier")
+    run_main(["--model_type", "albert", "--model_name_or_path", folder, "--task_name", "generic", "--data_dir",
+              albert["trained"].parent / "data", "--output_dir", tmp_path / "unused", "--list_keys",
+              "--reinit_layers", "2", "--max_seq_length", "32"])
+    sentence = ("this ALBERT shares one layer group across all 4 depths: --reinit_layers 2 re-initializes that "
+                "group (albert.encoder.albert_layer_groups.0), so every depth changes, not only the top 2")
+    assert sentence in [record.getMessage() for record in caplog.records if record.name == "run_classifier"]
+    assert "\n16 re-initialized on request" in capsys.readouterr().out
 
 
 def test_run_classifier_trains_evaluates_saves_and_the_reference_reads_it(albert):
@@ -111,6 +137,10 @@ def test_run_classifier_trains_evaluates_saves_and_the_reference_reads_it(albert
     record = json.loads((trained / "reinit_keys.json").read_text())
     assert record["selectors"] == ["albert.encoder.albert_layer_groups.1", "albert.pooler"]
     assert len(record["resolved_keys"]) == 34
+    # Group 1 of 2 runs at depths 2 and 3: "the top 1" changes two depths, and the record says so.
+    assert record["reinit_layers_meaning"] == ("this ALBERT has 2 layer groups for 4 depths: --reinit_layers 1 "
+                                               "re-initializes group 1, which serves the top 2 depths (2-3), not "
+                                               "only the top 1")
     assert any("re-initialized on request" in m and "albert.encoder.albert_layer_groups.1: 32" in m
                for m in albert["report"]), "the loading report names the re-initialized group"
     assert (trained / "spiece.model").is_file()

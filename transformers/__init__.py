@@ -11,6 +11,8 @@ schedules, the Auto classes, encode_plus's 2.x options); the reading path does n
 XLNet's files (configuration_xlnet.py, tokenization_xlnet.py, modeling_xlnet.py) are read the same way.
 convert_ernie_checkpoint.py turns Baidu's ERNIE 1.0 release into a BERT folder, reading its Paddle files with
 paddle_params.py (no Paddle needed).
+modeling_albert_zh.py is brightmart's albert_zh, the other ALBERT, which the ALBERT classes build for a config
+with `ln_type`.
 
 The public names are imported on first use rather than here. Importing every module up front would make
 `python -m transformers.tokenization_bert ...` (each module's demo) import that module twice, which Python
@@ -70,6 +72,13 @@ _PUBLIC_NAMES = {
     "BertForPreTraining": "modeling_bert",
     "BertForMaskedLM": "modeling_bert",
     "load_tf_weights_in_bert": "modeling_bert",
+    # ALBERT's 2.x converter names, and brightmart's albert_zh (modeling_albert_zh.py).
+    "AlbertForPreTraining": "modeling_albert",
+    "load_tf_weights_in_albert": "modeling_albert",
+    "AlbertZhConfig": "configuration_albert",
+    "AlbertZhModel": "modeling_albert_zh",
+    "AlbertZhForSequenceClassification": "modeling_albert_zh",
+    "AlbertZhForPreTraining": "modeling_albert_zh",
 }
 __all__ = sorted(_PUBLIC_NAMES)
 

@@ -14,11 +14,18 @@ on an `AlbertConfig`: BERT's fields plus the three that make ALBERT small.
                        all of them in turn. Every released ALBERT has 1.
 
 Everything else (reading, saving, labels, the checks) is BertConfig's; see configuration_bert.py.
+
+Two ALBERTs share the name. Google's (google-research/albert, what transformers implements) and brightmart's
+albert_zh, the Chinese ALBERT that Read_Bert_Code's readers fine-tune. albert_zh's config has one key Google's
+lacks, `ln_type` ("postln" or "preln"), and that key is the rule: a config with `ln_type` is albert_zh
+(`AlbertZhConfig`, built by modeling_albert_zh.py), one without is Google's. Reading picks the class by it
+(`AlbertConfig.from_dict`), and so does `albert_config_of` for a transformers 2.x BertConfig that carries
+ALBERT's keys (the seed reads every config with BertConfig).
 """
 from dataclasses import dataclass
 from typing import ClassVar, Tuple
 
-from .configuration_bert import REQUIRED_FIELDS, BertConfig
+from .configuration_bert import REQUIRED_FIELDS, BertConfig, LoadingError
 
 
 @dataclass
@@ -60,6 +67,59 @@ class AlbertConfig(BertConfig):
         is done in floats, as in transformers, so that uneven splits (10 layers, 4 groups) give the same groups.
         """
         return int(depth / (self.num_hidden_layers / self.num_hidden_groups))
+
+    @classmethod
+    def from_dict(cls, values, **overrides):
+        """As BertConfig's, except that AlbertConfig itself returns an AlbertZhConfig (a subclass) for a config
+        with `ln_type`: the one key that tells albert_zh from Google's ALBERT."""
+        if cls is AlbertConfig and "ln_type" in values:
+            cls = AlbertZhConfig
+        return super(AlbertConfig, cls).from_dict(values, **overrides)
+
+
+# albert_zh's two block layouts. postln is BERT's block: LayerNorm after each residual sum. preln moves each
+# LayerNorm in front of its sub-block (attention, feed-forward) and leaves the residual stream un-normalized.
+LN_TYPES = ("postln", "preln")
+
+
+@dataclass
+class AlbertZhConfig(AlbertConfig):
+    """brightmart's albert_zh: E-wide word vectors projected to H before the H-wide position and segment
+    vectors are added; one set of layer weights (`layer_shared`) run at every depth; `ln_type` picks the block.
+
+    It is an AlbertConfig for the family table (model_type "albert", --model_type albert), but it builds
+    modeling_albert_zh.py's network, not modeling_albert.py's: the two differ where the embeddings are widened
+    and in every parameter name. The group counts are always 1 (one shared layer); a config that says otherwise
+    is not an albert_zh config.
+    """
+
+    # classifier_dropout_prob is inherited and not read: albert_zh's classifier (as the seed's) drops out the
+    # pooled vector with hidden_dropout_prob, as BERT's does.
+    ln_type: str = "postln"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.ln_type not in LN_TYPES:
+            raise ValueError(f"ln_type {self.ln_type!r} is not albert_zh's: choose one of {', '.join(LN_TYPES)}")
+        if self.num_hidden_groups != 1 or self.inner_group_num != 1:
+            raise ValueError(f"num_hidden_groups {self.num_hidden_groups} and inner_group_num "
+                             f"{self.inner_group_num}: albert_zh (a config with ln_type) has one shared layer, "
+                             "so both must be 1; drop ln_type if this is Google's ALBERT")
+
+
+def albert_config_of(config):
+    """The ALBERT config that `config` stands for: itself if it is one, else (a transformers 2.x BertConfig that
+    carries ALBERT's keys in `extra`, as the seed's run_classifier.py and converter make) the AlbertZhConfig
+    (with `ln_type`) or AlbertConfig (without) built from the same values. A BertConfig without embedding_size
+    is no ALBERT config, and is refused in one line."""
+    if isinstance(config, AlbertConfig):
+        return config
+    values = config.to_dict()
+    values.pop("model_type", None)  # "bert", the BertConfig's own; the ALBERT config writes "albert"
+    if "embedding_size" not in values:
+        raise LoadingError(f"an ALBERT model needs an ALBERT config, got a {type(config).__name__} without "
+                           "embedding_size; read the model's config.json (albert_config.json) with AlbertConfig")
+    return AlbertConfig.from_dict(values)
 
 
 if __name__ == "__main__":

@@ -202,8 +202,11 @@ class PretrainedConfig:
 
 @dataclass
 class BertConfig(PretrainedConfig):
-    # Chinese RoBERTa-wwm checkpoints have BERT's architecture and parameter names.
-    accepted_model_types: ClassVar[Tuple[str, ...]] = ("bert", "roberta")
+    # Chinese RoBERTa-wwm checkpoints have BERT's architecture and parameter names. ALBERT's configs are read
+    # too, as transformers 2.x read every config with BertConfig (the seed's MODEL_CLASSES pairs BertConfig with
+    # AlbertForSequenceClassification): ALBERT's own keys stay in `extra`, and the ALBERT models turn such a
+    # config into theirs (configuration_albert.albert_config_of).
+    accepted_model_types: ClassVar[Tuple[str, ...]] = ("bert", "roberta", "albert")
     required_fields: ClassVar[Tuple[str, ...]] = REQUIRED_FIELDS
 
     vocab_size: int = 30522

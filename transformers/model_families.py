@@ -25,7 +25,7 @@ from .configuration_bert import BertConfig, LoadingError, PretrainedConfig, conf
 from .configuration_roberta import RobertaConfig
 from .configuration_xlnet import XLNetConfig
 from .file_utils import BadValueError, is_remote_url
-from .modeling_albert import AlbertForSequenceClassification, top_group_selectors
+from .modeling_albert import AlbertForSequenceClassification, top_group_meaning, top_group_selectors
 from .modeling_bert import BertForSequenceClassification
 from .modeling_roberta import RobertaForSequenceClassification, roberta_layer_selectors
 from .modeling_xlnet import XLNetForSequenceClassification, xlnet_top_layer_selectors
@@ -50,6 +50,9 @@ class ModelFamily:
     # For the reader, logged when run_classifier picks the family (the README's model table says the same).
     tokenizer_note: str
     reinit_note: str
+    # (config, N) -> the sentence run_classifier logs when the weights --reinit_layers N selects serve more
+    # depths than the top N (ALBERT's shared layers), else None
+    reinit_layers_meaning: Callable = lambda config, num_layers: None
 
 
 def load_bert_tokenizer(path, do_lower_case=None, cache_dir=None):
@@ -80,7 +83,10 @@ FAMILIES = {
     "albert": ModelFamily(
         "albert", AlbertConfig, AlbertForSequenceClassification, load_albert_tokenizer, top_group_selectors,
         tokenizer_note="SentencePiece (spiece.model); BertTokenizer when the folder has vocab.txt (albert_zh)",
-        reinit_note="the top N of num_hidden_groups layer groups; an error with one group (all depths share it)"),
+        reinit_note="the top N of num_hidden_groups layer groups; with one group (all depths share it), N in "
+                    "1..num_hidden_layers selects that group, as it selects albert_zh's one shared layer "
+                    "bert.encoder.layer_shared (a config with ln_type): every depth changes",
+        reinit_layers_meaning=top_group_meaning),
     "roberta": ModelFamily(
         "roberta", RobertaConfig, RobertaForSequenceClassification, load_roberta_tokenizer, roberta_layer_selectors,
         tokenizer_note="byte-level BPE (vocab.json + merges.txt, or tokenizer.json)",

@@ -23,15 +23,28 @@ Shape legend, used in the comments of this file:
     B batch size, L sequence length, E embedding size, H hidden size, N attention heads, D head size (H = N * D),
     I intermediate size, C number of labels, Q rows that ask queries (L; 1 in the classifier's last layer).
 
+brightmart's albert_zh (Read_Bert_Code's ALBERT) is a different network, in modeling_albert_zh.py. The classes
+here build it when their config says so (a config with `ln_type`; see configuration_albert.py): as in
+transformers 2.x, `AlbertForSequenceClassification.from_pretrained(albert_zh_folder, config=BertConfig(...))`
+must work, so `AlbertModel`, `AlbertForSequenceClassification` and `AlbertForPreTraining` hand such a config on
+to their albert_zh counterparts (`_AlbertVariant.__new__`), and turn a 2.x BertConfig carrying ALBERT's keys
+into an AlbertConfig (`albert_config_of`).
+
 Run `python -m transformers.modeling_albert` to build a small random ALBERT and print the shape after each step.
 """
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from .configuration_albert import AlbertConfig
+from .configuration_albert import AlbertConfig, AlbertZhConfig, albert_config_of
+# transformers 2.x scripts import BertConfig from here (`from transformers.modeling_albert import BertConfig`).
+from .configuration_bert import BertConfig  # noqa: F401
 from .file_utils import BadValueError
-from .modeling_bert import (BertEmbeddings, BertModelOutput, BertSelfAttention, SequenceClassifierOutput,
-                            attention_bias_from_mask, classification_loss, get_activation)
+from .modeling_albert_zh import (AlbertZhForPreTraining, AlbertZhForSequenceClassification, AlbertZhModel,
+                                 albert_zh_layer_selectors, albert_zh_layers_meaning)
+from .modeling_bert import (BertEmbeddings, BertModelOutput, BertSelfAttention, PreTrainingOutput,
+                            SequenceClassifierOutput, attention_bias_from_mask, classification_loss, get_activation,
+                            load_converted_checkpoint, masked_lm_loss)
 from .modeling_utils import Linear, PreTrainedModel
 
 
@@ -105,7 +118,7 @@ class AlbertTransformer(nn.Module):
 
     The depth loop is what sharing means: with one group, `albert_layer_groups.0` is called num_hidden_layers
     times, and its gradient is the sum of what every depth asks of it. That is also why re-initializing
-    "the top N layers" has no meaning for such a model (see `top_group_selectors`).
+    "the top N layers" of such a model re-initializes every depth (see `top_group_selectors`).
     """
 
     def __init__(self, config):
@@ -124,13 +137,32 @@ class AlbertTransformer(nn.Module):
         return hidden_states
 
 
-class AlbertModel(PreTrainedModel):
-    """The encoder without a task head: ids -> one vector per token and a pooled vector per sentence."""
+class _AlbertVariant(PreTrainedModel):
+    """What the ALBERT models share: their config class, and handing an albert_zh config to `albert_zh_class`.
+
+    `AlbertForSequenceClassification(config)` with an albert_zh config returns an
+    AlbertZhForSequenceClassification, built there; Python then skips this class's __init__, as the object is
+    not an instance of it. from_pretrained builds its model with `cls(config, ...)`, so it takes the same turn.
+    """
 
     config_class = AlbertConfig
     base_model_prefix = "albert"
+    albert_zh_class = None  # the albert_zh model of the same role (modeling_albert_zh.py)
+
+    def __new__(cls, config=None, *args, **kwargs):
+        # config is None when copy or pickle re-creates an object: there is nothing to choose then.
+        if config is not None and isinstance(albert_config_of(config), AlbertZhConfig):
+            return cls.albert_zh_class(albert_config_of(config), *args, **kwargs)
+        return super().__new__(cls)
+
+
+class AlbertModel(_AlbertVariant):
+    """The encoder without a task head: ids -> one vector per token and a pooled vector per sentence."""
+
+    albert_zh_class = AlbertZhModel
 
     def __init__(self, config: AlbertConfig, initialize=True):
+        config = albert_config_of(config)  # a transformers 2.x BertConfig with ALBERT's keys -> AlbertConfig
         super().__init__(config)
         self.embeddings = AlbertEmbeddings(config)
         self.encoder = AlbertTransformer(config)
@@ -154,13 +186,13 @@ class AlbertModel(PreTrainedModel):
         return BertModelOutput(last_hidden_state=sequence, pooler_output=pooled)
 
 
-class AlbertForSequenceClassification(PreTrainedModel):
+class AlbertForSequenceClassification(_AlbertVariant):
     """AlbertModel plus a linear head on the pooled vector: C class scores, or one number when C == 1."""
 
-    config_class = AlbertConfig
-    base_model_prefix = "albert"
+    albert_zh_class = AlbertZhForSequenceClassification
 
     def __init__(self, config: AlbertConfig, initialize=True):
+        config = albert_config_of(config)
         super().__init__(config)
         self.num_labels = config.num_labels
         self.albert = AlbertModel(config, initialize=False)  # initialized below, together with the head
@@ -175,6 +207,92 @@ class AlbertForSequenceClassification(PreTrainedModel):
         return SequenceClassifierOutput(loss=classification_loss(logits, labels, self.num_labels), logits=logits)
 
 
+# ---- transformers 2.x's pre-training model, in the reference library's names ---------------------------------
+# Google's ALBERT pre-trains with a masked-LM head and a sentence-order head. transformers names them
+# `predictions.*` and `sop_classifier.classifier.*` beside `albert.*`, so a state dict of this model (what the
+# seed's converter saves) loads into transformers' AlbertForPreTraining as it is.
+
+class AlbertMLMHead(nn.Module):
+    """H -> E (dense, activation, LayerNorm), then the E-wide word table read backwards, plus a bias per entry."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.dense = Linear(config.hidden_size, config.embedding_size)
+        self.activation = get_activation(config.hidden_act)
+        self.LayerNorm = nn.LayerNorm(config.embedding_size, eps=config.layer_norm_eps)
+        self.decoder = Linear(config.embedding_size, config.vocab_size, bias=False)  # weight: the [V, E] table
+        self.bias = nn.Parameter(torch.empty(config.vocab_size))
+
+    def forward(self, hidden_states):
+        narrowed = self.LayerNorm(self.activation(self.dense(hidden_states)))  # [B, L, H] -> [B, L, E]
+        return self.decoder(narrowed) + self.bias  # [B, L, E] -> [B, L, V]
+
+
+class AlbertSOPHead(nn.Module):
+    """Sentence order: are the two segments in their original order? [B, H] -> [B, 2]."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.classifier = Linear(config.hidden_size, 2)
+
+
+class AlbertForPreTraining(_AlbertVariant):
+    """ALBERT with both pre-training heads: outputs (loss), prediction scores [B, L, V], sentence-order scores
+    [B, 2]. The model the seed's convert_albert_original_tf_checkpoint_to_pytorch.py fills."""
+
+    albert_zh_class = AlbertZhForPreTraining
+    reads_pretraining_heads = True
+    tied_keys = ("predictions.decoder.weight",)
+
+    def __init__(self, config: AlbertConfig, initialize=True):
+        config = albert_config_of(config)
+        super().__init__(config)
+        self.albert = AlbertModel(config, initialize=False)
+        self.predictions = AlbertMLMHead(config)
+        self.sop_classifier = AlbertSOPHead(config)
+        self.tie_weights()
+        if initialize:
+            self.init_weights()
+
+    def tie_weights(self):
+        """The decoder is the word-embedding table: one tensor under two names."""
+        self.predictions.decoder.weight = self.albert.embeddings.word_embeddings.weight
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, masked_lm_labels=None,
+                sentence_order_label=None) -> PreTrainingOutput:
+        output = self.albert(input_ids, attention_mask, token_type_ids)  # every row of the last depth
+        logits = self.predictions(output.last_hidden_state)  # [B, L, V]
+        order = self.sop_classifier.classifier(output.pooler_output)  # [B, H] -> [B, 2]
+        loss = None
+        if masked_lm_labels is not None and sentence_order_label is not None:
+            loss = masked_lm_loss(logits, masked_lm_labels) + F.cross_entropy(order, sentence_order_label)
+        return PreTrainingOutput(loss=loss, prediction_logits=logits, seq_relationship_logits=order)
+
+
+def load_tf_weights_in_albert(model, config, tf_checkpoint_path):
+    """transformers 2.x's converter step: fill `model` (an ALBERT model here, either variant) from a TensorFlow
+    checkpoint read without TensorFlow, pre-training heads included. Returns the model.
+
+    Both layouts are read (tf_checkpoint.albert_state_dict tells them apart by their names): brightmart's
+    albert_zh (`bert/encoder/layer_shared/...`, what the seed's converter was written for) into an albert_zh
+    model, Google's (`bert/encoder/transformer/group_0/...`) into modeling_albert.py's. `config` is 2.x's
+    argument (a BertConfig there); it must describe the model's own config.
+    """
+    from .configuration_bert import LoadingError
+    from .tf_checkpoint import TFCheckpoint, albert_checkpoint_layout, albert_state_dict
+    if config is not None and albert_config_of(config) != model.config:
+        raise LoadingError(f"load_tf_weights_in_albert: the config given differs from {type(model).__name__}'s own")
+    checkpoint = TFCheckpoint(tf_checkpoint_path)
+    layout = albert_checkpoint_layout(checkpoint)
+    wanted = "albert_zh" if isinstance(model.config, AlbertZhConfig) else "google"
+    if layout != wanted:
+        raise LoadingError(f"{checkpoint.index_path}: a checkpoint in {layout} ALBERT's layout, but "
+                           f"{type(model).__name__} is {wanted}'s (a config with ln_type is albert_zh's, one "
+                           "without is Google's); use the config.json that came with the checkpoint")
+    load_converted_checkpoint(model, albert_state_dict(checkpoint, heads=True).state_dict, tf_checkpoint_path)
+    return model
+
+
 # ---- --reinit_layers for ALBERT --------------------------------------------------------------------------
 
 def top_group_selectors(config, num_layers, pooler=False):
@@ -183,25 +301,50 @@ def top_group_selectors(config, num_layers, pooler=False):
     Re-initializing the top N layers (Zhang et al.) assumes that the top layers have weights of their own. In
     ALBERT they do only when there are several groups: with 12 layers in 4 groups, group 3 serves depths 9-11
     alone, so "the top 1" means group 3, i.e. the top 3 depths. With a single group (every released ALBERT,
-    albert_zh included) one set of weights serves every depth: re-initializing it would throw away the whole
-    pre-trained encoder, which is not what the flag asks for. That case is refused with an explanation;
-    `--reinit_keys` can still select any of ALBERT's own names.
+    albert_zh included) one set of weights serves every depth, so any N from 1 to num_hidden_layers selects
+    that one group, and re-initializing it changes every depth, not only the top N. `top_group_meaning` is
+    the sentence run_classifier logs to say which depths the selection serves.
     """
-    groups = config.num_hidden_groups
-    if num_layers and groups == 1:
-        raise BadValueError(
-            f"--reinit_layers {num_layers}: this ALBERT has one layer group, whose weights serve all "
-            f"{config.num_hidden_layers} depths, so it has no top layers of its own to re-initialize (doing so "
-            "would re-initialize the whole encoder). Use --reinit_keys on ALBERT's names instead, e.g. "
-            "albert.encoder.albert_layer_groups.0.albert_layers.0.ffn_output or albert.pooler (see --list_keys)")
-    if not 0 <= num_layers <= groups:
-        raise BadValueError(f"cannot re-initialize the top {num_layers} layer groups: this ALBERT has {groups} "
-                            f"(choose 0..{groups}); each group serves "
-                            f"{config.num_hidden_layers / groups:g} consecutive depths")
-    selectors = [f"albert.encoder.albert_layer_groups.{index}" for index in range(groups - num_layers, groups)]
+    if isinstance(config, AlbertZhConfig):
+        return albert_zh_layer_selectors(config, num_layers, pooler)
+    groups, depths = config.num_hidden_groups, config.num_hidden_layers
+    if groups == 1:
+        if not 0 <= num_layers <= depths:
+            raise BadValueError(f"--reinit_layers {num_layers}: this ALBERT has {depths} depths (choose 0..{depths}), "
+                                "all served by its one layer group albert.encoder.albert_layer_groups.0")
+        first = 0 if num_layers else groups
+    else:
+        if not 0 <= num_layers <= groups:
+            raise BadValueError(f"cannot re-initialize the top {num_layers} layer groups: this ALBERT has {groups} "
+                                f"(choose 0..{groups}); each group serves "
+                                f"{depths / groups:g} consecutive depths")
+        first = groups - num_layers
+    selectors = [f"albert.encoder.albert_layer_groups.{index}" for index in range(first, groups)]
     if pooler:
         selectors.append("albert.pooler")
     return selectors
+
+
+def top_group_meaning(config, num_layers):
+    """The sentence that says which depths `--reinit_layers N` changed, where that is more than the top N
+    (weights shared across depths); None where the N groups serve exactly N depths, or N = 0."""
+    if isinstance(config, AlbertZhConfig):
+        return albert_zh_layers_meaning(config, num_layers)
+    groups, depths = config.num_hidden_groups, config.num_hidden_layers
+    if not num_layers:
+        return None
+    if groups == 1:
+        return (f"this ALBERT shares one layer group across all {depths} depths: --reinit_layers {num_layers} "
+                "re-initializes that group (albert.encoder.albert_layer_groups.0), so every depth changes, not "
+                f"only the top {num_layers}")
+    first = groups - num_layers
+    served = [depth for depth in range(depths) if config.group_of_depth(depth) >= first]
+    if len(served) == num_layers:
+        return None
+    chosen = f"group {first}, which serves" if num_layers == 1 else f"groups {first}-{groups - 1}, which serve"
+    return (f"this ALBERT has {groups} layer groups for {depths} depths: --reinit_layers {num_layers} "
+            f"re-initializes {chosen} the top {len(served)} depths ({served[0]}-{served[-1]}), not only the top "
+            f"{num_layers}")
 
 
 def _demo():

@@ -660,11 +660,19 @@ def load_tf_weights_in_bert(model, config, tf_checkpoint_path):
     own config is what counts, and a different one is an error. Every parameter the model has must come from
     the checkpoint (a converter that saved random numbers under trained names would hide the loss).
     """
-    from .modeling_utils import LoadingError, load, match_to_model
+    from .modeling_utils import LoadingError
     from .tf_checkpoint import bert_state_dict
     if config is not None and config != model.config:
         raise LoadingError(f"load_tf_weights_in_bert: the config given differs from {type(model).__name__}'s own")
-    state_dict = match_to_model(bert_state_dict(tf_checkpoint_path, heads=True).state_dict, model)
+    load_converted_checkpoint(model, bert_state_dict(tf_checkpoint_path, heads=True).state_dict, tf_checkpoint_path)
+    return model
+
+
+def load_converted_checkpoint(model, state_dict, tf_checkpoint_path):
+    """Load `state_dict` (a TensorFlow checkpoint's tensors in our names) into `model`: every parameter the model
+    has must come from it, in the model's shape, or the error names the checkpoint and the keys."""
+    from .modeling_utils import LoadingError, load, match_to_model
+    state_dict = match_to_model(state_dict, model)
     own = model.state_dict()
     shapes = [f"{key}: {list(tensor.shape)} in the checkpoint, {list(own[key].shape)} in the model"
               for key, tensor in state_dict.items() if key in own and tensor.shape != own[key].shape]
@@ -677,7 +685,6 @@ def load_tf_weights_in_bert(model, config, tf_checkpoint_path):
         raise LoadingError(f"{tf_checkpoint_path}: the checkpoint lacks {missing} of {type(model).__name__}"
                            + (f" ({'; '.join(errors)})" if errors else ""))
     model.tie_weights()
-    return model
 
 
 def _demo():

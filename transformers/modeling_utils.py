@@ -320,6 +320,7 @@ class PreTrainedModel(nn.Module):
         # 3. Build the model with its tensors allocated but not initialized: a full random init of tensors
         #    the checkpoint is about to overwrite would be wasted work (for BERT-base, ~110M normal draws).
         #    `initialize=False` skips our init rule, and our Linear and Embedding layers draw nothing when built.
+        #    (ALBERT's classes build albert_zh's network for a config with ln_type: see modeling_albert.py.)
         model = cls(config, initialize=False)
 
         # 4. Read the state dict, in the model's naming. A TensorFlow checkpoint is renamed from Google's names
@@ -379,7 +380,7 @@ class PreTrainedModel(nn.Module):
 
         # 8. Report.
         model.loading_info = info
-        logger.info(format_loading_report(cls.__name__, source, model, info, reinit_std, reinit_seed))
+        logger.info(format_loading_report(type(model).__name__, source, model, info, reinit_std, reinit_seed))
         model.eval()  # as a loaded model should start; training code calls model.train()
         return (model, info) if output_loading_info else model
 

@@ -476,8 +476,26 @@ ALBERT_LAYER_NAME = re.compile(
 TF_PARAMETER_SUFFIX = {"kernel": "weight", "gamma": "weight", "bias": "bias", "beta": "bias"}
 
 
-def google_albert_name(tf_name):
-    """(our parameter name, transpose?) for a variable of Google's ALBERT, or None for one we do not use."""
+# Google ALBERT's pre-training heads (google-research/albert run_pretraining.py), in the reference library's
+# names (AlbertForPreTraining's `predictions.*`, `sop_classifier.*`): the masked-LM transform narrows H to E, so
+# its kernel is [H, E]; the sentence-order head keeps BERT's next-sentence scope and its [2, H] layout.
+GOOGLE_ALBERT_HEADS = {
+    "cls/predictions/transform/dense/kernel": ("predictions.dense.weight", True),
+    "cls/predictions/transform/dense/bias": ("predictions.dense.bias", False),
+    "cls/predictions/transform/LayerNorm/gamma": ("predictions.LayerNorm.weight", False),
+    "cls/predictions/transform/LayerNorm/beta": ("predictions.LayerNorm.bias", False),
+    "cls/predictions/output_bias": ("predictions.bias", False),
+    "cls/seq_relationship/output_weights": ("sop_classifier.classifier.weight", False),
+    "cls/seq_relationship/output_bias": ("sop_classifier.classifier.bias", False),
+}
+
+
+def google_albert_name(tf_name, heads=False):
+    """(our parameter name, transpose?) for a variable of Google's ALBERT, or None for one we do not use.
+
+    heads=True also maps the pre-training heads `cls/...` (GOOGLE_ALBERT_HEADS)."""
+    if heads and tf_name in GOOGLE_ALBERT_HEADS:
+        return GOOGLE_ALBERT_HEADS[tf_name]
     if GOOGLE_BERT_UNUSED.search(tf_name):
         return None
     layer = ALBERT_LAYER_NAME.match(tf_name)
@@ -498,9 +516,39 @@ def google_albert_name(tf_name):
     return re.sub(r"^bert\.", "albert.", mapped[0]), mapped[1]
 
 
-def albert_state_dict(checkpoint):
-    """Read the variables of Google's ALBERT from `checkpoint` (a TFCheckpoint or a prefix) in our names."""
-    return _state_dict(checkpoint, google_albert_name)
+# brightmart's albert_zh keeps BERT's scopes, with two changes: the one shared layer is `layer_shared` instead of
+# `layer_0`..`layer_{n-1}`, and the [E, H] projection of the word vectors sits beside their table:
+#   bert/embeddings/word_embeddings_2                  -> bert.embeddings.word_embeddings_2.weight ([E, H] -> [H, E])
+#   bert/encoder/layer_shared/attention/self/query/... -> bert.encoder.layer_shared.attention.self.query.weight (.T)
+#   cls/predictions/..., cls/seq_relationship/...      -> cls.predictions.*, cls.seq_relationship.* (BERT's heads)
+# These are the names of modeling_albert_zh.py and of the seed's package: its pre-training head's project_layer
+# is word_embeddings_2 itself in TensorFlow, so the checkpoint holds no variable for it.
+ALBERT_ZH_PROJECTION = "bert/embeddings/word_embeddings_2"
+
+
+def albert_zh_name(tf_name, heads=False):
+    """(our parameter name, transpose?) for a variable of brightmart's albert_zh, or None for one we do not use."""
+    if tf_name == ALBERT_ZH_PROJECTION:
+        return "bert.embeddings.word_embeddings_2.weight", True
+    return google_bert_name(tf_name, heads=heads)
+
+
+def albert_checkpoint_layout(checkpoint):
+    """"albert_zh" for a checkpoint with brightmart's names (a shared `layer_shared`, `word_embeddings_2`),
+    "google" otherwise."""
+    zh = any(name == ALBERT_ZH_PROJECTION or name.startswith("bert/encoder/layer_shared/")
+             for name in checkpoint.entries)
+    return "albert_zh" if zh else "google"
+
+
+def albert_state_dict(checkpoint, heads=False):
+    """Read the variables of an ALBERT from `checkpoint` (a TFCheckpoint or a prefix) in our names: Google's
+    layout in modeling_albert.py's names, albert_zh's in modeling_albert_zh.py's (albert_checkpoint_layout says
+    which). heads=True: the pre-training heads too (for AlbertForPreTraining)."""
+    if not isinstance(checkpoint, TFCheckpoint):
+        checkpoint = TFCheckpoint(checkpoint)
+    name_of = albert_zh_name if albert_checkpoint_layout(checkpoint) == "albert_zh" else google_albert_name
+    return _state_dict(checkpoint, functools.partial(name_of, heads=heads))
 
 
 # CMU's XLNet (zihangdai/xlnet, modeling.py) scopes its weights under model/transformer/, one layer_{i} per depth:
