@@ -99,6 +99,19 @@ def test_google_names_map_to_ours():
         assert google_bert_name(unused) is None, unused
 
 
+def test_the_module_lists_a_checkpoint_with_our_names(capsys):
+    """`python -m transformers.tf_checkpoint PREFIX` (the module's demo) prints each variable and where it goes,
+    the pre-training heads included; Adam's slots are unused."""
+    from transformers.tf_checkpoint import _demo
+    _demo(str(TINY / "bert_model.ckpt"))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("131 variables in 1 shard(s)")
+    by_name = {line.split()[0]: line for line in lines[1:]}
+    assert by_name["bert/pooler/dense/kernel"].endswith("-> bert.pooler.dense.weight (transposed)")
+    assert by_name["cls/predictions/output_bias"].endswith("-> cls.predictions.bias")
+    assert by_name["bert/embeddings/LayerNorm/beta/adam_m"].endswith("(unused)")
+
+
 def test_string_and_sliced_variables_are_listed_and_refused():
     checkpoint = TFCheckpoint(FIXTURES / "tf_odd" / "odd.ckpt")
     assert checkpoint.variables() == [("plain", "DT_FLOAT", (2, 3)), ("sliced", "DT_FLOAT", (4, 2)),

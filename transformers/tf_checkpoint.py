@@ -682,7 +682,7 @@ def _demo(prefix):
     checkpoint = TFCheckpoint(prefix)
     print(f"{checkpoint.index_path}: {len(checkpoint.entries)} variables in {checkpoint.num_shards} shard(s)")
     for name, dtype_name, shape in checkpoint.variables():
-        mapped = google_bert_name(name, heads)
+        mapped = google_bert_name(name, heads=True)
         ours = f"-> {mapped[0]}{' (transposed)' if mapped[1] else ''}" if mapped else "(unused)"
         print(f"  {name:60s} {dtype_name:9s} {str(list(shape)):14s} {ours}")
 
