@@ -30,6 +30,7 @@ from typing import ClassVar, Dict, List, Mapping, Optional, Tuple
 
 from .file_utils import (ALBERT_TF_CONFIG_NAME, CONFIG_NAME, TF_CONFIG_NAME, BadValueError, cached_path,
                          is_remote_url, join_path_or_url, url_file_name, write_atomically)
+from .hub import CONFIG_LAYOUTS, local_model_path
 
 logger = logging.getLogger(__name__)
 
@@ -150,15 +151,17 @@ class PretrainedConfig:
             raise BadValueError(f"{path}: {error}") from None
 
     @classmethod
-    def from_pretrained(cls, path_or_url, cache_dir=None, force_download=False, local_files_only=False, **overrides):
-        """`path_or_url` is a model directory, a config.json file, or the URL of either.
+    def from_pretrained(cls, path_or_url, cache_dir=None, force_download=False, local_files_only=False,
+                        revision=None, **overrides):
+        """`path_or_url` is a model directory, a config.json file, the URL of either, or a Hub name
+        ("bert-base-chinese", "hfl/chinese-roberta-wwm-ext"; see hub.py) at `revision` (branch, tag or commit).
 
         A directory of Google's original release has bert_config.json instead of config.json; its keys are the
         same as ours (the extra pooler_* and directionality keys are kept in `extra`).
         cache_dir / force_download / local_files_only: how a URL is fetched (see `file_utils.cached_path`).
         """
         path = config_file_of(path_or_url, cache_dir=cache_dir, force_download=force_download,
-                              local_files_only=local_files_only)
+                              local_files_only=local_files_only, revision=revision)
         return cls.from_json_file(path, **overrides)
 
     # ---- writing ---------------------------------------------------------------------------------------
@@ -229,10 +232,11 @@ class BertConfig(PretrainedConfig):
         super().__post_init__()
 
 
-def config_file_of(path_or_url, cache_dir=None, force_download=False, local_files_only=False):
-    """The local path of the config file that `path_or_url` (a model directory, a config file, or the URL of
-    either) stands for, fetched first when remote."""
+def config_file_of(path_or_url, cache_dir=None, force_download=False, local_files_only=False, revision=None):
+    """The local path of the config file that `path_or_url` (a model directory, a config file, the URL of
+    either, or a Hub name) stands for, fetched first when remote."""
     fetch_options = dict(cache_dir=cache_dir, force_download=force_download, local_files_only=local_files_only)
+    path_or_url = local_model_path(path_or_url, CONFIG_LAYOUTS, what="a config", revision=revision, **fetch_options)
     if os.path.isdir(path_or_url):
         # Google's releases name it bert_config.json (BERT) or albert_config.json (ALBERT).
         names = (CONFIG_NAME, TF_CONFIG_NAME, ALBERT_TF_CONFIG_NAME)

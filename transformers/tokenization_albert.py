@@ -163,13 +163,18 @@ class AlbertTokenizer:
     # ---- loading and saving ----
 
     @classmethod
-    def from_pretrained(cls, path, do_lower_case=None, cache_dir=None, force_download=False, local_files_only=False):
+    def from_pretrained(cls, path, do_lower_case=None, cache_dir=None, force_download=False, local_files_only=False,
+                        revision=None):
         """From a directory holding spiece.model (and optionally tokenizer_config.json), or the file itself.
 
         do_lower_case=None reads the saved choice, and is True when there is none (every ALBERT release is
         uncased). cache_dir, force_download, local_files_only: accepted for the family table's common call;
         a SentencePiece model is read from local files only.
         """
+        from .hub import local_model_path
+        path = local_model_path(path, ((SPIECE_NAME,),), optional=(TOKENIZER_CONFIG_NAME,), what=cls.__name__,
+                                revision=revision, cache_dir=cache_dir, force_download=force_download,
+                                local_files_only=local_files_only)  # a Hub name -> its snapshot folder (hub.py)
         (vocab_file,), config_file = find_tokenizer_files(
             path, ((SPIECE_NAME,),), "SentencePiece model", hint="; an albert_zh folder has vocab.txt instead")
         settings = read_settings(config_file)

@@ -541,9 +541,10 @@ class BertTokenizer(TokenizerCompat2x):
     # ---- loading and saving ----
 
     @classmethod
-    def from_pretrained(cls, path, do_lower_case=None, cache_dir=None, force_download=False, local_files_only=False):
+    def from_pretrained(cls, path, do_lower_case=None, cache_dir=None, force_download=False, local_files_only=False,
+                        revision=None):
         """From a directory (vocab.txt or tokenizer.json, optionally tokenizer_config.json), a vocab file,
-        or a URL.
+        a URL, or a Hub name at `revision` (see hub.py).
 
         do_lower_case=None reads it from the saved settings (see `tokenizer_settings`), and is True when
         there are none: most BERT checkpoints are uncased. Reading a cased checkpoint as uncased raises no
@@ -551,11 +552,15 @@ class BertTokenizer(TokenizerCompat2x):
         cache_dir / force_download / local_files_only: how a URL is fetched (see `file_utils.cached_path`).
         """
         from .file_utils import cached_path
+        from .hub import local_model_path
         fetch = functools.partial(cached_path, cache_dir=cache_dir, force_download=force_download,
                                   local_files_only=local_files_only)
         # vocab.txt when there is one (every version writes it but transformers 5), else tokenizer.json.
-        (vocab_file,), config_file = find_tokenizer_files(path, ((VOCAB_NAME,), (TOKENIZER_JSON_NAME,)),
-                                                          "vocabulary", fetch)
+        layouts = ((VOCAB_NAME,), (TOKENIZER_JSON_NAME,))
+        path = local_model_path(path, layouts, optional=(TOKENIZER_CONFIG_NAME,), what=cls.__name__,
+                                revision=revision, cache_dir=cache_dir, force_download=force_download,
+                                local_files_only=local_files_only)  # a Hub name -> its snapshot folder (hub.py)
+        (vocab_file,), config_file = find_tokenizer_files(path, layouts, "vocabulary", fetch)
         if os.path.isdir(str(path)):
             settings = tokenizer_settings(str(path))  # a folder's tokenizer.json may hold settings too
         else:

@@ -203,15 +203,21 @@ class RobertaTokenizer:
     # ---- loading and saving ----
 
     @classmethod
-    def from_pretrained(cls, path, do_lower_case=None, cache_dir=None, force_download=False, local_files_only=False):
+    def from_pretrained(cls, path, do_lower_case=None, cache_dir=None, force_download=False, local_files_only=False,
+                        revision=None):
         """From a directory holding vocab.json + merges.txt, or the tokenizer.json that transformers 5 saves
         (a BPE model holds the same two lists). RoBERTa is cased and never lower-cases: do_lower_case must not
         be True. cache_dir, force_download, local_files_only: accepted for the family table's common call; the
         files are read from local folders only."""
         if do_lower_case:
             raise ValueError("RoBERTa's byte-level BPE is cased: --do_lower_case does not apply to it")
+        from .hub import local_model_path
+        layouts = ((VOCAB_JSON_NAME, MERGES_NAME), (TOKENIZER_JSON_NAME,))
+        path = local_model_path(path, layouts, optional=(TOKENIZER_CONFIG_NAME,), what=cls.__name__,
+                                revision=revision, cache_dir=cache_dir, force_download=force_download,
+                                local_files_only=local_files_only)  # a Hub name -> its snapshot folder (hub.py)
         files, config_file = find_tokenizer_files(
-            path, ((VOCAB_JSON_NAME, MERGES_NAME), (TOKENIZER_JSON_NAME,)), "RoBERTa's BPE vocabulary",
+            path, layouts, "RoBERTa's BPE vocabulary",
             hint="; a RoBERTa folder with vocab.txt is Chinese RoBERTa-wwm, which is read as BERT")
         special = read_special_tokens(config_file)
         if len(files) == 2:

@@ -216,7 +216,8 @@ class XLNetTokenizer:
     # ---- loading and saving ----
 
     @classmethod
-    def from_pretrained(cls, path, do_lower_case=None, cache_dir=None, force_download=False, local_files_only=False):
+    def from_pretrained(cls, path, do_lower_case=None, cache_dir=None, force_download=False, local_files_only=False,
+                        revision=None):
         """From a directory (spiece.model, optionally tokenizer_config.json), a .model file, or a URL of either.
 
         do_lower_case=None reads it from tokenizer_config.json, and is False when there is none: XLNet's
@@ -226,6 +227,10 @@ class XLNetTokenizer:
         SentencePiece's own file only, and says so.
         """
         from .file_utils import cached_path
+        from .hub import local_model_path
+        path = local_model_path(path, ((SPIECE_NAME,),), optional=(TOKENIZER_CONFIG_NAME,), what=cls.__name__,
+                                revision=revision, cache_dir=cache_dir, force_download=force_download,
+                                local_files_only=local_files_only)  # a Hub name -> its snapshot folder (hub.py)
         fetch = functools.partial(cached_path, cache_dir=cache_dir, force_download=force_download,
                                   local_files_only=local_files_only)
         (vocab_file,), config_file = find_tokenizer_files(path, ((SPIECE_NAME,),), "SentencePiece model", fetch)
