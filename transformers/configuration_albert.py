@@ -16,9 +16,10 @@ on an `AlbertConfig`: BERT's fields plus the three that make ALBERT small.
 Everything else (reading, saving, labels, the checks) is BertConfig's; see configuration_bert.py.
 """
 from dataclasses import dataclass
-from typing import ClassVar, Tuple
+from typing import ClassVar, Mapping, Tuple
 
 from .configuration_bert import REQUIRED_FIELDS, BertConfig
+from .hub import SHORTCUT_NAMES
 
 
 @dataclass
@@ -26,6 +27,7 @@ class AlbertConfig(BertConfig):
     model_type: ClassVar[str] = "albert"
     accepted_model_types: ClassVar[Tuple[str, ...]] = ("albert",)
     architecture: ClassVar[str] = "an ALBERT architecture"
+    pretrained_config_archive_map: ClassVar[Mapping[str, str]] = SHORTCUT_NAMES["albert"]
     # embedding_size fixes the shape of every embedding table; albert_zh's configs and transformers' have it.
     # The two group counts may be absent (albert_zh leaves them out): 1 is what every release uses.
     required_fields: ClassVar[Tuple[str, ...]] = REQUIRED_FIELDS + ("embedding_size",)

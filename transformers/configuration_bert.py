@@ -30,7 +30,7 @@ from typing import ClassVar, Dict, List, Mapping, Optional, Tuple
 
 from .file_utils import (ALBERT_TF_CONFIG_NAME, CONFIG_NAME, TF_CONFIG_NAME, BadValueError, cached_path,
                          is_remote_url, join_path_or_url, url_file_name, write_atomically)
-from .hub import CONFIG_LAYOUTS, local_model_path
+from .hub import CONFIG_LAYOUTS, SHORTCUT_NAMES, local_model_path
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +71,9 @@ class PretrainedConfig:
     output_attentions: bool = False
     # Every key of config.json that is not a field above, kept as read so that saving does not lose it.
     extra: dict = field(default_factory=dict)
-    # transformers 2.x: shortcut name -> config URL on its hub. Nothing here loads by shortcut name, so it is
-    # empty; 2.x scripts read its keys for their --help text.
+    # transformers 2.x: shortcut name -> where the model is. Here each family's shortcut names, with the Hub
+    # repo each moved to (hub.SHORTCUT_NAMES); from_pretrained("bert-base-chinese") works as any Hub name does.
+    # 2.x scripts read its keys for their --help text.
     pretrained_config_archive_map: ClassVar[Mapping[str, str]] = MappingProxyType({})
 
     @property
@@ -201,6 +202,7 @@ class BertConfig(PretrainedConfig):
     # Chinese RoBERTa-wwm checkpoints have BERT's architecture and parameter names.
     accepted_model_types: ClassVar[Tuple[str, ...]] = ("bert", "roberta")
     required_fields: ClassVar[Tuple[str, ...]] = REQUIRED_FIELDS
+    pretrained_config_archive_map: ClassVar[Mapping[str, str]] = SHORTCUT_NAMES["bert"]
 
     vocab_size: int = 30522
     hidden_size: int = 768

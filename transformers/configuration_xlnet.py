@@ -17,9 +17,10 @@ unchanged; the two that would change the classifier's output if set otherwise (`
 Run `python -m transformers.configuration_xlnet PATH` to print a config as we read it.
 """
 from dataclasses import dataclass
-from typing import ClassVar, Optional, Tuple
+from typing import ClassVar, Mapping, Optional, Tuple
 
 from .configuration_bert import PretrainedConfig
+from .hub import SHORTCUT_NAMES
 
 # The fields a config.json must hold: each fixes the shape of some weights (or, for ff_activation, what every
 # feed-forward block computes). transformers writes all of them.
@@ -31,6 +32,7 @@ class XLNetConfig(PretrainedConfig):
     model_type: ClassVar[str] = "xlnet"
     accepted_model_types: ClassVar[Tuple[str, ...]] = ("xlnet",)
     architecture: ClassVar[str] = "an XLNet architecture"
+    pretrained_config_archive_map: ClassVar[Mapping[str, str]] = SHORTCUT_NAMES["xlnet"]
     required_fields: ClassVar[Tuple[str, ...]] = REQUIRED_FIELDS
 
     vocab_size: int = 32000

@@ -27,6 +27,7 @@ while the snapshot is cached gives that snapshot, with a WARNING. BERT_READ_CACH
 """
 import logging
 import os
+from types import MappingProxyType
 
 from .file_utils import OFFLINE_ENV_VAR, UserError, is_remote_url, offline_mode
 
@@ -180,3 +181,31 @@ CONFIG_LAYOUTS = (("config.json",),)
 MODEL_LAYOUTS = (("config.json", "model.safetensors"), ("config.json", "pytorch_model.bin"))
 TOKENIZER_FILES = ("tokenizer_config.json", "vocab.txt", "tokenizer.json", "vocab.json", "merges.txt",
                    "spiece.model", "special_tokens_map.json")
+
+
+# ---- transformers 2.x's shortcut names ----
+# 2.x knew its models by short names ("bert-base-chinese") and mapped each to files on S3 that are gone now.
+# The Hub still answers every one of them, by redirecting to the repo it moved to: these tables say where.
+# The name itself is what goes to the client (see the module docstring), so the map is for reading and for
+# 2.x scripts, which list its keys in --help (`pretrained_config_archive_map`, `pretrained_model_archive_map`,
+# `pretrained_vocab_files_map`).
+def _moved_to(org, names):
+    return {name: f"{org}/{name}" for name in names}
+
+
+SHORTCUT_NAMES = {
+    "bert": MappingProxyType(_moved_to("google-bert", (
+        "bert-base-uncased", "bert-large-uncased", "bert-base-cased", "bert-large-cased",
+        "bert-base-multilingual-uncased", "bert-base-multilingual-cased", "bert-base-chinese",
+        "bert-base-german-cased", "bert-large-uncased-whole-word-masking", "bert-large-cased-whole-word-masking",
+        "bert-large-uncased-whole-word-masking-finetuned-squad",
+        "bert-large-cased-whole-word-masking-finetuned-squad", "bert-base-cased-finetuned-mrpc",
+        "bert-base-german-dbmdz-cased", "bert-base-german-dbmdz-uncased"))),
+    "roberta": MappingProxyType({**_moved_to("FacebookAI", ("roberta-base", "roberta-large", "roberta-large-mnli")),
+                                 "distilroberta-base": "distilbert/distilroberta-base",
+                                 **_moved_to("openai-community", ("roberta-base-openai-detector",
+                                                                  "roberta-large-openai-detector"))}),
+    "albert": MappingProxyType(_moved_to("albert", tuple(f"albert-{size}-v{version}" for version in (1, 2)
+                                                         for size in ("base", "large", "xlarge", "xxlarge")))),
+    "xlnet": MappingProxyType(_moved_to("xlnet", ("xlnet-base-cased", "xlnet-large-cased"))),
+}

@@ -227,6 +227,13 @@ class PreTrainedModel(nn.Module):
     # Keys that are another parameter under a second name (a masked-LM decoder is the word-embedding table):
     # not saved, not reported missing, tied again after loading (`tie_weights`).
     tied_keys = ()
+    # transformers 2.x's name for the config class's table of shortcut names (hub.SHORTCUT_NAMES): the
+    # same table, set for each model class from its config_class.
+    pretrained_model_archive_map = config_class.pretrained_config_archive_map
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.pretrained_model_archive_map = cls.config_class.pretrained_config_archive_map
 
     def __init__(self, config):
         super().__init__()

@@ -31,8 +31,10 @@ import os
 import re
 import sys
 import unicodedata
+from types import MappingProxyType
 
 from .compat_2x import TokenizerCompat2x, encode_plus_2x
+from .hub import SHORTCUT_NAMES, local_model_path
 
 VOCAB_NAME = "vocab.txt"
 TOKENIZER_CONFIG_NAME = "tokenizer_config.json"
@@ -455,6 +457,9 @@ class BertTokenizer(TokenizerCompat2x):
           0   0  0    0   1  1   1
     """
 
+    # transformers 2.x's table of shortcut names, per tokenizer file: {"vocab_file": {shortcut: Hub repo id}}.
+    pretrained_vocab_files_map = MappingProxyType({"vocab_file": SHORTCUT_NAMES["bert"]})
+
     def __init__(self, vocab_file, do_lower_case=True, tokenize_chinese_chars=True, strip_accents=None,
                  never_split=None, unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]", cls_token="[CLS]",
                  mask_token="[MASK]", rule="huggingface"):
@@ -552,7 +557,6 @@ class BertTokenizer(TokenizerCompat2x):
         cache_dir / force_download / local_files_only: how a URL is fetched (see `file_utils.cached_path`).
         """
         from .file_utils import cached_path
-        from .hub import local_model_path
         fetch = functools.partial(cached_path, cache_dir=cache_dir, force_download=force_download,
                                   local_files_only=local_files_only)
         # vocab.txt when there is one (every version writes it but transformers 5), else tokenizer.json.

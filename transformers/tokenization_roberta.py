@@ -22,8 +22,10 @@ import functools
 import hashlib
 import json
 import re
+from types import MappingProxyType
 
 from .compat_2x import accept_default_2x_options
+from .hub import SHORTCUT_NAMES, local_model_path
 from .tokenization_bert import (TOKENIZER_CONFIG_NAME, TOKENIZER_JSON_NAME, _category_runs, _ranges_text, encode_each,
                                 find_tokenizer_files, ids_to_tokens, lay_out_inputs, print_encoding,
                                 read_tokenizer_settings, save_tokenizer_files, tokens_to_ids)
@@ -104,6 +106,10 @@ def read_merges(merges_file):
 
 class RobertaTokenizer:
     """Text (or a text pair) -> input_ids, token_type_ids, attention_mask for a RoBERTa model."""
+
+    # transformers 2.x's table of shortcut names, per tokenizer file: {"vocab_file": {shortcut: Hub repo id}}.
+    pretrained_vocab_files_map = MappingProxyType({"vocab_file": SHORTCUT_NAMES["roberta"],
+                                                   "merges_file": SHORTCUT_NAMES["roberta"]})
 
     def __init__(self, vocab, merges, vocab_file, **special_tokens):
         """vocab: {token: id}; merges: [(left, right)] best first; vocab_file: where they came from (messages)."""
@@ -211,7 +217,6 @@ class RobertaTokenizer:
         files are read from local folders only."""
         if do_lower_case:
             raise ValueError("RoBERTa's byte-level BPE is cased: --do_lower_case does not apply to it")
-        from .hub import local_model_path
         layouts = ((VOCAB_JSON_NAME, MERGES_NAME), (TOKENIZER_JSON_NAME,))
         path = local_model_path(path, layouts, optional=(TOKENIZER_CONFIG_NAME,), what=cls.__name__,
                                 revision=revision, cache_dir=cache_dir, force_download=force_download,
