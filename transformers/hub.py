@@ -151,7 +151,7 @@ def _hub_answers(name, file, revision):
     """Whether the endpoint answers a HEAD for one of the repo's files: any answer but no connection, a
     timeout or a 5xx. hf_hub_download itself falls back to the cache silently; asking first is what lets
     us say so in a WARNING."""
-    import httpx2
+    import httpx2  # the client's HTTP library (huggingface_hub 2.x): its TransportError is "no answer"
     import huggingface_hub
     from huggingface_hub.errors import FileMetadataError, HfHubHTTPError
 
@@ -161,7 +161,7 @@ def _hub_answers(name, file, revision):
     except HfHubHTTPError as error:
         status = error.response.status_code if error.response is not None else None
         return status is not None and status < 500
-    except (httpx2.ConnectError, httpx2.TimeoutException, FileMetadataError, OSError):
+    except (httpx2.TransportError, FileMetadataError):
         return False
     return True
 
