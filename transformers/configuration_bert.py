@@ -18,6 +18,7 @@ Label names travel with the config: `id2label` says which class each row of the 
 
 Run `python -m transformers.configuration_bert PATH` to print a config as we read it.
 """
+import functools
 import json
 import logging
 import math
@@ -112,7 +113,7 @@ class PretrainedConfig:
     def from_dict(cls, values, **overrides):
         """Build a config from a dict as found in config.json, then apply named `overrides`."""
         known = {f.name for f in fields(cls)} - {"extra"}
-        types = typing.get_type_hints(cls)
+        types = field_types(cls)
         kwargs, extra = {}, dict(values.get("extra", {}))
         for key, value in values.items():
             key = RENAMED_KEYS.get(key, key)
@@ -273,6 +274,13 @@ def read_config_json(path):
 
 # "3", " 3", "-1": an integer written as a JSON string. "3.0" and "3e2" are not: a count has no fraction.
 INTEGER_STRING = re.compile(r"\s*[+-]?\d+\s*")
+
+
+@functools.lru_cache(maxsize=None)
+def field_types(config_class):
+    """{field: its type} of a config class, worked out once per class. typing.get_type_hints evaluates every
+    annotation (`Optional[Dict[int, str]]`, ...) again on each call, and from_dict runs on every load."""
+    return MappingProxyType(typing.get_type_hints(config_class))
 
 
 def typed_value(key, value, kind):

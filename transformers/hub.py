@@ -153,7 +153,7 @@ def _hub_answers(name, file, revision):
     us say so in a WARNING."""
     import httpx2  # the client's HTTP library (huggingface_hub 2.x): its TransportError is "no answer"
     import huggingface_hub
-    from huggingface_hub.errors import FileMetadataError, HfHubHTTPError
+    from huggingface_hub.errors import FileMetadataError, HfHubHTTPError, OfflineModeIsEnabled
 
     url = huggingface_hub.hf_hub_url(name, file, revision=revision)
     try:
@@ -161,7 +161,7 @@ def _hub_answers(name, file, revision):
     except HfHubHTTPError as error:
         status = error.response.status_code if error.response is not None else None
         return status is not None and status < 500
-    except (httpx2.TransportError, FileMetadataError):
+    except (httpx2.TransportError, FileMetadataError, OfflineModeIsEnabled):
         return False
     return True
 
