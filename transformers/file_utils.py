@@ -1,4 +1,4 @@
-"""Reading path, stop 6, step 1 of `from_pretrained` (find files): turn a name into a local file.
+"""Reading path, stop 6, step 1 of `from_pretrained` (find files): turn a path or URL into a local file.
 
 Every `from_pretrained` starts here. It hands us one string for each file it needs (config.json,
 vocab.txt, model.safetensors) and we hand back a path on this machine that it can open:
@@ -6,6 +6,10 @@ vocab.txt, model.safetensors) and we hand back a path on this machine that it ca
     "/data/bert-base-chinese/config.json"           -> returned as it is (it exists)
     "https://example.org/bert-base/config.json"     -> downloaded once, then the cached copy
     "s3://my-bucket/bert-base/model.safetensors"    -> downloaded once with boto3, then the cached copy
+
+A Hub name ("bert-base-chinese", "hfl/chinese-roberta-wwm-ext") is turned into a local folder before that, by
+the Hub's own client, in hub.py. Writing files atomically is atomic_files.py's; the errors a user can fix and
+how entry points print them are errors.py's (their names can still be imported from here).
 
 The cache
 ---------
