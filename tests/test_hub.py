@@ -259,3 +259,17 @@ def test_an_unreachable_hub_gives_the_cached_snapshot_with_a_warning(runs):
     assert MAIN_COMMIT in lines[0]  # the snapshot it used
     kind, message = runs["unreachable"]["offline_error"]
     assert message.startswith("demo/config-only: ") and "HF_HUB_OFFLINE=1" in message and "cache_b" in message
+
+
+def test_every_from_pretrained_refuses_a_name_that_is_neither_a_path_nor_a_repo_id():
+    """In this process, with no Hub at all: the name is refused by the repo-id check, before any request."""
+    import transformers
+    from transformers.hub import NotARepoId
+    loaders = [getattr(transformers, name).from_pretrained for name in (
+        "BertConfig", "AlbertConfig", "RobertaConfig", "XLNetConfig", "BertModel", "BertForSequenceClassification",
+        "AlbertForSequenceClassification", "RobertaModel", "XLNetForSequenceClassification", "BertTokenizer",
+        "AlbertTokenizer", "RobertaTokenizer", "XLNetTokenizer", "AutoConfig", "AutoTokenizer", "AutoModel",
+        "AutoModelForSequenceClassification")]
+    for load in loaders:
+        with pytest.raises(NotARepoId, match=r"^\.\./\.\./no/such/model: .*not a valid repo id"):
+            load("../../no/such/model")

@@ -95,11 +95,11 @@ def snapshot_folder(name, layouts, optional=(), what="this model", revision=None
                          "(org/name or name: letters, digits, '-', '_', '.')") from None
     revision = revision or "main"
     offline = offline_reason(local_files_only)
-    if offline and force_download:
-        raise HubError(f"{name}: force_download=True asks for the Hub, but {offline} turns the network off")
     unreachable = offline is None and not _hub_answers(name, layouts[0][0], revision)
     if unreachable:
         offline = f"{_endpoint()} could not be reached"
+    if offline and force_download:
+        raise HubError(f"{name}: force_download=True asks for the Hub, but {offline}")
     download = _downloader(name, revision, cache_dir, force_download, offline is not None)
 
     folder = None
