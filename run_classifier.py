@@ -56,7 +56,7 @@ from bert_read_step_to_step.checkpoints import (TRAIN_STATE_NAME, check_same_tra
 from bert_read_step_to_step.cli_help import DefaultsHelpFormatter
 from bert_read_step_to_step.features import FeatureDataset, load_and_cache_features, padding_of, unk_report
 from bert_read_step_to_step.metrics import compute_metrics
-from bert_read_step_to_step.model_setup import (check_vocab_fits, list_keys, lower_case_choice,
+from bert_read_step_to_step.model_setup import (check_vocab_fits, list_keys, lower_case_choice, model_sources,
                                                 reinit_layers_meaning, reinit_selectors)
 from bert_read_step_to_step.optimization import not_loaded, optimizer_step, stabilizer_priors, start_training
 from bert_read_step_to_step.precision import BF16_CHOICES
@@ -91,14 +91,17 @@ def parse_args(argv=None):
     required = parser.add_argument_group("required")
     required.add_argument("--data_dir", required=True, help="folder with the task's train/dev/test files")
     required.add_argument("--model_type", required=True, help=f"one of {', '.join(MODEL_CLASSES)}")
-    required.add_argument("--model_name_or_path", required=True, help="model folder, weights file or URL")
+    required.add_argument("--model_name_or_path", required=True,
+                          help="model folder, weights file, URL, or Hub name (bert-base-chinese, org/name)")
     required.add_argument("--task_name", required=True, help=f"one of {', '.join(TASKS)}")
     required.add_argument("--output_dir", required=True, help="where checkpoints, results and the model go")
 
     p = parser.add_argument_group("model and data")
     p.add_argument("--config_name", default="", help="config path if not the model's own")
     p.add_argument("--tokenizer_name", default="", help="tokenizer path if not the model's own")
-    p.add_argument("--cache_dir", default="", help="where downloaded files are cached")
+    p.add_argument("--cache_dir", default="", help="where downloaded files are cached (Hub names: the hub cache, "
+                                                   "default HF_HUB_CACHE)")
+    p.add_argument("--revision", default="", help="branch, tag or commit of a Hub name (default: main)")
     p.add_argument("--max_seq_length", default=128, type=int,
                    help="longest input in tokens after WordPiece, [CLS] and [SEP]s included; longer is truncated")
     p.add_argument("--do_lower_case", action="store_true",
@@ -414,7 +417,7 @@ def load_and_cache_examples(args, runtime, tokenizer, split):
     return FeatureDataset(features, padding_of(tokenizer))
 
 
-def load_model(args, config, labels):
+def load_model(args, model_path, config, labels):
     """The article's step: build the model and fill it from the checkpoint, re-initializing what was chosen.
 
     labels: the task's label names (None for regression). The head gets one row per name, and a head trained
@@ -425,7 +428,7 @@ def load_model(args, config, labels):
     if meaning:
         logger.warning(meaning)
     model, info = family_of(config).model_class.from_pretrained(
-        args.model_name_or_path, config=config, output_loading_info=True,
+        model_path, config=config, output_loading_info=True,
         reinit_keys=reinit_selectors(args, config), reinit_std=args.reinit_std, reinit_seed=args.seed,
         cache_dir=args.cache_dir or None, labels=labels)
     return model, info
@@ -450,8 +453,11 @@ def main(argv=None):
 
     # Config, tokenizer, model. The config keeps the checkpoint's own label names: loading the model
     # compares them with the task's.
-    config_source = args.config_name or args.model_name_or_path
-    family = choose_family(args.model_type, args.model_name_or_path, args.config_name, args.cache_dir or None)
+    # A Hub name (bert-base-chinese) becomes its snapshot folder here, once (transformers/hub.py).
+    sources = model_sources(args)
+    config_source = sources.config
+    family = choose_family(args.model_type, sources.model, args.config_name and sources.config,
+                           args.cache_dir or None)
     logger.info("Model family %s: %s, tokenizer %s; --reinit_layers N selects %s", family.name,
                 family.model_class.__name__, family.tokenizer_note, family.reinit_note)
     config = family.config_class.from_pretrained(config_source, cache_dir=args.cache_dir or None,
@@ -460,9 +466,9 @@ def main(argv=None):
         raise UserError(f"--max_seq_length {args.max_seq_length} exceeds the longest input the model's position "
                         f"table takes ({config.max_sequence_length}, from max_position_embeddings)")
     if args.list_keys:
-        list_keys(*load_model(args, config, head_labels))
+        list_keys(*load_model(args, sources.model, config, head_labels))
         return None
-    tokenizer_path = args.tokenizer_name or args.model_name_or_path
+    tokenizer_path = sources.tokenizer
     tokenizer = family.load_tokenizer(tokenizer_path, lower_case_choice(args, tokenizer_path, family),
                                       args.cache_dir or None)
     check_vocab_fits(tokenizer, config, config_source)
@@ -478,7 +484,7 @@ def main(argv=None):
         if args.resume_from_checkpoint:
             check_same_trajectory(args, trajectory)
     barrier(runtime)  # every rank reads the same checkpoint; nothing is written yet
-    model, info = load_model(args, config, head_labels)  # a bad --reinit_keys stops the run here
+    model, info = load_model(args, sources.model, config, head_labels)  # a bad --reinit_keys stops the run here
 
     # Data: every split this run uses is read and converted now, so that a bad line in dev.tsv stops the run
     # here rather than after hours of training. Only rank 0 evaluates and predicts.

@@ -65,19 +65,25 @@ class Report:
         return "\n".join(lines)
 
 
+LOAD_TARGETS = {"safetensors": 0.7, "bin": 1.0}  # ours / reference from_pretrained time, at most
+
+
 def report_load(rep, res):
     rep.section("1. from_pretrained wall time, ms (median [p25-p75]); ratio = ours / reference time")
     if "error" in res:
         rep.row("error", res["error"][:60], None)
-        rep.goal("from_pretrained <= 1.0x reference time", "error", "<= 1.0x", None)
+        for kind, target in LOAD_TARGETS.items():
+            rep.goal(f"from_pretrained {kind} <= {target:.1f}x reference time", "error", f"<= {target:.2f}x", None)
         rep.goal("reinit overhead <= 5% of load", "error", "<= 5%", None)
         return
     ours, ref = res["ours"]["seconds"], res["reference"]["seconds"]
-    for kind in ("safetensors", "bin"):
+    # Issue 33: the safetensors load (the one every Hub model takes) at 0.7x the reference or below.
+    for kind, target in LOAD_TARGETS.items():
         o, r = scaled(ours[kind], 1000), scaled(ref[kind], 1000)
         ratio = o["median"] / r["median"]
         rep.row(f"{kind} BertForSequenceClassification", o, r, ratio)
-        rep.goal(f"from_pretrained {kind} <= 1.0x reference time", f"{ratio:.2f}x", "<= 1.00x", ratio <= 1.0)
+        rep.goal(f"from_pretrained {kind} <= {target:.1f}x reference time", f"{ratio:.2f}x", f"<= {target:.2f}x",
+                 ratio <= target)
     for kind in ("safetensors", "bin"):
         o = scaled(ours[f"{kind}+reinit"], 1000)
         overhead = o["median"] / (ours[kind]["median"] * 1000) - 1

@@ -1,19 +1,50 @@
-"""What a run loads, decided from its flags: lower-casing, the keys to re-initialize, and the --list_keys table.
+"""What a run loads, decided from its flags: where the model is, lower-casing, the keys to re-initialize, and the --list_keys table.
 
 In:  run_classifier's arguments, the model's config and family (transformers/model_families.py).
-Out: the lower-casing choice for the tokenizer, the re-init selectors `from_pretrained` gets (--reinit_keys
-     plus what --reinit_layers/--reinit_pooler mean for this family), the sentence that says which depths
-     --reinit_layers changed where shared weights make that more than the top N, a check that the vocabulary
-     fits the embedding table, and `list_keys`, which prints where each parameter of a loaded model came from.
+Out: local paths for --model_name_or_path, --config_name and --tokenizer_name (a Hub name becomes its
+     snapshot folder, transformers/hub.py), the lower-casing choice for the tokenizer, the re-init selectors
+     `from_pretrained` gets (--reinit_keys plus what --reinit_layers/--reinit_pooler mean for this family), the
+     sentence that says which depths --reinit_layers changed where shared weights make that more than the top N,
+     a check that the vocabulary fits the embedding table, and `list_keys`, which prints where each parameter of
+     a loaded model came from.
 
 run_classifier.load_model makes the article's call itself (`from_pretrained(..., reinit_keys=...)`); this
 module only works out its arguments, so that the run record and the checkpoint's trajectory name the same list.
 """
 import os
+from typing import NamedTuple
 
 from transformers.file_utils import UserError
+from transformers.hub import CONFIG_LAYOUTS, MODEL_LAYOUTS, TOKENIZER_FILES, local_model_path
 from transformers.model_families import family_of
 from transformers.modeling_utils import MISSING_WORDS, REINIT_WORDS, UNUSED_WORDS
+
+
+class ModelSources(NamedTuple):
+    """Where the run reads its model, config and tokenizer: local folders or files, or URLs."""
+    model: str
+    config: str
+    tokenizer: str
+
+
+# A tokenizer named apart from the model (--tokenizer_name) may be of any family: the first layout its repo has.
+TOKENIZER_LAYOUTS = (("vocab.txt",), ("vocab.json", "merges.txt"), ("spiece.model",), ("tokenizer.json",))
+
+
+def model_sources(args):
+    """Hub names in --model_name_or_path, --config_name, --tokenizer_name fetched once, at --revision, into the
+    hub cache (--cache_dir, else HF_HUB_CACHE), so that everything after reads folders as it always has:
+
+        "bert-base-chinese" -> ~/.cache/huggingface/hub/models--bert-base-chinese/snapshots/<commit>
+    A local path or URL is returned as given. The run record keeps the names as given.
+    """
+    options = dict(revision=args.revision or None, cache_dir=args.cache_dir or None)
+    model = local_model_path(args.model_name_or_path, MODEL_LAYOUTS, optional=TOKENIZER_FILES,
+                             what="--model_name_or_path", **options)
+    config = local_model_path(args.config_name, CONFIG_LAYOUTS, what="--config_name", **options) or model
+    tokenizer = local_model_path(args.tokenizer_name, TOKENIZER_LAYOUTS, optional=TOKENIZER_FILES,
+                                 what="--tokenizer_name", **options) or model
+    return ModelSources(model, config, tokenizer)
 
 
 def lower_case_choice(args, tokenizer_path, family):

@@ -64,8 +64,10 @@ def oracle_env():
     return env
 
 
-def run_oracle(script, workdir, timeout=600):
+def run_oracle(script, workdir, timeout=600, env=None):
     """Run `script` (Python source) with Hugging Face transformers importable and ours not.
+
+    env: the environment instead of `oracle_env()` (which turns the network off), e.g. to reach a loopback Hub.
 
     The script runs with cwd=workdir (a tmp_path), so `import transformers` finds the installed
     package. It exchanges data through files in workdir. Returns stdout; raises with stderr on failure.
@@ -74,14 +76,14 @@ def run_oracle(script, workdir, timeout=600):
     workdir = Path(workdir)
     path = workdir / "oracle_script.py"
     path.write_text(textwrap.dedent(script), encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-I", str(path)], cwd=workdir, env=oracle_env(),
+    proc = subprocess.run([sys.executable, "-I", str(path)], cwd=workdir, env=env or oracle_env(),
                           capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise AssertionError(f"oracle script failed (rc={proc.returncode}):\n{proc.stderr[-4000:]}")
     return proc.stdout
 
 
-def run_oracle_json(script, workdir, timeout=600):
+def run_oracle_json(script, workdir, timeout=600, env=None):
     """Like run_oracle, but the script prints one JSON document as its last stdout line."""
-    out = run_oracle(script, workdir, timeout=timeout)
+    out = run_oracle(script, workdir, timeout=timeout, env=env)
     return json.loads(out.strip().splitlines()[-1])

@@ -44,7 +44,8 @@ def test_two_x_script_trains_saves_reloads_and_finds_checkpoints(tmp_path):
                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result["all_models"] == []  # pretrained_config_archive_map: empty, nothing loads by shortcut name
+    # pretrained_config_archive_map: 2.x's shortcut names, which its scripts list in --help.
+    assert {"bert-base-uncased", "bert-base-chinese", "xlnet-base-cased", "roberta-base"} <= set(result["all_models"])
     # 40 tweets, batch 8, 2 epochs: 10 steps, checkpoints at 3, 6 and 9, plus the final save in out/ itself.
     assert result["t_total"] == 10
     assert sorted(os.path.basename(c) for c in result["checkpoints"]) == \
@@ -567,3 +568,23 @@ def test_roberta_returns_hidden_states_and_albert_refuses_them():
     with pytest.raises(Unsupported2xArgument, match="AlbertModel: output_hidden_states=True is supported by BERT's "
                                                     "and RoBERTa's models only"):
         AlbertModel(albert)
+
+
+def test_the_2x_maps_list_the_shortcut_names_and_the_hub_repos_they_moved_to():
+    from transformers import (AlbertConfig, AlbertModel, AlbertTokenizer, BertConfig, BertForSequenceClassification,
+                              BertModel, BertTokenizer, RobertaConfig, RobertaTokenizer, XLNetConfig, XLNetModel)
+    assert BertConfig.pretrained_config_archive_map["bert-base-chinese"] == "google-bert/bert-base-chinese"
+    assert BertModel.pretrained_model_archive_map["bert-base-uncased"] == "google-bert/bert-base-uncased"
+    assert BertForSequenceClassification.pretrained_model_archive_map["bert-base-cased"] == "google-bert/bert-base-cased"
+    assert BertTokenizer.pretrained_vocab_files_map["vocab_file"]["bert-base-multilingual-cased"] == \
+        "google-bert/bert-base-multilingual-cased"
+    assert AlbertConfig.pretrained_config_archive_map["albert-base-v2"] == "albert/albert-base-v2"
+    assert AlbertModel.pretrained_model_archive_map["albert-xxlarge-v1"] == "albert/albert-xxlarge-v1"
+    assert AlbertTokenizer.pretrained_vocab_files_map["vocab_file"]["albert-large-v2"] == "albert/albert-large-v2"
+    assert RobertaConfig.pretrained_config_archive_map["roberta-large-mnli"] == "FacebookAI/roberta-large-mnli"
+    assert RobertaTokenizer.pretrained_vocab_files_map["merges_file"]["distilroberta-base"] == \
+        "distilbert/distilroberta-base"
+    assert XLNetModel.pretrained_model_archive_map["xlnet-large-cased"] == "xlnet/xlnet-large-cased"
+    # Each family lists its own names only (2.x's ALL_MODELS adds them up across the config classes).
+    assert "roberta-base" not in BertConfig.pretrained_config_archive_map
+    assert "bert-base-uncased" not in XLNetConfig.pretrained_config_archive_map

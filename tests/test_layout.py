@@ -132,7 +132,7 @@ def test_every_rename_goes_through_replace_path():
     tracked = subprocess.run(["git", "ls-files", "*.py"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     calls = [(name, function) for name in tracked.stdout.splitlines()
              for line, function in rename_calls(REPO_ROOT / name)]
-    assert calls == [("transformers/file_utils.py", "replace_path")]
+    assert calls == [("transformers/atomic_files.py", "replace_path")]
 
 
 def test_the_rename_check_sees_each_spelling(tmp_path):

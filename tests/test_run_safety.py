@@ -212,12 +212,12 @@ def test_model_checkpoint_folder_and_results_are_fsynced_around_the_rename(tmp_p
 
 
 def test_product_code_renames_only_through_the_one_helper():
-    """Every atomic write goes through transformers/file_utils.py (write_atomically, write_folder_atomically)."""
+    """Every atomic write goes through transformers/atomic_files.py (write_atomically, write_folder_atomically)."""
     files = [REPO_ROOT / "run_classifier.py", *(REPO_ROOT / "bert_read_step_to_step").glob("*.py"),
              *(REPO_ROOT / "transformers").glob("*.py")]
     renaming = sorted(path.relative_to(REPO_ROOT).as_posix() for path in files
                       if "os.replace(" in path.read_text(encoding="utf-8") or "os.rename(" in path.read_text())
-    assert renaming == ["transformers/file_utils.py"]
+    assert renaming == ["transformers/atomic_files.py"]
 
 
 # ---- errors a user can read --------------------------------------------------------------------------------------

@@ -138,7 +138,7 @@ def test_priors_are_the_loaded_weights_only():
     args = run_classifier.parse_args(common_args("data", "out") + [
         "--do_train", "--reinit_layers", "1", "--reinit_pooler", "--mixout", "0.5"])
     config = BertConfig.from_pretrained(str(minilm_dir()), num_labels=3)
-    model, info = run_classifier.load_model(args, config, ["a", "b", "c"])
+    model, info = run_classifier.load_model(args, args.model_name_or_path, config, ["a", "b", "c"])
     start = {name: param.detach().clone() for name, param in model.named_parameters()}
     priors = optimization.stabilizer_priors(args, start, info)
     names = {name for name, _ in model.named_parameters()}

@@ -23,9 +23,10 @@ lacks, `ln_type` ("postln" or "preln"), and that key is the rule: a config with 
 ALBERT's keys (the seed reads every config with BertConfig).
 """
 from dataclasses import dataclass
-from typing import ClassVar, Tuple
+from typing import ClassVar, Mapping, Tuple
 
 from .configuration_bert import REQUIRED_FIELDS, BertConfig, LoadingError
+from .hub import SHORTCUT_NAMES
 
 
 @dataclass
@@ -33,6 +34,7 @@ class AlbertConfig(BertConfig):
     model_type: ClassVar[str] = "albert"
     accepted_model_types: ClassVar[Tuple[str, ...]] = ("albert",)
     architecture: ClassVar[str] = "an ALBERT architecture"
+    pretrained_config_archive_map: ClassVar[Mapping[str, str]] = SHORTCUT_NAMES["albert"]
     # embedding_size fixes the shape of every embedding table; albert_zh's configs and transformers' have it.
     # The two group counts may be absent (albert_zh leaves them out): 1 is what every release uses.
     required_fields: ClassVar[Tuple[str, ...]] = REQUIRED_FIELDS + ("embedding_size",)

@@ -18,6 +18,7 @@ Label names travel with the config: `id2label` says which class each row of the 
 
 Run `python -m transformers.configuration_bert PATH` to print a config as we read it.
 """
+import functools
 import json
 import logging
 import math
@@ -31,6 +32,7 @@ from typing import ClassVar, Dict, List, Mapping, Optional, Tuple
 from .file_utils import XLNET_TF_CONFIG_NAME
 from .file_utils import (ALBERT_TF_CONFIG_NAME, CONFIG_NAME, TF_CONFIG_NAME, BadValueError, cached_path,
                          is_remote_url, join_path_or_url, url_file_name, write_atomically)
+from .hub import CONFIG_LAYOUTS, SHORTCUT_NAMES, local_model_path
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +76,9 @@ class PretrainedConfig:
     output_attentions: bool = False
     # Every key of config.json that is not a field above, kept as read so that saving does not lose it.
     extra: dict = field(default_factory=dict)
-    # transformers 2.x: shortcut name -> config URL on its hub. Nothing here loads by shortcut name, so it is
-    # empty; 2.x scripts read its keys for their --help text.
+    # transformers 2.x: shortcut name -> where the model is. Here each family's shortcut names, with the Hub
+    # repo each moved to (hub.SHORTCUT_NAMES); from_pretrained("bert-base-chinese") works as any Hub name does.
+    # 2.x scripts read its keys for their --help text.
     pretrained_config_archive_map: ClassVar[Mapping[str, str]] = MappingProxyType({})
 
     @property
@@ -114,7 +117,7 @@ class PretrainedConfig:
     def from_dict(cls, values, **overrides):
         """Build a config from a dict as found in config.json, then apply named `overrides`."""
         known = {f.name for f in fields(cls)} - {"extra"}
-        types = typing.get_type_hints(cls)
+        types = field_types(cls)
         kwargs, extra = {}, dict(values.get("extra", {}))
         for key, value in values.items():
             key = RENAMED_KEYS.get(key, key)
@@ -157,15 +160,17 @@ class PretrainedConfig:
             raise BadValueError(f"{path}: {error}") from None
 
     @classmethod
-    def from_pretrained(cls, path_or_url, cache_dir=None, force_download=False, local_files_only=False, **overrides):
-        """`path_or_url` is a model directory, a config.json file, or the URL of either.
+    def from_pretrained(cls, path_or_url, cache_dir=None, force_download=False, local_files_only=False,
+                        revision=None, **overrides):
+        """`path_or_url` is a model directory, a config.json file, the URL of either, or a Hub name
+        ("bert-base-chinese", "hfl/chinese-roberta-wwm-ext"; see hub.py) at `revision` (branch, tag or commit).
 
         A directory of Google's original release has bert_config.json instead of config.json; its keys are the
         same as ours (the extra pooler_* and directionality keys are kept in `extra`).
         cache_dir / force_download / local_files_only: how a URL is fetched (see `file_utils.cached_path`).
         """
         path = config_file_of(path_or_url, cache_dir=cache_dir, force_download=force_download,
-                              local_files_only=local_files_only)
+                              local_files_only=local_files_only, revision=revision)
         return cls.from_json_file(path, **overrides)
 
     # ---- writing ---------------------------------------------------------------------------------------
@@ -208,6 +213,7 @@ class BertConfig(PretrainedConfig):
     # config into theirs (configuration_albert.albert_config_of).
     accepted_model_types: ClassVar[Tuple[str, ...]] = ("bert", "roberta", "albert")
     required_fields: ClassVar[Tuple[str, ...]] = REQUIRED_FIELDS
+    pretrained_config_archive_map: ClassVar[Mapping[str, str]] = SHORTCUT_NAMES["bert"]
 
     vocab_size: int = 30522
     hidden_size: int = 768
@@ -239,10 +245,11 @@ class BertConfig(PretrainedConfig):
         super().__post_init__()
 
 
-def config_file_of(path_or_url, cache_dir=None, force_download=False, local_files_only=False):
-    """The local path of the config file that `path_or_url` (a model directory, a config file, or the URL of
-    either) stands for, fetched first when remote."""
+def config_file_of(path_or_url, cache_dir=None, force_download=False, local_files_only=False, revision=None):
+    """The local path of the config file that `path_or_url` (a model directory, a config file, the URL of
+    either, or a Hub name) stands for, fetched first when remote."""
     fetch_options = dict(cache_dir=cache_dir, force_download=force_download, local_files_only=local_files_only)
+    path_or_url = local_model_path(path_or_url, CONFIG_LAYOUTS, what="a config", revision=revision, **fetch_options)
     if os.path.isdir(path_or_url):
         # Google's releases name it bert_config.json (BERT) or albert_config.json (ALBERT).
         names = (CONFIG_NAME, TF_CONFIG_NAME, ALBERT_TF_CONFIG_NAME)
@@ -278,6 +285,13 @@ def read_config_json(path):
 
 # "3", " 3", "-1": an integer written as a JSON string. "3.0" and "3e2" are not: a count has no fraction.
 INTEGER_STRING = re.compile(r"\s*[+-]?\d+\s*")
+
+
+@functools.lru_cache(maxsize=None)
+def field_types(config_class):
+    """{field: its type} of a config class, worked out once per class. typing.get_type_hints evaluates every
+    annotation (`Optional[Dict[int, str]]`, ...) again on each call, and from_dict runs on every load."""
+    return MappingProxyType(typing.get_type_hints(config_class))
 
 
 def typed_value(key, value, kind):

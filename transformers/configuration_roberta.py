@@ -13,9 +13,10 @@ BERT's fields, with RoBERTa's values where they differ. The network is BERT's; w
 Chinese RoBERTa-wwm is not this: it is BERT's architecture with BERT's vocab.txt, read by BertConfig.
 """
 from dataclasses import dataclass
-from typing import ClassVar, Optional, Tuple
+from typing import ClassVar, Mapping, Optional, Tuple
 
 from .configuration_bert import BertConfig
+from .hub import SHORTCUT_NAMES
 
 
 @dataclass
@@ -23,6 +24,7 @@ class RobertaConfig(BertConfig):
     model_type: ClassVar[str] = "roberta"
     accepted_model_types: ClassVar[Tuple[str, ...]] = ("roberta",)
     architecture: ClassVar[str] = "a RoBERTa architecture"
+    pretrained_config_archive_map: ClassVar[Mapping[str, str]] = SHORTCUT_NAMES["roberta"]
 
     # The defaults are those of roberta-base, as in transformers; a config.json sets them all.
     vocab_size: int = 50265

@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import ClassVar, Mapping, Optional, Tuple
 
 from .configuration_bert import PretrainedConfig
+from .hub import SHORTCUT_NAMES
 
 # The fields a config.json must hold: each fixes the shape of some weights (or, for ff_activation, what every
 # feed-forward block computes). transformers writes all of them.
@@ -33,6 +34,7 @@ class XLNetConfig(PretrainedConfig):
     model_type: ClassVar[str] = "xlnet"
     accepted_model_types: ClassVar[Tuple[str, ...]] = ("xlnet",)
     architecture: ClassVar[str] = "an XLNet architecture"
+    pretrained_config_archive_map: ClassVar[Mapping[str, str]] = SHORTCUT_NAMES["xlnet"]
     required_fields: ClassVar[Tuple[str, ...]] = REQUIRED_FIELDS
     # CMU's own xlnet_config.json (d_model, n_layer, n_head, d_head, d_inner, ff_activation, untie_r) calls the
     # vocabulary size n_token. Its untie_r (per-layer attention biases, true in the released models) only changes

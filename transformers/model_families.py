@@ -25,15 +25,16 @@ from .configuration_bert import BertConfig, LoadingError, PretrainedConfig, conf
 from .configuration_roberta import RobertaConfig
 from .configuration_xlnet import XLNetConfig
 from .file_utils import BadValueError, is_remote_url
+from .hub import local_model_path
 from .modeling_albert import AlbertForSequenceClassification, top_group_meaning, top_group_selectors
 from .modeling_bert import BertForSequenceClassification
 from .modeling_roberta import RobertaForSequenceClassification, roberta_layer_selectors
 from .modeling_xlnet import XLNetForSequenceClassification, xlnet_top_layer_selectors
 from .modeling_utils import PreTrainedModel, top_layer_selectors
 from .tokenization_albert import AlbertTokenizer
-from .tokenization_bert import VOCAB_NAME, BertTokenizer
+from .tokenization_bert import TOKENIZER_CONFIG_NAME, VOCAB_NAME, BertTokenizer
 from .tokenization_roberta import VOCAB_JSON_NAME, RobertaTokenizer
-from .tokenization_xlnet import XLNetTokenizer
+from .tokenization_xlnet import SPIECE_NAME, XLNetTokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class ModelFamily:
     name: str
     config_class: Type[PretrainedConfig]
     model_class: Type[PreTrainedModel]  # the sequence classifier
-    # (path, do_lower_case or None, cache_dir or None) -> a tokenizer with encode_plus, vocab, save_pretrained
+    # (path, do_lower_case or None, cache_dir or None, revision or None) -> a tokenizer with encode_plus, vocab, save_pretrained
     load_tokenizer: Callable
     # (config, N, pooler) -> selectors for --reinit_layers N [--reinit_pooler]
     reinit_layer_selectors: Callable
@@ -55,24 +56,26 @@ class ModelFamily:
     reinit_layers_meaning: Callable = lambda config, num_layers: None
 
 
-def load_bert_tokenizer(path, do_lower_case=None, cache_dir=None):
-    return BertTokenizer.from_pretrained(path, do_lower_case=do_lower_case, cache_dir=cache_dir)
+def load_bert_tokenizer(path, do_lower_case=None, cache_dir=None, revision=None):
+    return BertTokenizer.from_pretrained(path, do_lower_case=do_lower_case, cache_dir=cache_dir, revision=revision)
 
 
-def load_albert_tokenizer(path, do_lower_case=None, cache_dir=None):
+def load_albert_tokenizer(path, do_lower_case=None, cache_dir=None, revision=None):
     """albert_zh ships BERT's vocab.txt (and was pre-trained on BERT's tokenization); other ALBERTs a
-    SentencePiece spiece.model."""
+    SentencePiece spiece.model. A Hub name becomes its snapshot folder first, holding whichever it has."""
+    path = local_model_path(path, ((VOCAB_NAME,), (SPIECE_NAME,)), optional=(TOKENIZER_CONFIG_NAME,),
+                            what="an ALBERT tokenizer", revision=revision, cache_dir=cache_dir)
     if os.path.isfile(os.path.join(str(path), VOCAB_NAME)) or str(path).endswith(".txt"):
         return load_bert_tokenizer(path, do_lower_case, cache_dir)
     return AlbertTokenizer.from_pretrained(path, do_lower_case=do_lower_case, cache_dir=cache_dir)
 
 
-def load_roberta_tokenizer(path, do_lower_case=None, cache_dir=None):
-    return RobertaTokenizer.from_pretrained(path, do_lower_case=do_lower_case, cache_dir=cache_dir)
+def load_roberta_tokenizer(path, do_lower_case=None, cache_dir=None, revision=None):
+    return RobertaTokenizer.from_pretrained(path, do_lower_case=do_lower_case, cache_dir=cache_dir, revision=revision)
 
 
-def load_xlnet_tokenizer(path, do_lower_case=None, cache_dir=None):
-    return XLNetTokenizer.from_pretrained(path, do_lower_case=do_lower_case, cache_dir=cache_dir)
+def load_xlnet_tokenizer(path, do_lower_case=None, cache_dir=None, revision=None):
+    return XLNetTokenizer.from_pretrained(path, do_lower_case=do_lower_case, cache_dir=cache_dir, revision=revision)
 
 
 FAMILIES = {
@@ -103,14 +106,14 @@ def family_of(config):
     return FAMILIES[type(config).model_type]
 
 
-def choose_family(model_type, model_name_or_path, config_source=None, cache_dir=None):
+def choose_family(model_type, model_name_or_path, config_source=None, cache_dir=None, revision=None):
     """The family that reads this model, by the rule in the module docstring; an error if --model_type disagrees.
 
     model_type: what the user gave (--model_type), lower-case. config_source: --config_name if given.
     """
     if model_type not in FAMILIES:
         raise BadValueError(f"--model_type {model_type!r} is not supported; choose one of {', '.join(FAMILIES)}")
-    config_file = config_file_of(config_source or model_name_or_path, cache_dir=cache_dir)
+    config_file = config_file_of(config_source or model_name_or_path, cache_dir=cache_dir, revision=revision)
     declared = read_config_json(config_file).get("model_type")
     chosen = declared or model_type
     if chosen == "roberta" and _is_bert_vocabulary_folder(model_name_or_path):

@@ -41,6 +41,7 @@ from .configuration_bert import BertConfig, LoadingError
 from .file_utils import (CONFIG_NAME, PICKLE_WEIGHTS_NAME, SAFE_WEIGHTS_NAME, BadValueError, RemoteFileNotFound,
                          cached_path, is_remote_url, join_path_or_url, redact_url, sibling_url, url_file_name,
                          write_atomically)
+from .hub import MODEL_LAYOUTS, local_model_path
 from .tf_checkpoint import find_checkpoint_index, state_dict_reader
 
 logger = logging.getLogger(__name__)
@@ -226,6 +227,13 @@ class PreTrainedModel(nn.Module):
     # Keys that are another parameter under a second name (a masked-LM decoder is the word-embedding table):
     # not saved, not reported missing, tied again after loading (`tie_weights`).
     tied_keys = ()
+    # transformers 2.x's name for the config class's table of shortcut names (hub.SHORTCUT_NAMES): the
+    # same table, set for each model class from its config_class.
+    pretrained_model_archive_map = config_class.pretrained_config_archive_map
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.pretrained_model_archive_map = cls.config_class.pretrained_config_archive_map
 
     def __init__(self, config):
         super().__init__()
@@ -277,13 +285,14 @@ class PreTrainedModel(nn.Module):
     def from_pretrained(cls, pretrained_model_name_or_path, config=None, state_dict=None,
                         output_loading_info=False, reinit_keys=None, reinit_std=None, reinit_seed=None,
                         ignore_mismatched_sizes=False, cache_dir=None, force_download=False, local_files_only=False,
-                        labels=None, allow_non_finite=False, **config_overrides):
+                        labels=None, allow_non_finite=False, revision=None, **config_overrides):
         """Build a model and fill it from a checkpoint.
 
         pretrained_model_name_or_path: a directory with config.json and model.safetensors (preferred) or
             pytorch_model.bin, a weights file, or the URL of a directory or file. A directory of Google's original
             TensorFlow release (bert_config.json, bert_model.ckpt.index, ...; ALBERT's albert_config.json,
-            model.ckpt-best.index, ...) is converted in memory.
+            model.ckpt-best.index, ...) is converted in memory. Any other name is a Hub repo id
+            ("bert-base-chinese", "hfl/chinese-roberta-wwm-ext"), fetched at `revision` (see hub.py).
         reinit_keys: selectors of parameters to re-initialize instead of loading: an exact name
             (`bert.encoder.layer.0.attention.self.query.weight`), a module prefix (`bert.encoder.layer.5`),
             or a glob (`bert.encoder.layer.[45].*`); with or without the `bert.` prefix.
@@ -301,9 +310,12 @@ class PreTrainedModel(nn.Module):
         # transformers 2.x's extra arguments (from_tf=...) are read in compat_2x.py; the rest are ours.
         pretrained_model_name_or_path, config_overrides = adapt_2x_model_arguments(pretrained_model_name_or_path,
                                                                                    config_overrides)
-        # 1. Find files.
+        # 1. Find files. A Hub name becomes its snapshot folder here; a URL is fetched file by file below.
         fetch = functools.partial(cached_path, cache_dir=cache_dir, force_download=force_download,
                                   local_files_only=local_files_only)
+        pretrained_model_name_or_path = local_model_path(
+            pretrained_model_name_or_path, MODEL_LAYOUTS, what=cls.__name__, revision=revision, cache_dir=cache_dir,
+            force_download=force_download, local_files_only=local_files_only)
         config_file, weights_file = _find_files(pretrained_model_name_or_path, config, state_dict, fetch)
 
         # 2. Read the config.

@@ -25,8 +25,10 @@ import argparse
 import hashlib
 import json
 import unicodedata
+from types import MappingProxyType
 
 from .compat_2x import accept_default_2x_options, save_vocabulary_2x
+from .hub import SHORTCUT_NAMES, local_model_path
 from .tokenization_bert import (TOKENIZER_CONFIG_NAME, encode_each, find_tokenizer_files, ids_to_tokens,
                                 lay_out_inputs, print_encoding, read_tokenizer_settings, save_tokenizer_files,
                                 tokens_to_ids)
@@ -41,6 +43,9 @@ SPECIAL_TOKENS = {"pad_token": "<pad>", "unk_token": "<unk>", "cls_token": "[CLS
 
 class AlbertTokenizer:
     """Text (or a text pair) -> input_ids, token_type_ids, attention_mask, with a SentencePiece model."""
+
+    # transformers 2.x's table of shortcut names, per tokenizer file: {"vocab_file": {shortcut: Hub repo id}}.
+    pretrained_vocab_files_map = MappingProxyType({"vocab_file": SHORTCUT_NAMES["albert"]})
 
     def __init__(self, vocab_file, do_lower_case=True, keep_accents=False, **special_tokens):
         import sentencepiece  # a runtime dependency (requirements.txt), needed only for this family
@@ -163,13 +168,17 @@ class AlbertTokenizer:
     # ---- loading and saving ----
 
     @classmethod
-    def from_pretrained(cls, path, do_lower_case=None, cache_dir=None, force_download=False, local_files_only=False):
+    def from_pretrained(cls, path, do_lower_case=None, cache_dir=None, force_download=False, local_files_only=False,
+                        revision=None):
         """From a directory holding spiece.model (and optionally tokenizer_config.json), or the file itself.
 
         do_lower_case=None reads the saved choice, and is True when there is none (every ALBERT release is
         uncased). cache_dir, force_download, local_files_only: accepted for the family table's common call;
         a SentencePiece model is read from local files only.
         """
+        path = local_model_path(path, ((SPIECE_NAME,),), optional=(TOKENIZER_CONFIG_NAME,), what=cls.__name__,
+                                revision=revision, cache_dir=cache_dir, force_download=force_download,
+                                local_files_only=local_files_only)  # a Hub name -> its snapshot folder (hub.py)
         (vocab_file,), config_file = find_tokenizer_files(
             path, ((SPIECE_NAME,),), "SentencePiece model", hint="; an albert_zh folder has vocab.txt instead")
         settings = read_settings(config_file)

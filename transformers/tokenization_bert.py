@@ -31,8 +31,10 @@ import os
 import re
 import sys
 import unicodedata
+from types import MappingProxyType
 
 from .compat_2x import TokenizerCompat2x, encode_plus_2x
+from .hub import SHORTCUT_NAMES, local_model_path
 
 VOCAB_NAME = "vocab.txt"
 TOKENIZER_CONFIG_NAME = "tokenizer_config.json"
@@ -455,6 +457,9 @@ class BertTokenizer(TokenizerCompat2x):
           0   0  0    0   1  1   1
     """
 
+    # transformers 2.x's table of shortcut names, per tokenizer file: {"vocab_file": {shortcut: Hub repo id}}.
+    pretrained_vocab_files_map = MappingProxyType({"vocab_file": SHORTCUT_NAMES["bert"]})
+
     def __init__(self, vocab_file, do_lower_case=True, tokenize_chinese_chars=True, strip_accents=None,
                  never_split=None, unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]", cls_token="[CLS]",
                  mask_token="[MASK]", rule="huggingface"):
@@ -541,9 +546,10 @@ class BertTokenizer(TokenizerCompat2x):
     # ---- loading and saving ----
 
     @classmethod
-    def from_pretrained(cls, path, do_lower_case=None, cache_dir=None, force_download=False, local_files_only=False):
+    def from_pretrained(cls, path, do_lower_case=None, cache_dir=None, force_download=False, local_files_only=False,
+                        revision=None):
         """From a directory (vocab.txt or tokenizer.json, optionally tokenizer_config.json), a vocab file,
-        or a URL.
+        a URL, or a Hub name at `revision` (see hub.py).
 
         do_lower_case=None reads it from the saved settings (see `tokenizer_settings`), and is True when
         there are none: most BERT checkpoints are uncased. Reading a cased checkpoint as uncased raises no
@@ -554,8 +560,11 @@ class BertTokenizer(TokenizerCompat2x):
         fetch = functools.partial(cached_path, cache_dir=cache_dir, force_download=force_download,
                                   local_files_only=local_files_only)
         # vocab.txt when there is one (every version writes it but transformers 5), else tokenizer.json.
-        (vocab_file,), config_file = find_tokenizer_files(path, ((VOCAB_NAME,), (TOKENIZER_JSON_NAME,)),
-                                                          "vocabulary", fetch)
+        layouts = ((VOCAB_NAME,), (TOKENIZER_JSON_NAME,))
+        path = local_model_path(path, layouts, optional=(TOKENIZER_CONFIG_NAME,), what=cls.__name__,
+                                revision=revision, cache_dir=cache_dir, force_download=force_download,
+                                local_files_only=local_files_only)  # a Hub name -> its snapshot folder (hub.py)
+        (vocab_file,), config_file = find_tokenizer_files(path, layouts, "vocabulary", fetch)
         if os.path.isdir(str(path)):
             settings = tokenizer_settings(str(path))  # a folder's tokenizer.json may hold settings too
         else:

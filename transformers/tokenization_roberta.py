@@ -22,8 +22,10 @@ import functools
 import hashlib
 import json
 import re
+from types import MappingProxyType
 
 from .compat_2x import accept_default_2x_options, save_vocabulary_2x
+from .hub import SHORTCUT_NAMES, local_model_path
 from .tokenization_bert import (TOKENIZER_CONFIG_NAME, TOKENIZER_JSON_NAME, _category_runs, _ranges_text, encode_each,
                                 find_tokenizer_files, ids_to_tokens, lay_out_inputs, print_encoding,
                                 read_tokenizer_settings, save_tokenizer_files, tokens_to_ids)
@@ -104,6 +106,10 @@ def read_merges(merges_file):
 
 class RobertaTokenizer:
     """Text (or a text pair) -> input_ids, token_type_ids, attention_mask for a RoBERTa model."""
+
+    # transformers 2.x's table of shortcut names, per tokenizer file: {"vocab_file": {shortcut: Hub repo id}}.
+    pretrained_vocab_files_map = MappingProxyType({"vocab_file": SHORTCUT_NAMES["roberta"],
+                                                   "merges_file": SHORTCUT_NAMES["roberta"]})
 
     def __init__(self, vocab, merges, vocab_file, **special_tokens):
         """vocab: {token: id}; merges: [(left, right)] best first; vocab_file: where they came from (messages)."""
@@ -203,15 +209,20 @@ class RobertaTokenizer:
     # ---- loading and saving ----
 
     @classmethod
-    def from_pretrained(cls, path, do_lower_case=None, cache_dir=None, force_download=False, local_files_only=False):
+    def from_pretrained(cls, path, do_lower_case=None, cache_dir=None, force_download=False, local_files_only=False,
+                        revision=None):
         """From a directory holding vocab.json + merges.txt, or the tokenizer.json that transformers 5 saves
         (a BPE model holds the same two lists). RoBERTa is cased and never lower-cases: do_lower_case must not
         be True. cache_dir, force_download, local_files_only: accepted for the family table's common call; the
         files are read from local folders only."""
         if do_lower_case:
             raise ValueError("RoBERTa's byte-level BPE is cased: --do_lower_case does not apply to it")
+        layouts = ((VOCAB_JSON_NAME, MERGES_NAME), (TOKENIZER_JSON_NAME,))
+        path = local_model_path(path, layouts, optional=(TOKENIZER_CONFIG_NAME,), what=cls.__name__,
+                                revision=revision, cache_dir=cache_dir, force_download=force_download,
+                                local_files_only=local_files_only)  # a Hub name -> its snapshot folder (hub.py)
         files, config_file = find_tokenizer_files(
-            path, ((VOCAB_JSON_NAME, MERGES_NAME), (TOKENIZER_JSON_NAME,)), "RoBERTa's BPE vocabulary",
+            path, layouts, "RoBERTa's BPE vocabulary",
             hint="; a RoBERTa folder with vocab.txt is Chinese RoBERTa-wwm, which is read as BERT")
         special = read_special_tokens(config_file)
         if len(files) == 2:

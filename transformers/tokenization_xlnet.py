@@ -25,8 +25,10 @@ import argparse
 import functools
 import re
 import unicodedata
+from types import MappingProxyType
 
 from .compat_2x import accept_default_2x_options, save_vocabulary_2x
+from .hub import SHORTCUT_NAMES, local_model_path
 from .tokenization_bert import (TOKENIZER_CONFIG_NAME, encode_each, find_tokenizer_files, print_encoding,
                                 read_tokenizer_settings, save_tokenizer_files, truncate_longest_first)
 
@@ -55,6 +57,9 @@ def _sentencepiece():
 
 class XLNetTokenizer:
     """Text (or a text pair) -> input_ids, token_type_ids, attention_mask for an XLNet model."""
+
+    # transformers 2.x's table of shortcut names, per tokenizer file: {"vocab_file": {shortcut: Hub repo id}}.
+    pretrained_vocab_files_map = MappingProxyType({"vocab_file": SHORTCUT_NAMES["xlnet"]})
 
     # Batches are padded on the left, so that <cls> is the last position of every row (see the module docstring).
     padding_side = "left"
@@ -216,7 +221,8 @@ class XLNetTokenizer:
     # ---- loading and saving ----
 
     @classmethod
-    def from_pretrained(cls, path, do_lower_case=None, cache_dir=None, force_download=False, local_files_only=False):
+    def from_pretrained(cls, path, do_lower_case=None, cache_dir=None, force_download=False, local_files_only=False,
+                        revision=None):
         """From a directory (spiece.model, optionally tokenizer_config.json), a .model file, or a URL of either.
 
         do_lower_case=None reads it from tokenizer_config.json, and is False when there is none: XLNet's
@@ -226,6 +232,9 @@ class XLNetTokenizer:
         SentencePiece's own file only, and says so.
         """
         from .file_utils import cached_path
+        path = local_model_path(path, ((SPIECE_NAME,),), optional=(TOKENIZER_CONFIG_NAME,), what=cls.__name__,
+                                revision=revision, cache_dir=cache_dir, force_download=force_download,
+                                local_files_only=local_files_only)  # a Hub name -> its snapshot folder (hub.py)
         fetch = functools.partial(cached_path, cache_dir=cache_dir, force_download=force_download,
                                   local_files_only=local_files_only)
         (vocab_file,), config_file = find_tokenizer_files(path, ((SPIECE_NAME,),), "SentencePiece model", fetch)
