@@ -15,6 +15,7 @@ The run's machinery lives one floor down, in bert_read_step_to_step/, one idea a
     optimization.py parameter groups, optimizer, lr schedule, one optimizer step
     checkpoints.py  TrainState, checkpoint save, the resume check (trajectory) and resume
     run_folder.py   the output_dir lock, the run records, results files
+    curves.py       the training curves: train_log.jsonl, TensorBoard event files, loss_curve.png
 
 Example (TNEWS with a Chinese BERT, the original command works verbatim):
     python run_classifier.py --model_type=bert --model_name_or_path=prev_trained_model/bert-base-chinese \\
@@ -30,7 +31,8 @@ Other families: --model_type albert or roberta (English RoBERTa; Chinese RoBERTa
 is config.json's model_type (transformers/model_families.py); a --model_type that disagrees is an error.
 Zhang et al.'s other stabilizers, alone or with re-init (bert_read_step_to_step/stabilizers.py):
     ... --use_bertadam      ... --mixout 0.7      ... --prior_weight_decay --weight_decay 0.01
-After training, OUTPUT_DIR/weight_change.json says how far each layer moved (bert_read_step_to_step/weight_change.py).
+After training, OUTPUT_DIR/weight_change.json says how far each layer moved (bert_read_step_to_step/weight_change.py),
+and OUTPUT_DIR/loss_curve.png, train_log.jsonl and tensorboard/ (--logging_dir) hold the curves (curves.py).
 Inputs of mixed length train faster in batches of similar length: ... --group_by_length
 (features.length_bucketed_batches; the same examples each epoch, other batch neighbours, so other numbers).
 

@@ -59,7 +59,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bert_read_step_to_step.demo", description=__doc__.split("\n")[0],
                                      formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--data_dir", default=os.path.join("data", "tweets"),
-                        help="the demo data; written by prepare_demo_data when train.tsv, dev.tsv or test.tsv is missing")
+                        help="the demo data; prepare_demo_data writes it there when train.tsv, dev.tsv or test.tsv "
+                             "is missing")
     parser.add_argument("--output_dir", default=os.path.join("outputs", "demo"), help="where the run writes")
     # For the tests: a small data set, prepared with these sizes (train, dev, test), so the demo runs in seconds.
     parser.add_argument("--sizes", nargs=3, type=int, default=None, help=argparse.SUPPRESS)

@@ -94,9 +94,9 @@ def test_the_weight_change_of_the_reinitialized_and_loaded_modules_is_logged(eve
     assert row["step"] == 4 and set(row["weight_change"]) == set(by_module)
     events = scalars(out / "tensorboard")
     # MiniLM has 6 layers: layer 5 was re-initialized (and the head is new), the rest were loaded.
-    assert events["weight_change/reinitialized/layer_5"] == [(4, pytest.approx(by_module["layer 5"]["relative_change"]))]
-    assert events["weight_change/reinitialized/head"] == [(4, pytest.approx(by_module["head"]["relative_change"]))]
-    assert events["weight_change/loaded/layer_0"] == [(4, pytest.approx(by_module["layer 0"]["relative_change"]))]
+    for tag, module in (("reinitialized/layer_5", "layer 5"), ("reinitialized/head", "head"),
+                        ("loaded/layer_0", "layer 0")):
+        assert events[f"weight_change/{tag}"] == [(4, pytest.approx(by_module[module]["relative_change"]))]
     assert "weight_change/loaded/layer_5" not in events
 
 
@@ -109,8 +109,7 @@ def test_the_picture_is_drawn_and_named_in_the_log(every_step):
 
 def test_the_loss_and_grad_norm_of_a_window_are_the_means_of_its_steps(data, every_step, tmp_path):
     out, _ = every_step
-    _, log = run_main(run_args(data, tmp_path / "out", 2, "--reinit_layers", "1", "--logging_dir",
-                               tmp_path / "events"))
+    run_main(run_args(data, tmp_path / "out", 2, "--reinit_layers", "1", "--logging_dir", tmp_path / "events"))
     single = [row for row in history(out) if "loss" in row]
     windows = [row for row in history(tmp_path / "out") if "loss" in row]
     assert [row["step"] for row in windows] == [2, 4]
