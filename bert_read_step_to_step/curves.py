@@ -21,7 +21,8 @@ Reading them:  tensorboard --logdir OUTPUT_DIR/tensorboard    or    pandas.read_
 A resume continues the same curve. The history is cut back to the checkpoint's step first (a run killed at
 step 12 and resumed from checkpoint-10 had logged steps 11 and 12, which the resumed run logs again), and the
 event writer starts with a purge step: TensorBoard's reader then drops what the earlier event files hold from
-that step on. So no step appears twice in either.
+the checkpoint's step on, and that one step is written again from the history. So no step appears twice in
+either, and both hold the same rows.
 
 TensorBoard and matplotlib are imported only when a run starts / draws; without them the run trains anyway,
 and says once, in a WARNING, what to install.
@@ -59,8 +60,18 @@ def open_event_writer(folder, purge_step):
         logger.warning(TENSORBOARD_MISSING.format(error=error, folder=folder))
         return None
     # purge_step: the reader discards every event at or after this step that an earlier writer in this
-    # folder left, i.e. the steps a killed run logged past the checkpoint being resumed.
+    # folder left: the steps a killed run logged past the checkpoint being resumed.
     return SummaryWriter(log_dir=folder, purge_step=purge_step)
+
+
+def scalars_of(row):
+    """{TensorBoard tag: value} of one history row: the same numbers under TensorBoard's names."""
+    if "weight_change" in row:
+        return {f"weight_change/{GROUPS.get(change['measured_from'], LOADED_GROUP)}/{module.replace(' ', '_')}":
+                change["relative_change"] for module, change in row["weight_change"].items()}
+    if "loss" in row:
+        return {f"train/{key}": row[key] for key in ("loss", "learning_rate", "grad_norm")}
+    return {f"eval/{key[len('eval_'):]}": value for key, value in row.items() if key.startswith("eval_")}
 
 
 def read_history(path, up_to_step):
@@ -101,18 +112,24 @@ class TrainingCurves:
         if not self.enabled:
             return
         kept = read_history(self.path, step) if step and os.path.isfile(self.path) else []
+        # The weight change is written at the end of a run: a run that got there and is resumed anyway (from
+        # its last checkpoint) writes its own again.
+        kept = [row for row in kept if "weight_change" not in row]
         write_atomically(self.path, lambda temp: write_rows(temp, kept))
         self.file = open(self.path, "a", encoding="utf-8")
-        # A new run purges from step 1 too: a reused --logging_dir then shows this run, not the old one under it.
-        self.writer = open_event_writer(self.events_dir, purge_step=step + 1)
-        if self.writer is not None:
-            logger.info("TensorBoard log in %s (see it with: tensorboard --logdir %s)", self.events_dir,
-                        self.events_dir)
+        self.evaluated_step = max((row["step"] for row in kept if is_eval(row)), default=None)
+        # A new run purges from step 0: a reused --logging_dir then shows this run, not the old one under it.
+        self.writer = open_event_writer(self.events_dir, purge_step=step)
+        if self.writer is None:
+            return
+        logger.info("TensorBoard log in %s (see it with: tensorboard --logdir %s)", self.events_dir, self.events_dir)
+        for row in kept:  # the checkpoint's own step, purged above with what came after it
+            if row["step"] == step:
+                self.add_scalars(row)
 
     def log_train(self, step, epoch, loss, learning_rate, grad_norm):
         self.write({"step": step, "epoch": epoch, "loss": loss, "learning_rate": learning_rate,
-                    "grad_norm": grad_norm},
-                   {"train/loss": loss, "train/learning_rate": learning_rate, "train/grad_norm": grad_norm}, step)
+                    "grad_norm": grad_norm})
 
     def log_eval(self, step, results):
         """An evaluation's metrics. The final evaluation of a run whose --evaluate_during_training already
@@ -120,27 +137,27 @@ class TrainingCurves:
         if step == self.evaluated_step:
             return
         self.evaluated_step = step
-        self.write({"step": step, **{f"eval_{name}": value for name, value in results.items()}},
-                   {f"eval/{name}": value for name, value in results.items()}, step)
+        self.write({"step": step, **{f"eval_{name}": value for name, value in results.items()}})
 
     def log_weight_change(self, step, report):
         """weight_change.json's relative change of each module, in TensorBoard grouped by where it started."""
-        rows = [row for row in report["modules"] if row["relative_change"] is not None]
+        measured = [row for row in report["modules"] if row["relative_change"] is not None]
         self.write({"step": step, "weight_change": {row["module"]: {"relative_change": row["relative_change"],
                                                                      "measured_from": row["measured_from"]}
-                                                    for row in rows}},
-                   {f"weight_change/{GROUPS.get(row['measured_from'], LOADED_GROUP)}/{row['module'].replace(' ', '_')}":
-                    row["relative_change"] for row in rows}, step)
+                                                    for row in measured}})
 
-    def write(self, row, scalars, step):
+    def write(self, row):
         if self.file is None:
             return
         # One line, flushed now: a run killed a moment later still has every row up to here.
         self.file.write(json.dumps(row) + "\n")
         self.file.flush()
+        self.add_scalars(row)
+
+    def add_scalars(self, row):
         if self.writer is not None:
-            for tag, value in scalars.items():
-                self.writer.add_scalar(tag, value, step)
+            for tag, value in scalars_of(row).items():
+                self.writer.add_scalar(tag, value, row["step"])
             self.writer.flush()
 
     def __enter__(self):
