@@ -145,20 +145,23 @@ def test_killed_right_after_a_checkpoint_resumes_bit_identical(data, uninterrupt
     assert_same_curve(out, reference)
 
 
-def test_a_resume_into_a_log_that_went_past_the_checkpoint_continues_the_same_curve(data, uninterrupted, scratch):
-    # What a run killed at step 6 leaves, before saving its model: its history and event file run to step 6,
-    # and the last checkpoint is checkpoint-4.
+@pytest.mark.parametrize("checkpoint", ["checkpoint-4", "checkpoint-6"])
+def test_a_resume_into_a_log_that_went_past_the_checkpoint_continues_the_same_curve(data, uninterrupted, scratch,
+                                                                                     checkpoint):
+    # What a run killed at its very end leaves: its history and event file run to step 6 and hold the weight
+    # change. Resumed from checkpoint-4, steps 5 and 6 are trained again; from checkpoint-6, none, and the end
+    # of the run (the weight change) is written again.
     reference, _ = uninterrupted
     out = scratch / "out"
     out.mkdir()
-    shutil.copytree(reference / "checkpoint-4", out / "checkpoint-4")
+    shutil.copytree(reference / checkpoint, out / checkpoint)
     shutil.copytree(reference / "tensorboard", out / "tensorboard")
     shutil.copy(reference / "train_log.jsonl", out / "train_log.jsonl")
     # ... and half a line: the kill came while a row was being written.
     with open(out / "train_log.jsonl", "a") as log:
         log.write('{"step": 7, "epo')
-    run_main(run_args(data, out) + ["--resume_from_checkpoint", out / "checkpoint-4"])
-    # Steps 5 and 6 and the weight change at the end are logged again, and each is there once.
+    run_main(run_args(data, out) + ["--resume_from_checkpoint", out / checkpoint])
+    # What was logged again is there once.
     assert_same_curve(out, reference)
     assert_same_weights(out / "checkpoint-6", reference / "checkpoint-6")
 
