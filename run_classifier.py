@@ -15,6 +15,7 @@ The run's machinery lives one floor down, in bert_read_step_to_step/, one idea a
     optimization.py parameter groups, optimizer, lr schedule, one optimizer step
     checkpoints.py  TrainState, checkpoint save, the resume check (trajectory) and resume
     run_folder.py   the output_dir lock, the run records, results files
+    curves.py       the training curves: train_log.jsonl, TensorBoard event files, loss_curve.png
 
 Example (TNEWS with a Chinese BERT, the original command works verbatim):
     python run_classifier.py --model_type=bert --model_name_or_path=prev_trained_model/bert-base-chinese \\
@@ -30,7 +31,8 @@ Other families: --model_type albert or roberta (English RoBERTa; Chinese RoBERTa
 is config.json's model_type (transformers/model_families.py); a --model_type that disagrees is an error.
 Zhang et al.'s other stabilizers, alone or with re-init (bert_read_step_to_step/stabilizers.py):
     ... --use_bertadam      ... --mixout 0.7      ... --prior_weight_decay --weight_decay 0.01
-After training, OUTPUT_DIR/weight_change.json says how far each layer moved (bert_read_step_to_step/weight_change.py).
+After training, OUTPUT_DIR/weight_change.json says how far each layer moved (bert_read_step_to_step/weight_change.py),
+and OUTPUT_DIR/loss_curve.png, train_log.jsonl and tensorboard/ (--logging_dir) hold the curves (curves.py).
 Inputs of mixed length train faster in batches of similar length: ... --group_by_length
 (features.length_bucketed_batches; the same examples each epoch, other batch neighbours, so other numbers).
 
@@ -54,6 +56,7 @@ from bert_read_step_to_step.allocator import keep_freed_memory
 from bert_read_step_to_step.checkpoints import (TRAIN_STATE_NAME, check_same_trajectory, save_checkpoint, save_model,
                                                 training_trajectory)
 from bert_read_step_to_step.cli_help import DefaultsHelpFormatter
+from bert_read_step_to_step.curves import TrainingCurves
 from bert_read_step_to_step.features import FeatureDataset, load_and_cache_features, padding_of, unk_report
 from bert_read_step_to_step.metrics import compute_metrics
 from bert_read_step_to_step.model_setup import (check_vocab_fits, list_keys, lower_case_choice, model_sources,
@@ -165,7 +168,11 @@ def parse_args(argv=None):
 
     p = parser.add_argument_group("run")
     p.add_argument("--logging_steps", type=int, default=50,
-                   help="log the mean loss of the last N optimizer steps every N steps (0 = never)")
+                   help="log the mean loss of the last N optimizer steps every N steps, into the log, "
+                        "train_log.jsonl and TensorBoard (0 = never, and no curve)")
+    p.add_argument("--logging_dir", default=None, metavar="DIR",
+                   help="where the TensorBoard event files go (default: output_dir/tensorboard); keep it the "
+                        "same on a resume, so TensorBoard shows one run")
     p.add_argument("--save_steps", type=int, default=50, help="save a checkpoint every N steps (0 = never)")
     p.add_argument("--resume_from_checkpoint", default=None, metavar="DIR", help="continue from a checkpoint")
     p.add_argument("--no_cuda", action="store_true", help="run on CPU even where CUDA is available")
@@ -254,27 +261,33 @@ class LossLog:
     """Loss sums over this run only: a resumed run does not know the losses before its checkpoint."""
     total: float = 0.0  # sum of the per-step losses of this run
     steps: int = 0  # optimizer steps taken by this run
+    grad_norms: float = 0.0  # sum of the per-step gradient norms (before clipping) of this run
     logged_total: float = 0.0  # `total` at the last log line
     logged_steps: int = 0  # `steps` at the last log line
+    logged_grad_norms: float = 0.0  # `grad_norms` at the last log line
 
     def mean_since_start(self):
         return self.total / max(1, self.steps)
 
     def window(self):
-        """(mean loss of the steps since the last log line, how many steps that is) and start a new window."""
+        """(mean loss, mean gradient norm of the steps since the last log line, how many steps that is), and
+        start a new window."""
         steps = self.steps - self.logged_steps
-        mean = (self.total - self.logged_total) / max(1, steps)
-        self.logged_total, self.logged_steps = self.total, self.steps
-        return mean, steps
+        loss, grad_norm = (self.total - self.logged_total) / max(1, steps), \
+            (self.grad_norms - self.logged_grad_norms) / max(1, steps)
+        self.logged_total, self.logged_steps, self.logged_grad_norms = self.total, self.steps, self.grad_norms
+        return loss, grad_norm, steps
 
 
-def train(args, runtime, train_dataset, model, tokenizer, dev_dataset, plan, trajectory, pretrained):
+def train(args, runtime, train_dataset, model, tokenizer, dev_dataset, plan, trajectory, pretrained, curves):
     """The training loop: accumulate, clip, step, schedule; log, evaluate and checkpoint as asked.
 
     plan (batches.TrainingPlan) says how many steps; dev_dataset is only used with --evaluate_during_training
     (None otherwise); `trajectory` goes into every checkpoint, so that a resume can be checked against it;
     `pretrained` ({name: w0}, see optimization.stabilizer_priors) is what --mixout and --prior_weight_decay
-    pull toward. Returns (global step, mean loss of this run).
+    pull toward. Each logging step and evaluation also goes to `curves` (curves.TrainingCurves: train_log.jsonl
+    and TensorBoard), continuing the interrupted run's curve on a resume. Returns (global step, mean loss of
+    this run).
     """
     model.to(runtime.device)
     pretrained = {name: tensor.to(runtime.device) for name, tensor in pretrained.items()}
@@ -290,6 +303,7 @@ def train(args, runtime, train_dataset, model, tokenizer, dev_dataset, plan, tra
     if state.global_step:
         logger.info("  resuming at step %d (epoch %d, batch %d)", state.global_step, state.epoch,
                     state.batches_done_in_epoch)
+    curves.start(state.global_step)
 
     losses, step_loss = LossLog(), 0.0  # step_loss: the loss of the accumulation group under way
     model.train()
@@ -311,18 +325,22 @@ def train(args, runtime, train_dataset, model, tokenizer, dev_dataset, plan, tra
             if state.batches_done_in_epoch % args.gradient_accumulation_steps:
                 continue
 
-            optimizer_step(state, args, step_loss)  # a non-finite loss or update stops the run here (exit 3)
-            losses.total, step_loss = losses.total + step_loss, 0.0
+            grad_norm = optimizer_step(state, args, step_loss)  # a non-finite loss or update stops the run (exit 3)
+            losses.total, losses.grad_norms, step_loss = losses.total + step_loss, losses.grad_norms + grad_norm, 0.0
             losses.steps += 1
             bar.set_postfix_str(f"loss {losses.mean_since_start():.4f} (mean since start)")
             if args.logging_steps > 0 and state.global_step % args.logging_steps == 0:
-                mean, steps = losses.window()  # fewer than logging_steps right after a resume
-                logger.info("step %d: lr %.3g, loss %.4f (mean of the last %d steps)", state.global_step,
-                            state.scheduler.get_last_lr()[0], mean, steps)
+                mean, grad_norm, steps = losses.window()  # fewer than logging_steps right after a resume
+                lr = state.scheduler.get_last_lr()[0]
+                logger.info("step %d: lr %.3g, loss %.4f (mean of the last %d steps)", state.global_step, lr, mean,
+                            steps)
+                # epoch: fractional, the epochs done so far (each epoch has the same number of steps)
+                curves.log_train(state.global_step, state.global_step / plan.steps_per_epoch, mean, lr, grad_norm)
                 if args.evaluate_during_training:
                     # Rank 0 scores the whole dev set with the weights every rank holds; the others wait.
                     if runtime.is_main:
-                        evaluate(args, runtime, core, dev_dataset, prefix=f"step-{state.global_step}")
+                        curves.log_eval(state.global_step, evaluate(args, runtime, core, dev_dataset,
+                                                                    prefix=f"step-{state.global_step}"))
                         model.train()
                     barrier(runtime)
             if args.save_steps > 0 and state.global_step % args.save_steps == 0:
@@ -359,9 +377,12 @@ def predict_logits(args, runtime, model, dataset, desc):
     batches = [by_length[start:start + size] for start in range(0, len(dataset), size)]
     model.to(runtime.device).eval()
     logits = torch.empty(len(dataset), model.config.num_labels)  # [N, C]
+    # The bar wraps the zip, not one of its inputs: zip stops when its first input runs out without asking
+    # the second for its end, and tqdm counts an item only when asked for the next one, so a bar inside the
+    # zip stopped at 7/8.
     with torch.no_grad():
-        for indexes, batch in zip(batches, tqdm(collated(dataset, batches), desc=desc, total=len(batches),
-                                                disable=not runtime.is_main)):
+        for indexes, batch in tqdm(zip(batches, collated(dataset, batches)), desc=desc, total=len(batches),
+                                   disable=not runtime.is_main):
             batch = {name: tensor.to(runtime.device) for name, tensor in batch.items() if name != "labels"}
             with autocast(runtime):
                 logits[indexes] = model(**batch).logits.float().cpu()  # [b, C] into their rows
@@ -495,14 +516,17 @@ def main(argv=None):
     dev_dataset = load_and_cache_examples(args, runtime, tokenizer, "dev") if wants_dev else None
     wants_test = args.do_predict and runtime.is_main
     test_dataset = load_and_cache_examples(args, runtime, tokenizer, "test") if wants_test else None
-    with output_dir_lock(args, runtime):
+    # The curves (bert_read_step_to_step/curves.py) are closed however the run ends; loss_curve.png is drawn
+    # when it went through. Rank 0 alone writes them.
+    with output_dir_lock(args, runtime), TrainingCurves.for_run(args, runtime) as curves:
         return train_evaluate_predict(args, runtime, model, info, tokenizer, train_dataset, dev_dataset, test_dataset,
-                                      plan, trajectory)
+                                      plan, trajectory, curves)
 
 
 def train_evaluate_predict(args, runtime, model, info, tokenizer, train_dataset, dev_dataset, test_dataset, plan,
-                           trajectory):
-    """The part of the run that writes into output_dir, under its lock: train, evaluate, predict."""
+                           trajectory, curves):
+    """The part of the run that writes into output_dir, under its lock: train, evaluate, predict. Training and
+    the final evaluation also go to `curves` (train_log.jsonl, TensorBoard, loss_curve.png)."""
     start_writing(args, runtime, model.config, info, plan)
 
     results = {}
@@ -511,7 +535,7 @@ def train_evaluate_predict(args, runtime, model, info, tokenizer, train_dataset,
         # them, and --mixout / --prior_weight_decay pull toward the loaded ones.
         start = {name: param.detach().clone() for name, param in model.named_parameters()}
         global_step, mean_loss = train(args, runtime, train_dataset, model, tokenizer, dev_dataset, plan, trajectory,
-                                       stabilizer_priors(args, start, info))
+                                       stabilizer_priors(args, start, info), curves)
         logger.info("global_step = %d, loss %.4f (mean over this run's steps)", global_step, mean_loss)
         if runtime.distributed:
             # Every rank ends with the same weights (DDP averages gradients); the log line lets a reader check.
@@ -520,7 +544,7 @@ def train_evaluate_predict(args, runtime, model, info, tokenizer, train_dataset,
             save_model(model, tokenizer, args.output_dir, global_step)
             write_run_record(args, runtime, model.config, info, plan)
             logger.info("Saved model to %s", args.output_dir)
-            write_weight_change(args, start, model, info)
+            curves.log_weight_change(global_step, write_weight_change(args, start, model, info))
         barrier(runtime)
 
     if args.do_eval and runtime.is_main:
@@ -533,6 +557,8 @@ def train_evaluate_predict(args, runtime, model, info, tokenizer, train_dataset,
             inside = not is_remote_url(model_dir) and is_within(model_dir, args.output_dir)
             results_dir = model_dir if inside else args.output_dir
             results[prefix] = evaluate(args, runtime, evaluated, dev_dataset, prefix=prefix, results_dir=results_dir)
+            if args.do_train and prefix == "final":
+                curves.log_eval(global_step, results[prefix])
 
     if args.do_predict and runtime.is_main:
         predict(args, runtime, model, test_dataset)
@@ -552,6 +578,7 @@ def write_weight_change(args, start, model, info):
     message = write_report(args.output_dir, report, f"What fine-tuning moved: {args.output_dir}")
     if os.path.isfile(os.path.join(args.output_dir, "weight_change.png")):
         logger.info(message)  # a missing matplotlib has been logged as a WARNING already
+    return report
 
 
 if __name__ == "__main__":

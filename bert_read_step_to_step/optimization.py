@@ -10,6 +10,7 @@ The optimizer is torch's AdamW unless a stabilizer of Zhang et al. (stabilizers.
 for decay toward the pre-trained weights.
 """
 import math
+import warnings
 
 import torch
 
@@ -82,7 +83,8 @@ def start_training(args, runtime, model, core, plan, pretrained):
 
 
 def optimizer_step(state, args, step_loss):
-    """Clip the accumulated gradients, step, move the schedule on, clear the gradients.
+    """Clip the accumulated gradients, step, move the schedule on, clear the gradients. Returns the gradient
+    norm before clipping (what the curves log as grad_norm).
 
     step_loss: the loss summed over this step's batches. A non-finite loss stops training (TrainingDiverged),
     and so do non-finite gradients, except under fp16's GradScaler, which skips such a step and lowers its
@@ -96,14 +98,25 @@ def optimizer_step(state, args, step_loss):
             f"training diverged at step {state.global_step + 1}: loss {step_loss:.4g}, gradient norm {grad_norm:.4g}; "
             "nothing of this step was applied or saved (checkpoints already written stay as they were). Lower "
             f"--learning_rate (now {args.learning_rate:g}) or --max_grad_norm (now {args.max_grad_norm:g})")
+    skipped = False
     if state.scaler:
+        scale = state.scaler.get_scale()
         state.scaler.step(state.optimizer)
         state.scaler.update()
+        skipped = state.scaler.get_scale() < scale  # the scale drops exactly when the step was skipped
     else:
         state.optimizer.step()
-    state.scheduler.step()
+    with warnings.catch_warnings():
+        if skipped:
+            # The schedule follows global_step, and a step the scaler skipped still counts as a step (the
+            # checkpoints and --max_steps count it): the lr of that step is simply not used. PyTorch, seeing
+            # the scheduler move on while the optimizer did not step, warns on the first such call that
+            # "lr_scheduler.step() [came] before optimizer.step()"; here that is the intended order.
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
+        state.scheduler.step()
     state.model.zero_grad(set_to_none=True)
     state.global_step += 1
+    return grad_norm
 
 
 def not_loaded(info):

@@ -26,6 +26,7 @@ import shutil
 import socket
 import time
 
+from bert_read_step_to_step.curves import DEFAULT_LOGGING_DIR, LOG_NAME, PLOT_NAME
 from bert_read_step_to_step.model_setup import reinit_layers_meaning, reinit_selectors
 from transformers.file_utils import (UserError, recover_folders_in, redact_url, replace_path, write_atomically,
                                      write_json_atomically)
@@ -38,9 +39,11 @@ REINIT_RECORD_NAME = "reinit_keys.json"
 
 
 # What runs of this project write into output_dir (run.lock aside). --overwrite_output_dir moves exactly these
-# away; files a run did not write (data, a feature cache) stay.
+# away; files a run did not write (data, a feature cache) stay. The curves (curves.py) are among them, so that an
+# overwriting run starts a new history instead of appending to the old one.
 RUN_FILES = ("checkpoint-*", ".checkpoint-*", ARGS_NAME, REINIT_RECORD_NAME, "eval_args.json", "predict_args.json",
              "*_results.json", "*_results.txt", "*_predictions.tsv", "weight_change.json", "weight_change.png",
+             LOG_NAME, PLOT_NAME, DEFAULT_LOGGING_DIR,
              "config.json", "model.safetensors", "pytorch_model.bin", "vocab.txt", "vocab.json", "merges.txt",
              "spiece.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
 # A run's first result: once one exists, the run it replaced can go.

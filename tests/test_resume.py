@@ -7,6 +7,7 @@ is 4 optimizer steps (the 9th batch, a partial accumulation group, is left out);
 checkpoint every 2. Checkpoint 2 lies inside epoch 1, checkpoint 4 at its very end, and both resumes
 then cross into epoch 2.
 """
+import json
 import os
 import shutil
 import signal
@@ -17,6 +18,7 @@ import time
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from _classifier_runs import (assert_same_weights, balanced_tweets, common_args, one_thread_env, run_classifier_command,
                               run_main, write_generic_task)
@@ -83,6 +85,26 @@ def kill_when(proc, log, log_path, ready, timeout=300):
     assert proc.returncode == -signal.SIGKILL
 
 
+def history(out):
+    return [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+
+
+def curve(out):
+    """{tag: [(step, value)]} of output_dir/tensorboard as TensorBoard reads it (purge steps applied)."""
+    reader = EventAccumulator(str(out / "tensorboard"))
+    reader.Reload()
+    return {tag: [(event.step, event.value) for event in reader.Scalars(tag)] for tag in reader.Tags()["scalars"]}
+
+
+def assert_same_curve(out, reference):
+    """The resumed run's train_log.jsonl and TensorBoard curve are the uninterrupted run's, each step once."""
+    assert history(out) == history(reference)
+    assert [row["step"] for row in history(out) if "loss" in row] == [1, 2, 3, 4, 5, 6]
+    resumed, uninterrupted = curve(out), curve(reference)
+    assert [step for step, _ in resumed["train/loss"]] == [1, 2, 3, 4, 5, 6]
+    assert resumed == uninterrupted
+
+
 def test_the_runs_have_dropout_on_and_the_checkpoints_hold_the_whole_state(uninterrupted):
     out, losses = uninterrupted
     config = BertConfig.from_pretrained(str(minilm_dir()))
@@ -120,6 +142,27 @@ def test_killed_right_after_a_checkpoint_resumes_bit_identical(data, uninterrupt
     # same dropout masks.
     assert resumed.losses == {step: reference_losses[step] for step in (5, 6)}
     assert_same_weights(out, reference)
+    assert_same_curve(out, reference)
+
+
+@pytest.mark.parametrize("checkpoint", ["checkpoint-4", "checkpoint-6"])
+def test_a_resume_into_a_log_that_went_past_the_checkpoint_continues_the_same_curve(data, uninterrupted, scratch,
+                                                                                     checkpoint):
+    # What a run killed at its very end leaves: its history and event file run to step 6 and hold the weight
+    # change. Resumed from checkpoint-4, steps 5 and 6 are trained again; from checkpoint-6, none, and the end
+    # of the run (the weight change) is written again.
+    reference, _ = uninterrupted
+    out = scratch / "out"
+    out.mkdir()
+    shutil.copytree(reference / checkpoint, out / checkpoint)
+    shutil.copytree(reference / "tensorboard", out / "tensorboard")
+    shutil.copy(reference / "train_log.jsonl", out / "train_log.jsonl")
+    # ... and half a line: the kill came while a row was being written.
+    with open(out / "train_log.jsonl", "a") as log:
+        log.write('{"step": 7, "epo')
+    run_main(run_args(data, out) + ["--resume_from_checkpoint", out / checkpoint])
+    # What was logged again is there once.
+    assert_same_curve(out, reference)
     assert_same_weights(out / "checkpoint-6", reference / "checkpoint-6")
 
 

@@ -518,5 +518,9 @@ def test_torchrun_two_processes_end_with_identical_weights(tmp_path):
     assert any(path.startswith(str(data)) for path in written[0])
     # ... rank 1 wrote nothing, neither in output_dir nor in data_dir.
     assert [path for path in written[1] if path.startswith((str(out), str(data)))] == []
+    # One history, each step once, and one TensorBoard event file: rank 0's.
+    history = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in history if "loss" in row] == [1, 2, 3]
+    assert len([name for name in os.listdir(out / "tensorboard") if name.startswith("events.out")]) == 1
     # The saved model is the one both ranks hold.
     assert weights_digest(BertForSequenceClassification.from_pretrained(str(out))) == digests["0"]
