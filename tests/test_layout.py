@@ -46,6 +46,109 @@ def test_the_check_sees_an_upward_import(tmp_path):
     assert list(imported_modules(sample)) == [("os", 1), ("run_classifier", 4), ("transformers", 5)]
 
 
+# ---- inside the library: no module imports its way back to itself ------------------------------------------
+
+def package_imports(path, package="transformers"):
+    """{module of the same package that the file imports: the first line doing so}, at the top or in a function.
+
+    `from .x import y`, `from . import x`, `from transformers.x import y` and `import transformers.x` all count.
+    """
+    siblings = {sibling.stem for sibling in path.parent.glob("*.py")}
+    found = {}
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            names = [node.module.split(".")[0]] if node.module else [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == package:
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith(package + "."):
+            names = [node.module.split(".")[1]]
+        elif isinstance(node, ast.Import):
+            names = [alias.name.split(".")[1] for alias in node.names if alias.name.startswith(package + ".")]
+        for name in names:
+            if name in siblings and name != path.stem:
+                found[name] = min(found.get(name, node.lineno), node.lineno)
+    return found
+
+
+def import_graph(folder):
+    """{module: {module it imports: line}} for every *.py of one package folder."""
+    return {path.stem: package_imports(path, folder.name) for path in sorted(folder.glob("*.py"))}
+
+
+def find_cycle(graph):
+    """One import circle as [a, b, ..., a], or None when the graph has none (depth-first search)."""
+    done, path = set(), []
+
+    def visit(module):
+        if module in path:
+            return path[path.index(module):] + [module]
+        if module in done:
+            return None
+        path.append(module)
+        for imported in sorted(graph.get(module, ())):
+            cycle = visit(imported)
+            if cycle:
+                return cycle
+        path.pop()
+        done.add(module)
+        return None
+
+    for module in sorted(graph):
+        cycle = visit(module)
+        if cycle:
+            return cycle
+    return None
+
+
+def test_the_library_imports_in_no_circle():
+    """A circle means one of its modules belongs a floor higher (STYLE.md); an import inside a function to dodge
+    the circle at import time is still a circle, so those count too."""
+    graph = import_graph(REPO_ROOT / "transformers")
+    cycle = find_cycle(graph)
+    assert cycle is None, "import circle in transformers/: " + " -> ".join(
+        f"{module}.py:{graph[module][after]}" for module, after in zip(cycle, cycle[1:])) + f" -> {cycle[-1]}.py"
+
+
+def test_the_2x_adapter_sits_above_what_it_adapts():
+    """compat_2x.py imports modeling_utils.py and tokenization_utils.py at its top; they, and no module they
+    import, import it back. Only the families import it (their model classes derive from PreTrainedModel2x,
+    BertTokenizer from TokenizerCompat2x), and it imports no family."""
+    graph = import_graph(REPO_ROOT / "transformers")
+    source = (REPO_ROOT / "transformers" / "compat_2x.py").read_text(encoding="utf-8")
+    at_top = {node.module for node in ast.parse(source).body if isinstance(node, ast.ImportFrom) and node.level == 1}
+    assert {"modeling_utils", "tokenization_utils"} <= at_top
+    assert set(graph["compat_2x"]) == at_top  # no import of ours inside a function
+
+    def reachable(start):
+        seen, todo = set(), [start]
+        while todo:
+            for imported in graph[todo.pop()]:
+                if imported not in seen:
+                    seen.add(imported)
+                    todo.append(imported)
+        return seen
+
+    for adapted in ("modeling_utils", "tokenization_utils"):
+        assert "compat_2x" not in reachable(adapted), f"{adapted}.py reaches compat_2x.py"
+    users = {name for name, imported in graph.items() if "compat_2x" in imported}
+    assert {"modeling_bert", "tokenization_bert"} <= users
+    assert reachable("compat_2x") & users == set(), "compat_2x.py imports a module that imports it"
+
+
+def test_the_cycle_check_sees_a_circle_through_a_function_level_import(tmp_path):
+    """The two tests above would pass on an empty graph: show that a circle closed inside a function is found."""
+    package = tmp_path / "transformers"
+    package.mkdir()
+    (package / "low.py").write_text("import os\n\ndef f():\n    from .high import g\n")
+    (package / "high.py").write_text("from transformers.low import f\nfrom . import other\n")
+    (package / "other.py").write_text("")
+    graph = import_graph(package)
+    assert graph == {"high": {"low": 1, "other": 2}, "low": {"high": 4}, "other": {}}
+    assert find_cycle(graph) == ["high", "low", "high"]
+    assert find_cycle({"high": {"low": 1}, "low": {}}) is None
+
+
 def test_starting_run_classifier_imports_no_metric_or_s3_library():
     """scipy, scikit-learn and boto3 are imported where they are used (a correlation or F1 metric, an s3://
     URL), not when run_classifier starts: together they added a second and a half to every run's start,

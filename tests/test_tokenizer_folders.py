@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from _support import REPO_ROOT, minilm_dir, read_tweets
-from transformers import tokenization_bert
+from transformers import tokenization_utils
 from transformers.tokenization_albert import AlbertTokenizer
 from transformers.tokenization_bert import BertTokenizer
 from transformers.tokenization_roberta import RobertaTokenizer
@@ -51,14 +51,14 @@ def test_a_save_that_fails_halfway_leaves_the_saved_folder_whole(family, spiece_
     folder = tmp_path / "saved"
     paths = tokenizer.save_pretrained(folder)
     before = {os.path.basename(path): open(path, "rb").read() for path in paths}
-    write_bytes = tokenization_bert._write_bytes
+    write_bytes = tokenization_utils._write_bytes
 
     def write_half_then_fail(path, data):
         """The disk fills up halfway through the first file (the vocabulary)."""
         write_bytes(path, data[:len(data) // 2])
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(tokenization_bert, "_write_bytes", write_half_then_fail)
+    monkeypatch.setattr(tokenization_utils, "_write_bytes", write_half_then_fail)
     with pytest.raises(OSError, match="No space left on device"):
         tokenizer.save_pretrained(folder)
     monkeypatch.undo()

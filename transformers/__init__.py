@@ -7,7 +7,9 @@ Google's original TensorFlow checkpoints. The other families (configuration_albe
 tokenization_albert.py, and RoBERTa's) reuse BERT's pieces and say only how they differ; model_families.py
 is the table that picks a family for a model folder.
 compat_2x.py, optimization.py and auto.py hold what transformers 2.x scripts call besides (AdamW, the warm-up
-schedules, the Auto classes, encode_plus's 2.x options); the reading path does not need them.
+schedules, the Auto classes, encode_plus's 2.x options); the reading path does not need them. compat_2x.py sits
+above modeling_utils.py and tokenization_utils.py (what every tokenizer lays out and saves alike) and below the
+families, whose classes derive from its PreTrainedModel2x and TokenizerCompat2x.
 XLNet's files (configuration_xlnet.py, tokenization_xlnet.py, modeling_xlnet.py) are read the same way.
 convert_ernie_checkpoint.py turns Baidu's ERNIE 1.0 release into a BERT folder, reading its Paddle files with
 paddle_params.py (no Paddle needed).

@@ -2,18 +2,28 @@
 path does not need: their extra `from_pretrained` arguments, the tokenizer's 2.x `encode_plus` options,
 `resize_token_embeddings`, and the check of the config's output switches.
 
-The reading path does not have to read this file. `from_pretrained`, `BertTokenizer.encode_plus` and the
-models call in here at one marked line each; everything 2.x-specific happens below.
+The reading path does not have to read this file. It sits one floor above what it adapts and is imported
+only from above (tests/test_layout.py::test_the_2x_adapter_sits_above_what_it_adapts):
+
+    modeling_utils.py (PreTrainedModel)  ->  compat_2x.PreTrainedModel2x  ->  every family's model classes
+    tokenization_utils.py (primitives)   ->  compat_2x.TokenizerCompat2x  ->  tokenization_bert.BertTokenizer
+
+modeling_utils.py and tokenization_utils.py never import this file. Each family's model classes derive from
+PreTrainedModel2x, which takes 2.x's from_pretrained arguments and then calls PreTrainedModel.from_pretrained;
+BertTokenizer derives from TokenizerCompat2x, and its encode_plus hands 2.x's options to encode_plus_2x.
 
 The rule for 2.x's arguments: one that means nothing here is accepted and documented in place (e.g.
 `from_tf=False`); one that cannot be honoured is a one-line error naming it. Never another meaning.
 """
 import os
+import re
 
 import torch
 
-from .file_utils import BadValueError
+from .file_utils import VOCAB_NAME, BadValueError
+from .modeling_utils import Embedding, PreTrainedModel, init_parameter
 from .tf_checkpoint import find_checkpoint_index
+from .tokenization_utils import lay_out_inputs, save_tokenizer_files, truncate_longest_first
 
 
 class Unsupported2xArgument(BadValueError):
@@ -27,8 +37,8 @@ class Unsupported2xArgument(BadValueError):
 IGNORED_WHEN_OFF = {"proxies": None, "resume_download": False}
 
 
-def adapt_2x_model_arguments(path, options):
-    """(path, options without the 2.x-only ones) for `PreTrainedModel.from_pretrained`.
+def adapt_2x_model_arguments(path, from_tf=False, proxies=None, resume_download=False):
+    """The path for `PreTrainedModel.from_pretrained`, once 2.x's own arguments are read.
 
     from_tf: 2.x needed to be told that the weights are a TensorFlow checkpoint. Here the files say so
         (a folder with *.ckpt.index, or the .index itself) and are read without TensorFlow, so from_tf=False
@@ -36,14 +46,11 @@ def adapt_2x_model_arguments(path, options):
         checkpoint prefix (`model.ckpt`, as 2.x took it) is turned into its `.index`.
     proxies=None, resume_download=False: accepted (see IGNORED_WHEN_OFF); any other value is an error.
     """
-    options = dict(options)
-    from_tf = options.pop("from_tf", False)
-    for name, off in IGNORED_WHEN_OFF.items():
-        if name in options and options.pop(name) != off:
-            raise Unsupported2xArgument(f"from_pretrained({name}=...): not supported here; leave it {off!r}")
-    if from_tf:
-        path = _tf_checkpoint_index(path)
-    return path, options
+    for name, value in (("proxies", proxies), ("resume_download", resume_download)):
+        if value != IGNORED_WHEN_OFF[name]:
+            raise Unsupported2xArgument(f"from_pretrained({name}=...): not supported here; "
+                                        f"leave it {IGNORED_WHEN_OFF[name]!r}")
+    return _tf_checkpoint_index(path) if from_tf else path
 
 
 def _tf_checkpoint_index(path):
@@ -83,7 +90,6 @@ def resize_token_embeddings(model, new_num_tokens=None):
     `config.vocab_size` follows. A masked-LM decoder tied to the table (BertForMaskedLM) is tied again, and its
     bias resized the same way. new_num_tokens=None returns the table unchanged, as in 2.x.
     """
-    from .modeling_utils import Embedding, init_parameter
     base = getattr(model, model.base_model_prefix, model)
     embeddings = getattr(getattr(base, "embeddings", None), "word_embeddings", None)
     if embeddings is None:
@@ -102,6 +108,32 @@ def resize_token_embeddings(model, new_num_tokens=None):
     model.config.vocab_size = new_num_tokens
     model.tie_weights()
     return resized
+
+
+# ---- the models' base: PreTrainedModel with transformers 2.x's surface ----------------------------------
+
+class PreTrainedModel2x(PreTrainedModel):
+    """PreTrainedModel as transformers 2.x scripts call it; every family's model classes derive from this.
+
+    It adds what 2.x had and the reading path does not need: from_pretrained's from_tf, proxies and
+    resume_download, `resize_token_embeddings`, and the refusal of output switches a model cannot honour.
+    """
+
+    def __init__(self, config):
+        super().__init__(config)
+        check_output_switches(self)  # output_hidden_states / output_attentions, refused where not honoured
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, from_tf=False, proxies=None,
+                        resume_download=False, **kwargs):
+        """PreTrainedModel.from_pretrained, after 2.x's from_tf, proxies and resume_download are read
+        (`adapt_2x_model_arguments` says what each means here)."""
+        path = adapt_2x_model_arguments(pretrained_model_name_or_path, from_tf, proxies, resume_download)
+        return super().from_pretrained(path, *args, **kwargs)
+
+    def resize_token_embeddings(self, new_num_tokens=None):
+        """transformers 2.x's: the word-embedding table with new_num_tokens rows (see the function above)."""
+        return resize_token_embeddings(self, new_num_tokens)
 
 
 # ---- tokenizers: encode / encode_plus / prepare_for_model with 2.x's options ---------------------------------
@@ -206,7 +238,6 @@ def prepare_for_model(tokenizer, ids, pair_ids=None, max_length=None, add_specia
 
 
 def _lay_out(tokenizer, ids, pair_ids):
-    from .tokenization_bert import lay_out_inputs
     return lay_out_inputs(ids, pair_ids, None, tokenizer.cls_token_id, tokenizer.sep_token_id)
 
 
@@ -214,12 +245,11 @@ def truncate_sequences(ids, pair_ids=None, num_tokens_to_remove=0, truncation_st
     """Remove `num_tokens_to_remove` ids; return (ids, pair_ids, overflowing_tokens), as 2.x did.
 
     longest_first: one token at a time from the longer sequence (from the pair on a tie): the rule of
-        tokenization_bert.truncate_longest_first. only_first / only_second: from that sequence alone.
+        tokenization_utils.truncate_longest_first. only_first / only_second: from that sequence alone.
         do_not_truncate: an error when anything would have to go.
     overflowing_tokens: what was cut from the end of `ids` (of `pair_ids` with only_second), preceded by
     `stride` tokens that stayed, so a sliding window can go on from there.
     """
-    from .tokenization_bert import truncate_longest_first
     if truncation_strategy not in TRUNCATION_STRATEGIES:
         raise BadValueError(f"truncation_strategy {truncation_strategy!r}: choose one of "
                             f"{', '.join(TRUNCATION_STRATEGIES)}")
@@ -330,12 +360,10 @@ class TokenizerCompat2x:
     def save_vocabulary(self, vocab_path):
         """Write vocab.txt into the folder `vocab_path` (or to that file name); return (its path,), as 2.x did.
         save_pretrained writes it too, with the tokenizer's settings."""
-        from .tokenization_bert import VOCAB_NAME, save_tokenizer_files
         folder, name = (vocab_path, VOCAB_NAME) if os.path.isdir(vocab_path) else os.path.split(vocab_path)
         return save_tokenizer_files(folder or ".", {name: "".join(token + "\n" for token in self.ids_to_tokens)})
 
     def _keep_whole(self, tokens):
-        import re
         self.special_tokens = tuple(dict.fromkeys(tuple(self.special_tokens) + tuple(tokens)))
         # Longest first, so that "[CLS]x" is not found inside a longer added token.
         ordered = sorted(self.special_tokens, key=len, reverse=True)
@@ -350,7 +378,6 @@ def save_vocabulary_2x(tokenizer, vocab_path, contents):
     2.x wanted a folder here and, given anything else, logged an error and wrote nothing, which a script only
     finds out when it loads the checkpoint. Here that is an error naming the path.
     """
-    from .tokenization_bert import save_tokenizer_files
     if not os.path.isdir(vocab_path):
         raise BadValueError(f"save_vocabulary: {vocab_path} is not a folder; {type(tokenizer).__name__} writes "
                             f"{' and '.join(contents)} into an existing folder (as transformers 2.x)")

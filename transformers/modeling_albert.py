@@ -45,7 +45,8 @@ from .modeling_albert_zh import (AlbertZhForPreTraining, AlbertZhForSequenceClas
 from .modeling_bert import (BertEmbeddings, BertModelOutput, BertSelfAttention, PreTrainingOutput,
                             SequenceClassifierOutput, attention_bias_from_mask, classification_loss, get_activation,
                             load_converted_checkpoint, masked_lm_loss)
-from .modeling_utils import Linear, PreTrainedModel
+from .compat_2x import PreTrainedModel2x
+from .modeling_utils import Linear
 
 
 class AlbertEmbeddings(BertEmbeddings):
@@ -137,7 +138,7 @@ class AlbertTransformer(nn.Module):
         return hidden_states
 
 
-class _AlbertVariant(PreTrainedModel):
+class _AlbertVariant(PreTrainedModel2x):
     """What the ALBERT models share: their config class, and handing an albert_zh config to `albert_zh_class`.
 
     `AlbertForSequenceClassification(config)` with an albert_zh config returns an

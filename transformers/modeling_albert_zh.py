@@ -34,7 +34,8 @@ from .file_utils import BadValueError
 from .modeling_bert import (BertLayer, BertModelOutput, BertPooler, BertPredictionHeadTransform, Dropout,
                             PreTrainingOutput, SequenceClassifierOutput, attention_bias_from_mask,
                             classification_loss, dropout_add, masked_lm_loss)
-from .modeling_utils import Embedding, Linear, PreTrainedModel
+from .compat_2x import PreTrainedModel2x
+from .modeling_utils import Embedding, Linear
 
 
 class AlbertZhEmbeddings(nn.Module):
@@ -98,7 +99,7 @@ class AlbertZhEncoder(nn.Module):
         return hidden_states
 
 
-class AlbertZhModel(PreTrainedModel):
+class AlbertZhModel(PreTrainedModel2x):
     """The encoder without a task head: ids -> one vector per token and a pooled vector per sentence."""
 
     config_class = AlbertZhConfig
@@ -125,7 +126,7 @@ class AlbertZhModel(PreTrainedModel):
         return BertModelOutput(last_hidden_state=sequence, pooler_output=self.pooler(sequence))  # pooled [B, H]
 
 
-class AlbertZhForSequenceClassification(PreTrainedModel):
+class AlbertZhForSequenceClassification(PreTrainedModel2x):
     """AlbertZhModel plus a linear head on the pooled vector: C class scores, or one number when C == 1."""
 
     config_class = AlbertZhConfig
@@ -174,7 +175,7 @@ class AlbertZhPreTrainingHeads(nn.Module):
         self.seq_relationship = Linear(config.hidden_size, 2)
 
 
-class AlbertZhForPreTraining(PreTrainedModel):
+class AlbertZhForPreTraining(PreTrainedModel2x):
     """albert_zh with its pre-training heads (masked LM, next sentence): the model its TF checkpoints convert into.
     Outputs (loss), prediction scores [B, L, V], next-sentence scores [B, 2]."""
 

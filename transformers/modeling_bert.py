@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .configuration_bert import BertConfig
-from .modeling_utils import Embedding, Linear, ModelOutput, PreTrainedModel, inference_linear
+from .compat_2x import PreTrainedModel2x  # PreTrainedModel with transformers 2.x's surface (compat_2x.py)
+from .modeling_utils import Embedding, Linear, ModelOutput, inference_linear
 
 # "gelu" is the exact erf form (as in the original BERT code); "gelu_new" is the tanh approximation.
 ACTIVATIONS = {
@@ -455,7 +456,7 @@ def residual_stream_dtype(embedded):
     return embedded
 
 
-class BertModel(PreTrainedModel):
+class BertModel(PreTrainedModel2x):
     """The encoder without a task head: ids -> one vector per token and a pooled vector per sentence."""
 
     returns_hidden_states = True  # honours config.output_hidden_states (see compat_2x.check_output_switches)
@@ -490,7 +491,7 @@ class BertModel(PreTrainedModel):
                                attentions=None if all_probs is None else tuple(all_probs))
 
 
-class BertForSequenceClassification(PreTrainedModel):
+class BertForSequenceClassification(PreTrainedModel2x):
     """BertModel plus a linear head on the pooled vector: C class scores, or one number when C == 1.
 
     The head (`classifier.*`) is not in a pre-trained checkpoint, so loading reports it as missing and it
@@ -584,7 +585,7 @@ class BertPreTrainingHeads(BertOnlyMLMHead):
         self.seq_relationship = Linear(config.hidden_size, 2)
 
 
-class _BertWithLMHead(PreTrainedModel):
+class _BertWithLMHead(PreTrainedModel2x):
     """What both pre-training models share: BertModel, the `cls` heads, and the tied decoder."""
 
     returns_hidden_states = True

@@ -25,7 +25,8 @@ from .configuration_roberta import RobertaConfig
 from .file_utils import BadValueError
 from .modeling_bert import (BertEmbeddings, BertEncoder, BertModelOutput, BertPooler, SequenceClassifierOutput,
                             attention_bias_from_mask, classification_loss)
-from .modeling_utils import Linear, PreTrainedModel, top_layer_selectors
+from .compat_2x import PreTrainedModel2x
+from .modeling_utils import Linear, top_layer_selectors
 
 
 def position_ids_past_padding(input_ids, padding_idx):
@@ -60,7 +61,7 @@ class RobertaEmbeddings(BertEmbeddings):
         return super().forward(input_ids, token_type_ids, positions)  # [B, L] -> [B, L, H]
 
 
-class RobertaModel(PreTrainedModel):
+class RobertaModel(PreTrainedModel2x):
     """The encoder without a task head: ids -> one vector per token (and, as in roberta-base's checkpoint, a
     pooled vector, which the classifier does not use)."""
 
@@ -114,7 +115,7 @@ class RobertaClassificationHead(nn.Module):
         return self.out_proj(self.dropout(hidden))  # [B, H] -> [B, C]
 
 
-class RobertaForSequenceClassification(PreTrainedModel):
+class RobertaForSequenceClassification(PreTrainedModel2x):
     """RobertaModel (without its pooler) plus RoBERTa's classification head."""
 
     config_class = RobertaConfig

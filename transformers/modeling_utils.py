@@ -19,6 +19,10 @@ those tensors to stay un-loaded. They do not: PyTorch's `_load_from_state_dict` 
 in the state dict and only *appends* to `unexpected_keys`; it never reads that list. Here the chosen keys
 are removed from the state dict itself before `load()` runs, and re-initialized afterwards.
 See `tests/test_reinit.py::test_article_line_does_not_reinit` for the executable version of this paragraph.
+
+Floors, lowest first: this file -> compat_2x.py (PreTrainedModel2x: transformers 2.x's from_pretrained arguments,
+resize_token_embeddings, the output switches) -> modeling_bert.py and the other families, whose model classes
+derive from PreTrainedModel2x. This file never imports compat_2x.py (tests/test_layout.py).
 """
 import difflib
 import functools
@@ -36,7 +40,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .compat_2x import adapt_2x_model_arguments, check_output_switches, resize_token_embeddings
 from .configuration_bert import BertConfig, LoadingError
 from .file_utils import (CONFIG_NAME, PICKLE_WEIGHTS_NAME, SAFE_WEIGHTS_NAME, BadValueError, RemoteFileNotFound,
                          cached_path, is_remote_url, join_path_or_url, redact_url, sibling_url, url_file_name,
@@ -242,7 +245,6 @@ class PreTrainedModel(nn.Module):
                             f"got {type(config).__name__}")
         self.config = config
         self.loading_info = LoadingInfo()
-        check_output_switches(self)  # output_hidden_states / output_attentions, refused where not honoured
 
     def init_weights(self, names=None, std=None, generator=None):
         """Apply the init rule to the named parameters (all of them by default)."""
@@ -254,10 +256,6 @@ class PreTrainedModel(nn.Module):
 
     def tie_weights(self):
         """Make each of `tied_keys` the same tensor as the parameter it stands for (models with tied_keys)."""
-
-    def resize_token_embeddings(self, new_num_tokens=None):
-        """transformers 2.x's: the word-embedding table with new_num_tokens rows (see compat_2x.py)."""
-        return resize_token_embeddings(self, new_num_tokens)
 
     # ---- saving ----------------------------------------------------------------------------------------
 
@@ -296,7 +294,6 @@ class PreTrainedModel(nn.Module):
         reinit_keys: selectors of parameters to re-initialize instead of loading: an exact name
             (`bert.encoder.layer.0.attention.self.query.weight`), a module prefix (`bert.encoder.layer.5`),
             or a glob (`bert.encoder.layer.[45].*`); with or without the `bert.` prefix.
-        from_tf, proxies, resume_download: transformers 2.x's, accepted as compat_2x.adapt_2x_model_arguments says.
         reinit_std / reinit_seed: the std of the normal draw (default: config.initializer_range) and the
             seed of the dedicated generator it draws from.
         cache_dir / force_download / local_files_only: how remote files are fetched (see `cached_path`).
@@ -307,9 +304,8 @@ class PreTrainedModel(nn.Module):
         Returns the model, or (model, LoadingInfo) with output_loading_info=True. The info is also kept as
         `model.loading_info`.
         """
-        # transformers 2.x's extra arguments (from_tf=...) are read in compat_2x.py; the rest are ours.
-        pretrained_model_name_or_path, config_overrides = adapt_2x_model_arguments(pretrained_model_name_or_path,
-                                                                                   config_overrides)
+        # transformers 2.x's extra arguments (from_tf, proxies, resume_download) were taken before this line, by
+        # compat_2x.PreTrainedModel2x.from_pretrained, which every family's model classes inherit; the rest are ours.
         # 1. Find files. A Hub name becomes its snapshot folder here; a URL is fetched file by file below.
         fetch = functools.partial(cached_path, cache_dir=cache_dir, force_download=force_download,
                                   local_files_only=local_files_only)

@@ -46,7 +46,8 @@ from torch import nn
 
 from .configuration_xlnet import XLNetConfig
 from .modeling_bert import SequenceClassifierOutput, classification_loss, get_activation
-from .modeling_utils import Embedding, Linear, ModelOutput, PreTrainedModel, top_layer_selectors
+from .compat_2x import PreTrainedModel2x
+from .modeling_utils import Embedding, Linear, ModelOutput, top_layer_selectors
 
 
 @dataclass(eq=False)
@@ -208,7 +209,7 @@ def attention_bias_from_mask(attention_mask, dtype):
 
 # ---- the model --------------------------------------------------------------------------------------------
 
-class XLNetPreTrainedModel(PreTrainedModel):
+class XLNetPreTrainedModel(PreTrainedModel2x):
     """XLNet's checkpoints and config: a head model names the encoder's weights `transformer.*`."""
 
     config_class = XLNetConfig

@@ -30,8 +30,8 @@ from types import MappingProxyType
 from .compat_2x import accept_default_2x_options, save_vocabulary_2x
 from .hub import SHORTCUT_NAMES, local_model_path
 from .tokenization_bert import (TOKENIZER_CONFIG_NAME, encode_each, find_tokenizer_files, ids_to_tokens,
-                                lay_out_inputs, print_encoding, read_tokenizer_settings, save_tokenizer_files,
-                                tokens_to_ids)
+                                print_encoding, read_tokenizer_settings, tokens_to_ids)
+from .tokenization_utils import lay_out_inputs, save_tokenizer_files
 
 SPIECE_NAME = "spiece.model"
 # SentencePiece writes a space as this character, U+2581, at the start of the piece that follows it.

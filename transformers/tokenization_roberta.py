@@ -27,8 +27,9 @@ from types import MappingProxyType
 from .compat_2x import accept_default_2x_options, save_vocabulary_2x
 from .hub import SHORTCUT_NAMES, local_model_path
 from .tokenization_bert import (TOKENIZER_CONFIG_NAME, TOKENIZER_JSON_NAME, _category_runs, _ranges_text, encode_each,
-                                find_tokenizer_files, ids_to_tokens, lay_out_inputs, print_encoding,
-                                read_tokenizer_settings, save_tokenizer_files, tokens_to_ids)
+                                find_tokenizer_files, ids_to_tokens, print_encoding, read_tokenizer_settings,
+                                tokens_to_ids)
+from .tokenization_utils import lay_out_inputs, save_tokenizer_files
 
 VOCAB_JSON_NAME = "vocab.json"
 MERGES_NAME = "merges.txt"

@@ -30,7 +30,8 @@ from types import MappingProxyType
 from .compat_2x import accept_default_2x_options, save_vocabulary_2x
 from .hub import SHORTCUT_NAMES, local_model_path
 from .tokenization_bert import (TOKENIZER_CONFIG_NAME, encode_each, find_tokenizer_files, print_encoding,
-                                read_tokenizer_settings, save_tokenizer_files, truncate_longest_first)
+                                read_tokenizer_settings)
+from .tokenization_utils import save_tokenizer_files, truncate_longest_first
 
 SPIECE_NAME = "spiece.model"
 WORD_START = "\u2581"  # "▁", which SentencePiece writes before every word
