@@ -23,9 +23,10 @@ import torch
 from safetensors.torch import load_file
 
 from _support import REPO_ROOT, minilm_dir, read_tweets
-from bert_read_step_to_step import reinit_sweep, sweep_data, sweep_plan, sweep_runs
+from bert_read_step_to_step import reinit_sweep
+from bert_read_step_to_step.sweep import data as sweep_data, plan as sweep_plan, runs as sweep_runs
 from bert_read_step_to_step.prepare_demo_data import clean_text
-from bert_read_step_to_step.sweep_plan import Setting, SweepError
+from bert_read_step_to_step.sweep.plan import Setting, SweepError
 
 LABELS = ("negative", "neutral", "positive")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -418,7 +419,8 @@ def test_settings_deeper_than_the_model_are_refused_before_any_run(tmp_path, dat
 WAITING_SWEEP = r"""
 import json, os, sys, time
 sys.path.insert(0, os.getcwd())
-from bert_read_step_to_step import reinit_sweep, sweep_runs
+from bert_read_step_to_step import reinit_sweep
+from bert_read_step_to_step.sweep import runs as sweep_runs
 
 def waiting_run(argv, log_path, verbose=False, threads=None):
     run_dir = argv[argv.index("--output_dir") + 1]

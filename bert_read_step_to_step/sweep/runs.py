@@ -1,11 +1,11 @@
 """The re-init sweep's runs: each (setting, seed) trained and scored by run_classifier.py in its own process.
 
-In:  the plan (sweep_plan.py: settings, seeds, each run's argv), the runs' data folder (sweep_data.py) and
-     the results document (sweep_records.py).
+In:  the plan (plan.py: settings, seeds, each run's argv), the runs' data folder (data.py) and
+     the results document (records.py).
 Out: one record per run appended to the document and saved after each run: status "finished" with the dev
      metrics and score, or "diverged" (run_classifier exited 3: a non-finite loss or gradient) with no score.
      A run that fails otherwise stops the sweep with its last line. Each run's folder is
-     output_dir/runs/<setting>/seed-<seed>/, with its run.log; sweep_report.py summarizes the records.
+     output_dir/runs/<setting>/seed-<seed>/, with its run.log; report.py summarizes the records.
 """
 import concurrent.futures
 import glob
@@ -18,11 +18,11 @@ import sys
 import time
 from pathlib import Path
 
-from bert_read_step_to_step.sweep_plan import SweepError, recorded_argv, run_argv
-from bert_read_step_to_step.sweep_records import DIVERGED, FINISHED, save_results
+from bert_read_step_to_step.sweep.plan import SweepError, recorded_argv, run_argv
+from bert_read_step_to_step.sweep.records import DIVERGED, FINISHED, save_results
 from transformers.file_utils import PICKLE_WEIGHTS_NAME, SAFE_WEIGHTS_NAME
 
-RUN_CLASSIFIER = Path(__file__).resolve().parent.parent / "run_classifier.py"
+RUN_CLASSIFIER = Path(__file__).resolve().parents[2] / "run_classifier.py"
 # The program a run is: run_classifier.py under this Python. Tests put a small script here that exits the way
 # run_classifier does (0 with eval_results.json, 3 on divergence, 2 on a user error) to check the handling.
 RUN_COMMAND = (sys.executable, str(RUN_CLASSIFIER))

@@ -1,10 +1,10 @@
 """The re-init sweep's bookkeeping on disk: who owns the output folder, and results.json.
 
-In:  the sweep's --output_dir, and the results document reinit_sweep.py builds and sweep_runs.py extends.
+In:  the sweep's --output_dir, and the results document main.py builds and runs.py extends.
 Out: sweep_lock, held for the whole sweep, so a second sweep into the same folder is refused naming the
      running one's pid; load_results / save_results, which read results.json (refusing a damaged one with
      file and line) and replace it atomically; check_same_sweep, which refuses to extend a sweep whose
-     values differ. sweep_report.py reads the same document.
+     values differ. report.py reads the same document.
 
 Run record statuses: "finished" (a score) and "diverged" (run_classifier stopped on a non-finite loss or
 gradient, exit code 3: no score). Records written before statuses existed have none and finished.
@@ -15,7 +15,7 @@ import fcntl
 import json
 import os
 
-from bert_read_step_to_step.sweep_plan import SweepError, parse_setting, recorded_config
+from bert_read_step_to_step.sweep.plan import SweepError, parse_setting, recorded_config
 from transformers.file_utils import write_json_atomically
 
 RESULTS_NAME = "results.json"

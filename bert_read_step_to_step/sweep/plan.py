@@ -3,8 +3,8 @@
 In:  the --settings and --seeds texts, the sweep's shared values (its config: task, data, model, epochs, ...)
      and the arguments given after `--`.
 Out: Setting values (what is re-initialized, which stabilizers are on), seed lists, the argv of each run,
-     and the config as it may be recorded (model URLs redacted). reinit_sweep.py checks them before any run;
-     sweep_runs.py runs the argv; sweep_records.py and sweep_report.py store and print the settings.
+     and the config as it may be recorded (model URLs redacted). main.py checks them before any run;
+     runs.py runs the argv; records.py and report.py store and print the settings.
 Nothing here touches the disk except check_settings_fit, which reads the model's config.json.
 """
 import argparse

@@ -1,6 +1,6 @@
 """The re-init sweep's report: per setting, mean ± std of the dev score, failure rate, table, CSV and plot.
 
-In:  the results document (sweep_records.py): the sweep's values, the majority-class baseline, one record
+In:  the results document (records.py): the sweep's values, the majority-class baseline, one record
      per run, "finished" with a score or "diverged" without one.
 Out: SettingSummary per setting (mean, std, min and max over the runs with a score; failures = diverged
      runs plus runs at or below the majority-class score, over all runs), and from them, in output_dir,
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from bert_read_step_to_step.sweep_plan import Setting, parse_setting
-from bert_read_step_to_step.sweep_records import FINISHED
+from bert_read_step_to_step.sweep.plan import Setting, parse_setting
+from bert_read_step_to_step.sweep.records import FINISHED
 from transformers.file_utils import write_atomically
 
 SUMMARY_MD, SUMMARY_CSV, SUMMARY_PNG = "summary.md", "summary.csv", "summary.png"
