@@ -88,7 +88,10 @@ from bert_read_step_to_step.sweep.plan import (DEFAULT_BATCH_SIZE, DEFAULT_DATA_
                                                SweepError, check_extra_args, check_settings_fit,
                                                extra_generic_task_options, parse_seeds, parse_setting,
                                                parse_settings, recorded_config, run_argv)
-from bert_read_step_to_step.sweep.records import (RESULTS_FORMAT, RESULTS_NAME, check_same_sweep, load_results,
+from bert_read_step_to_step.sweep.launchers import (DEFAULT_SLURM_ARRAY_PARALLELISM, DEFAULT_SLURM_CPUS_PER_TASK,
+                                                    DEFAULT_SLURM_TIME_MIN, LAUNCHERS, SUBMITIT_CLUSTER_VARIABLE,
+                                                    make_launcher)
+from bert_read_step_to_step.sweep.records import (LOST, RESULTS_FORMAT, RESULTS_NAME, check_same_sweep, load_results,
                                                   save_results, sweep_lock)
 from bert_read_step_to_step.sweep.report import SUMMARY_CSV, SUMMARY_MD, SUMMARY_PNG, summarize, write_reports
 from bert_read_step_to_step.sweep.runs import run_all, usable_cores
@@ -154,10 +157,31 @@ def parse_args(argv=None):
                    help="runs at once, each in its own process with 1/N of the CPU cores as torch threads "
                         "(default: 2, or 1 on a one-core machine). Other thread counts sum floating-point numbers "
                         "in another order, so scores can differ from a --workers 1 sweep in the last digits")
+    p.add_argument("--threads_per_run", type=int, default=None, metavar="T",
+                   help="torch threads of each run, recorded in its record (default: here, cores / --workers, or "
+                        "torch's own choice with --workers 1; on Dask and Slurm the CPUs the task was given). With "
+                        "the same T a run gives the same score on every launcher")
     p.add_argument("--verbose", action="store_true",
                    help="show each run's log and progress bars here (they always go to the run's run.log)")
     p.add_argument("--debug", action="store_true",
                    help="show the traceback of user errors too (or set BERT_READ_DEBUG=1)")
+
+    p = parser.add_argument_group("where the runs run (docs/reinit_sweep.md: many machines)")
+    p.add_argument("--launcher", default="local", choices=LAUNCHERS,
+                   help="local: --workers processes on this machine; dask: tasks on the Dask cluster at "
+                        "--dask_scheduler (pip install 'dask[distributed]'); slurm: one Slurm job array through "
+                        f"submitit (pip install submitit; {SUBMITIT_CLUSTER_VARIABLE}=local: submitit's local "
+                        "executor, no Slurm). Data, model and code must sit at the same absolute paths on every "
+                        "worker (a shared filesystem)")
+    p.add_argument("--dask_scheduler", default=None, metavar="ADDRESS",
+                   help="the address `dask scheduler` prints, e.g. tcp://10.0.0.5:8786")
+    p.add_argument("--slurm_partition", default=None, help="Slurm partition (default: the cluster's default)")
+    p.add_argument("--slurm_time", type=int, default=DEFAULT_SLURM_TIME_MIN, metavar="MINUTES",
+                   help="time limit of each run's job")
+    p.add_argument("--slurm_cpus_per_task", type=int, default=DEFAULT_SLURM_CPUS_PER_TASK,
+                   help="CPUs of each run's job (its torch threads unless --threads_per_run)")
+    p.add_argument("--slurm_array_parallelism", type=int, default=DEFAULT_SLURM_ARRAY_PARALLELISM,
+                   help="runs of the job array that may run at once")
     args = parser.parse_args(ours)
     args.extra_args = extra
     if args.train_size < 0:
@@ -166,6 +190,12 @@ def parse_args(argv=None):
         args.workers = min(DEFAULT_WORKERS, usable_cores())
     if args.workers < 1:
         parser.error(f"--workers must be >= 1, got {args.workers}")
+    for flag in ("threads_per_run", "slurm_time", "slurm_cpus_per_task", "slurm_array_parallelism"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            parser.error(f"--{flag} must be >= 1, got {getattr(args, flag)}")
+    if args.launcher == "dask" and not args.dask_scheduler:
+        parser.error("--launcher dask needs --dask_scheduler ADDRESS (what `dask scheduler` prints, "
+                     "e.g. tcp://10.0.0.5:8786)")
     return args
 
 
@@ -316,14 +346,18 @@ def sweep(args, settings, seeds, output_dir, results_path):
     config, document = check_before_any_run(args, settings, results_path)
     document, runs_data_dir = prepare_data(args, config, output_dir, document, results_path)
 
-    finished = {(parse_setting(record["setting"]), record["seed"]) for record in document["runs"]}
+    # Finished and diverged runs are results; a lost run (its worker died) is not, and runs again.
+    recorded = {(parse_setting(record["setting"]), record["seed"]): record.get("status") for record in document["runs"]}
     plan = [(setting, seed) for seed in seeds for setting in settings]  # seed by seed: a stopped sweep
-    todo = [run for run in plan if run not in finished]                # still has whole rows to compare
-    print(f"Sweep in {output_dir}: {len(plan)} runs asked for, {len(plan) - len(todo)} already in "
-          f"{RESULTS_NAME}, {len(todo)} to run; training on {document['data']['train_examples']} examples "
-          f"from {runs_data_dir}")
+    todo = [run for run in plan if recorded.get(run, LOST) == LOST]    # still has whole rows to compare
+    again = sum(recorded.get(run) == LOST for run in todo)
+    print(f"Sweep in {output_dir}: {len(plan)} runs asked for, skipping {len(plan) - len(todo)} already in "
+          f"{RESULTS_NAME}, {len(todo)} to run" + (f" ({again} of them lost last time)" if again else "")
+          + f"; training on {document['data']['train_examples']} examples from {runs_data_dir}")
     started = time.perf_counter()
-    run_all(args, config, document, runs_data_dir, output_dir, todo, results_path)
+    if todo:
+        run_all(args, config, document, runs_data_dir, output_dir, todo, results_path,
+                make_launcher(args, output_dir))
 
     summaries = write_reports(output_dir, document)
     if todo:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 from bert_read_step_to_step.sweep.plan import Setting, parse_setting
-from bert_read_step_to_step.sweep.records import FINISHED
+from bert_read_step_to_step.sweep.records import FINISHED, LOST
 from transformers.file_utils import write_atomically
 
 SUMMARY_MD, SUMMARY_CSV, SUMMARY_PNG = "summary.md", "summary.csv", "summary.png"
@@ -51,9 +51,9 @@ def summarize(runs, majority_score=None):
     """One SettingSummary per setting found in the run records, in Setting order. A run failed when it
     diverged (status "diverged", no score) or, with `majority_score` (see majority_baseline), when its dev
     score is <= majority_score. Worked example: scores 0.30, 0.70 and one diverged run, majority 0.34 ->
-    mean 0.50 over the 2 scores, failures 2 of 3."""
+    mean 0.50 over the 2 scores, failures 2 of 3. A lost run (its worker died) is no result: left out."""
     by_setting = {}
-    for record in sorted(runs, key=lambda record: record["seed"]):
+    for record in sorted((r for r in runs if r.get("status") != LOST), key=lambda record: record["seed"]):
         by_setting.setdefault(parse_setting(record["setting"]), []).append(record)
     summaries = []
     for setting in sorted(by_setting):
