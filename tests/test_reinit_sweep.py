@@ -635,8 +635,8 @@ def test_a_run_that_fails_otherwise_stops_the_sweep_and_keeps_the_finished_runs(
                                                                                   fake_run_classifier):
     out = tmp_path / "sweep"
     with pytest.raises(SweepError, match=r"the run failed on worker local \S+ \(setting 0, seed 5, exit 2: "
-                                         r"run_classifier.py: error: --data_dir: no train.tsv\); its whole output is in "
-                                         r".*seed-5\.attempt-.*run.log"):
+                                         r"run_classifier.py: error: --data_dir: no train.tsv\); its whole output "
+                                         r"is in .*seed-5\.attempt-.*run.log"):
         reinit_sweep.main(sweep_argv(data_dir, out, "0", "4,5,6"))
     assert [(r["seed"], r["status"]) for r in results_of(out)["runs"]] == [(4, "finished")]
     (failed,) = (out / "runs" / "0").glob("seed-5.attempt-*")  # kept, with its log, for reading

@@ -12,8 +12,8 @@ Out: a Launcher, the one small interface all three implement:
      The sweep's owner (runs.run_all) reads the outcomes, writes results.json and moves attempt folders: the
      workers only train, so the lock and results.json stay in one process whatever the engine.
 
-What each engine ships: attempt.run_attempt and its module by value (cloudpickle), never a reference to a
-module the worker would have to import; the run is run_classifier.py by its absolute path. Dask and
+What each engine ships: attempt.run_attempt by value (ByValue below), never a reference to a module the
+worker would have to import; the run is run_classifier.py by its absolute path. Dask and
 submitit are optional packages: asked for and missing, the sweep stops with the pip line.
 """
 import concurrent.futures
@@ -33,7 +33,7 @@ DEFAULT_SLURM_TIME_MIN = 60
 DEFAULT_SLURM_CPUS_PER_TASK = 4
 DEFAULT_SLURM_ARRAY_PARALLELISM = 16
 SUBMITIT_CLUSTER_VARIABLE = "BERT_READ_SUBMITIT_CLUSTER"
-SLURM_LOGS = "slurm"  # submitit's folder under output_dir: one <job id>/ with its stdout, stderr, pickles
+SLURM_LOGS = "slurm"  # submitit's folder under output_dir: each job's stdout, stderr and pickles
 POLL_S = 1.0
 
 
@@ -42,10 +42,26 @@ def lost(reason):
     return {"status": "lost", "reason": reason}
 
 
-def ship_attempt_by_value():
-    """Make cloudpickle (Dask's and submitit's) send attempt.py's code itself, not `import ...sweep.attempt`."""
-    import cloudpickle
-    cloudpickle.register_pickle_by_value(attempt)
+class ByValue:
+    """Wraps a function of attempt.py so that any pickler sends its code, never `import ...sweep.attempt`.
+
+    Registering the module with cloudpickle.register_pickle_by_value is not enough on its own: Dask pickles
+    the whole task graph with the standard pickle first, and a function met inside it goes by reference,
+    which a worker without the project on its path cannot import. This object pickles as a call of
+    cloudpickle.loads (cloudpickle comes with Dask and with submitit) on the function's by-value bytes, so
+    the worker unpickles the plain function itself.
+    """
+
+    def __init__(self, function):
+        self.function = function
+
+    def __reduce__(self):
+        import cloudpickle
+        cloudpickle.register_pickle_by_value(attempt)
+        return cloudpickle.loads, (cloudpickle.dumps(self.function),)
+
+    def __call__(self, *args, **kwargs):
+        return self.function(*args, **kwargs)
 
 
 def optional(module, launcher, pip_name):
@@ -124,7 +140,6 @@ class DaskLauncher:
         self.client = self.futures = None
 
     def check(self, paths):
-        ship_attempt_by_value()
         try:
             self.client = self.distributed.Client(self.address, timeout=SCHEDULER_TIMEOUT_S, set_as_default=False)
         except (OSError, TimeoutError) as error:
@@ -138,7 +153,7 @@ class DaskLauncher:
                              f"{WORKER_WAIT_S} s); start one on each machine: dask worker {self.address}") from None
         names = {address: info.get("name", address)
                  for address, info in self.client.scheduler_info()["workers"].items()}
-        for address, problem in self.client.run(attempt.check_paths, list(paths)).items():
+        for address, problem in self.client.run(ByValue(attempt.check_paths), list(paths)).items():
             if problem is not None:
                 raise SweepError(f"Dask worker {names.get(address, address)}: {problem[0]} {problem[1]}; every run "
                                  f"needs it, so the sweep sends none")
@@ -146,20 +161,28 @@ class DaskLauncher:
     def start(self, specs):
         # pure=False: two runs with equal specs (there are none) would still be two tasks; the key names the
         # run in Dask's dashboard.
-        self.futures = {self.client.submit(attempt.run_attempt, spec, pure=False,
-                                           key=f"reinit-sweep-{spec['label']}-seed-{spec['seed']}-{os.urandom(4).hex()}"):
-                        index for index, spec in enumerate(specs)}
+        self.futures = {}
+        for index, spec in enumerate(specs):
+            key = f"reinit-sweep-{spec['label']}-seed-{spec['seed']}-{os.urandom(4).hex()}"
+            self.futures[self.client.submit(ByValue(attempt.run_attempt), spec, pure=False, key=key)] = index
 
     def completed(self):
-        for future in self.distributed.as_completed(list(self.futures)):
-            if future.cancelled():
-                continue
-            try:
-                yield self.futures[future], future.result()
-            except self.distributed.KilledWorker as error:
-                yield self.futures[future], lost(f"the Dask workers running it died ({error})")
-            except Exception as error:  # noqa: BLE001 (attempt.run_attempt returns its failures; this is Dask's)
-                yield self.futures[future], lost(f"Dask lost it: {type(error).__name__}: {error}")
+        # Polled, like the Slurm jobs below: distributed.as_completed wants a default client, and this
+        # client is not made the process's default (tests hold several sweeps in one process).
+        waiting = dict(self.futures)
+        while waiting:
+            for future in [future for future in waiting if future.done()]:
+                index = waiting.pop(future)
+                if future.cancelled():
+                    continue
+                try:
+                    yield index, future.result()
+                except self.distributed.KilledWorker as error:
+                    yield index, lost(f"the Dask workers running it died ({error})")
+                except Exception as error:  # noqa: BLE001 (run_attempt returns its failures; this one is Dask's)
+                    yield index, lost(f"Dask lost it: {type(error).__name__}: {error}")
+            if waiting:
+                time.sleep(POLL_S)
 
     def cancel(self):
         # A run already running on a worker finishes there, unrecorded: its attempt folder is removed later.
@@ -190,7 +213,6 @@ class SlurmLauncher:
         if self.cluster == "slurm" and shutil.which("sbatch") is None:
             raise SweepError(f"--launcher slurm: sbatch is not on this machine's PATH; run the sweep on a Slurm "
                              f"login node (or set {SUBMITIT_CLUSTER_VARIABLE}=local for a dry run here)")
-        ship_attempt_by_value()
         # The nodes are checked by each job itself (attempt.run_attempt refuses a path it cannot read):
         # Slurm has no cheap way to run a probe on every node first. This machine must see them already.
         problem = attempt.unreadable_path(paths)
@@ -198,11 +220,11 @@ class SlurmLauncher:
             raise SweepError(f"{problem[0]} {problem[1]}; every run needs it")
 
     def start(self, specs):
-        executor = self.submitit.AutoExecutor(folder=os.path.join(self.folder, "%j"), cluster=self.cluster)
+        executor = self.submitit.AutoExecutor(folder=self.folder, cluster=self.cluster)
         executor.update_parameters(**{key: value for key, value in self.parameters.items() if value is not None})
-        self.jobs = dict(zip(executor.map_array(attempt.run_attempt, specs), range(len(specs))))
-        print(f"Submitted {len(specs)} runs as a {self.cluster} job array ({'local executor' if self.cluster == 'local' else 'sbatch'});"
-              f" submitit's logs: {self.folder}", flush=True)
+        self.jobs = dict(zip(executor.map_array(ByValue(attempt.run_attempt), specs), range(len(specs))))
+        how = "submitit's local executor" if self.cluster == "local" else "sbatch"
+        print(f"Submitted {len(specs)} runs as one job array ({how}); submitit's logs: {self.folder}", flush=True)
 
     def completed(self):
         waiting = dict(self.jobs)

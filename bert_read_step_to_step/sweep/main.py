@@ -26,16 +26,23 @@ Out: in --output_dir,
      data_train<size>_seed<data_seed>/   the downsampled training file (same layout as the task's own, a
                                          generic-task train.tsv for the demo) and a copy of the dev file
      runs/<setting>/seed-<seed>/         one run_classifier output folder per run, with its run.log; the
-                                         model weights are deleted once the run is scored (--keep_models)
+                                         model weights are deleted once the run is scored (--keep_models).
+                                         Each attempt runs in seed-<seed>.attempt-<id>/, moved into place
+                                         when it finishes (sweep/runs.py says why)
      results.json                        one record per finished run (rewritten after each run): status
                                          "finished" with its score, or "diverged" (run_classifier stopped
-                                         on a non-finite loss, exit 3) with none; model URLs redacted
+                                         on a non-finite loss, exit 3) with none, or "lost" (its worker
+                                         died: it runs again next time); where it ran ("worker") and its
+                                         torch threads; model URLs redacted
      sweep.lock                          the running sweep's pid: a second sweep into the folder is refused
      summary.md, summary.csv             per setting: mean ± std of the dev metric over the runs with a
                                          score, min, max, seeds, and the failure rate: diverged runs and
                                          runs at or below the majority-class dev score, over all runs
      summary.png                         every run as a point over a box per setting, and the majority
                                          line (needs matplotlib)
+     curves.csv, curves.png              per setting and step, the training loss over seeds: mean, min, max
+                                         (from each run's train_log.jsonl; each run logs about 20 points)
+     slurm/                              with --launcher slurm: submitit's logs, one folder per job
 
 Resuming and extending. results.json is the sweep's memory: a run whose (setting, seed) is in it is not run
 again. Run the same command after an interruption and it finishes the rest; add seeds or settings and only the
@@ -81,6 +88,7 @@ from bert_read_step_to_step import prepare_demo_data
 from bert_read_step_to_step.cli_help import DefaultsHelpFormatter
 from bert_read_step_to_step.metrics import primary_metric
 from bert_read_step_to_step.precision import bf16_support, choose_precision
+from bert_read_step_to_step.sweep.curves import CURVES_CSV, CURVES_PNG
 from bert_read_step_to_step.sweep.data import majority_baseline, plan_subset, write_subset
 from bert_read_step_to_step.sweep.plan import (DEFAULT_BATCH_SIZE, DEFAULT_DATA_SEED, DEFAULT_EPOCHS,
                                                DEFAULT_LEARNING_RATE, DEFAULT_MAX_SEQ_LENGTH, DEFAULT_SEEDS,
@@ -266,8 +274,8 @@ def report_only(output_dir):
     if document is None:
         raise SweepError(f"{results_path}: no such file; --report_only summarizes a sweep that has run")
     summaries = write_reports(output_dir, document)
-    print(f"Wrote {SUMMARY_MD}, {SUMMARY_CSV} (and {SUMMARY_PNG} with matplotlib) in {output_dir} "
-          f"from {len(document['runs'])} runs in {RESULTS_NAME}")
+    print(f"Wrote {SUMMARY_MD}, {SUMMARY_CSV}, {CURVES_CSV} (and {SUMMARY_PNG}, {CURVES_PNG} with matplotlib) in "
+          f"{output_dir} from {len(document['runs'])} runs in {RESULTS_NAME}")
     return SweepOutcome(results_path, document, summaries, ran=0, skipped=0)
 
 
@@ -362,7 +370,8 @@ def sweep(args, settings, seeds, output_dir, results_path):
     summaries = write_reports(output_dir, document)
     if todo:
         print(f"{len(todo)} runs in {(time.perf_counter() - started) / 60:.1f} min")
-    print(f"Wrote {results_path}, {SUMMARY_MD}, {SUMMARY_CSV} (and {SUMMARY_PNG} with matplotlib) in {output_dir}")
+    print(f"Wrote {results_path}, {SUMMARY_MD}, {SUMMARY_CSV}, {CURVES_CSV} (and {SUMMARY_PNG}, {CURVES_PNG} with "
+          f"matplotlib) in {output_dir}")
     if summaries:
         with open(os.path.join(output_dir, SUMMARY_MD), encoding="utf-8") as f:
             print(f.read())

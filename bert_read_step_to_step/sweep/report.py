@@ -4,8 +4,9 @@ In:  the results document (records.py): the sweep's values, the majority-class b
      per run, "finished" with a score or "diverged" without one.
 Out: SettingSummary per setting (mean, std, min and max over the runs with a score; failures = diverged
      runs plus runs at or below the majority-class score, over all runs), and from them, in output_dir,
-     summary.md, summary.csv and (with matplotlib) summary.png. Model paths come from the document, which
-     stores URLs redacted.
+     summary.md, summary.csv and (with matplotlib) summary.png; and curves.csv/.png through curves.py.
+     Model paths come from the document, which stores URLs redacted. A lost run (records.py) is no result
+     and is left out.
 """
 import csv
 import io
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from bert_read_step_to_step.sweep.curves import write_curves
 from bert_read_step_to_step.sweep.plan import Setting, parse_setting
 from bert_read_step_to_step.sweep.records import FINISHED, LOST
 from transformers.file_utils import write_atomically
@@ -228,7 +230,8 @@ def write_plot(path, document, summaries, metric):
 
 
 def write_reports(output_dir, document):
-    """summary.md, summary.csv and (with matplotlib) summary.png from the runs in `document`."""
+    """summary.md, summary.csv and (with matplotlib) summary.png from the runs in `document`, and the
+    training curves (curves.py: curves.csv, curves.png) from the runs' train_log.jsonl."""
     metric = document["primary_metric"]
     summaries = summarize(document["runs"], majority_score(document))
     if not summaries:
@@ -237,4 +240,5 @@ def write_reports(output_dir, document):
     write_markdown(os.path.join(output_dir, SUMMARY_MD), document, summaries, metric)
     write_csv(os.path.join(output_dir, SUMMARY_CSV), summaries, metric)
     write_plot(os.path.join(output_dir, SUMMARY_PNG), document, summaries, metric)
+    write_curves(output_dir, document)
     return summaries
