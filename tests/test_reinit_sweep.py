@@ -343,6 +343,28 @@ def test_each_run_logs_its_loss_about_twenty_times_or_every_step(tmp_path, data_
     assert argv_value(fake_run.calls[-1], "--logging_steps") == "7"
 
 
+def test_a_lost_run_runs_again_and_the_others_are_skipped(tmp_path, data_dir, fake_run, capsys):
+    """A run recorded lost (its worker died and the engine gave up on it) is not a result: the same command
+    runs it again, says how many it skipped, and the new record replaces the lost one."""
+    out = tmp_path / "sweep"
+    reinit_sweep.main(sweep_argv(data_dir, out))
+    saved = results_of(out)
+    lost = saved["runs"][1]
+    saved["runs"][1] = {key: lost[key] for key in ("setting", "reinit_layers", "reinit_pooler", "seed")}
+    saved["runs"][1].update(status="lost", score=None, metrics={}, lost="the Dask workers running it died")
+    (out / "results.json").write_text(json.dumps(saved), encoding="utf-8")
+    capsys.readouterr()
+    fake_run.calls.clear()
+
+    report = reinit_sweep.main(["--output_dir", str(out), "--report_only"])
+    assert [len(summary.seeds) for summary in report.summaries] == [2, 1]  # a lost run is no result
+    outcome = reinit_sweep.main(sweep_argv(data_dir, out))
+    assert fake_run.seen() == [("2+pooler", 1)] and (outcome.ran, outcome.skipped) == (1, 3)
+    assert "skipping 3 already in results.json, 1 to run (1 of them lost last time)" in capsys.readouterr().out
+    runs = results_of(out)["runs"]
+    assert len(runs) == 4 and all(record["status"] == "finished" for record in runs)
+
+
 def test_parallel_workers_run_every_run_once_with_the_cores_shared_out(tmp_path, data_dir, fake_run):
     serial = reinit_sweep.main(sweep_argv(data_dir, tmp_path / "serial", "0,1,2+pooler", "1-3"))
     fake_run.calls.clear()

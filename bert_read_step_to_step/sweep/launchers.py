@@ -19,6 +19,7 @@ submitit are optional packages: asked for and missing, the sweep stops with the 
 import concurrent.futures
 import os
 import shutil
+import threading
 import time
 
 from bert_read_step_to_step.sweep import attempt
@@ -140,12 +141,7 @@ class DaskLauncher:
         self.client = self.futures = None
 
     def check(self, paths):
-        try:
-            self.client = self.distributed.Client(self.address, timeout=SCHEDULER_TIMEOUT_S, set_as_default=False)
-        except (OSError, TimeoutError) as error:
-            raise SweepError(f"--dask_scheduler {self.address}: the scheduler did not answer within "
-                             f"{SCHEDULER_TIMEOUT_S} s ({type(error).__name__}); is `dask scheduler` running "
-                             f"there? Give the address it prints (tcp://HOST:8786)") from None
+        self.client = self.connect()
         try:
             self.client.wait_for_workers(1, timeout=WORKER_WAIT_S)
         except TimeoutError:
@@ -157,6 +153,31 @@ class DaskLauncher:
             if problem is not None:
                 raise SweepError(f"Dask worker {names.get(address, address)}: {problem[0]} {problem[1]}; every run "
                                  f"needs it, so the sweep sends none")
+
+    def connect(self):
+        """A Client of the scheduler, or the one line naming it when it does not answer in time.
+
+        Client(timeout=...) bounds the TCP connection but not the wait for the scheduler's first reply: a port
+        that accepts and never speaks (a hung scheduler, another service) would hang the sweep. So the Client
+        is made in a thread of its own, waited for SCHEDULER_TIMEOUT_S; a daemon thread, which cannot keep the
+        process alive after the error."""
+        made = {}
+
+        def make():
+            try:
+                made["client"] = self.distributed.Client(self.address, timeout=SCHEDULER_TIMEOUT_S,
+                                                         set_as_default=False)
+            except (OSError, TimeoutError) as error:
+                made["error"] = error
+        thread = threading.Thread(target=make, name="dask-connect", daemon=True)
+        thread.start()
+        thread.join(SCHEDULER_TIMEOUT_S + 1)  # the Client's own timeout first, when it fires
+        if "client" in made:
+            return made["client"]
+        reason = type(made["error"]).__name__ if "error" in made else "no reply"
+        raise SweepError(f"--dask_scheduler {self.address}: the scheduler did not answer within "
+                         f"{SCHEDULER_TIMEOUT_S} s ({reason}); is `dask scheduler` running there? Give the address "
+                         f"it prints (tcp://HOST:8786)")
 
     def start(self, specs):
         # pure=False: two runs with equal specs (there are none) would still be two tasks; the key names the
