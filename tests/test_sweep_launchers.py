@@ -17,7 +17,7 @@ import time
 import pytest
 from safetensors.torch import load_file
 
-from _support import minilm_dir
+from _support import REPO_ROOT
 from bert_read_step_to_step import reinit_sweep
 from bert_read_step_to_step.sweep import launchers
 from bert_read_step_to_step.sweep import runs as sweep_runs
@@ -38,6 +38,17 @@ def fake_run(monkeypatch):
     fake = FakeRun()
     monkeypatch.setattr(attempt, "train_and_evaluate", fake)
     return fake
+
+
+def test_what_a_worker_executes_imports_nothing_of_the_project():
+    """attempt.py is shipped to workers that cannot import the project: the standard library only, and
+    inside functions the engine the worker itself is running (distributed, submitit)."""
+    import ast
+    tree = ast.parse((REPO_ROOT / "bert_read_step_to_step" / "sweep" / "attempt.py").read_text(encoding="utf-8"))
+    modules = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+               for alias in node.names}
+    modules |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert modules and modules - set(sys.stdlib_module_names) == {"distributed", "submitit"}
 
 
 # ---- refusals that need no cluster ---------------------------------------------------------------------

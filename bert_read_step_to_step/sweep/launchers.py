@@ -43,6 +43,19 @@ def lost(reason):
     return {"status": "lost", "reason": reason}
 
 
+def first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def engine_error(engine, error):
+    """The outcome of a task the engine could not run at all (not a run that failed: attempt.run_attempt
+    returns those): the worker's environment is not the sweep's. It stops the sweep, in one line."""
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    return SweepError(f"{engine} could not run the task ({type(error).__name__}: {lines[-1] if lines else error}); "
+                      f"do the workers run the sweep's Python environment (pip install the same packages)?")
+
+
 class ByValue:
     """Wraps a function of attempt.py so that any pickler sends its code, never `import ...sweep.attempt`.
 
@@ -200,8 +213,8 @@ class DaskLauncher:
                     yield index, future.result()
                 except self.distributed.KilledWorker as error:
                     yield index, lost(f"the Dask workers running it died ({error})")
-                except Exception as error:  # noqa: BLE001 (run_attempt returns its failures; this one is Dask's)
-                    yield index, lost(f"Dask lost it: {type(error).__name__}: {error}")
+                except Exception as error:  # noqa: BLE001 (run_attempt returns its failures: this one is Dask's)
+                    yield index, engine_error("Dask", error)
             if waiting:
                 time.sleep(POLL_S)
 
@@ -224,6 +237,7 @@ class SlurmLauncher:
 
     def __init__(self, output_dir, partition, time_min, cpus_per_task, array_parallelism):
         self.submitit = optional("submitit", "slurm", "submitit")
+        self.uncompleted = optional("submitit.core.utils", "slurm", "submitit").UncompletedJobError
         self.cluster = "local" if os.environ.get(SUBMITIT_CLUSTER_VARIABLE) == "local" else "slurm"
         self.folder = os.path.join(output_dir, SLURM_LOGS)
         self.parameters = {"timeout_min": time_min, "cpus_per_task": cpus_per_task, "slurm_partition": partition,
@@ -254,12 +268,11 @@ class SlurmLauncher:
                 index = waiting.pop(job)
                 try:
                     yield index, job.result()
-                except self.submitit.core.utils.UncompletedJobError as error:
+                except self.uncompleted as error:
                     yield index, lost(f"{self.cluster} job {job.job_id} ended without a result: "
-                                      f"{str(error).strip().splitlines()[0]}")
-                except Exception as error:  # noqa: BLE001 (a job that raised: submitit's FailedJobError)
-                    yield index, lost(f"{self.cluster} job {job.job_id} failed: "
-                                      f"{str(error).strip().splitlines()[-1] if str(error).strip() else error}")
+                                      f"{first_line(error)}")
+                except Exception as error:  # noqa: BLE001 (a job whose task raised: submitit's FailedJobError)
+                    yield index, engine_error(f"{self.cluster} job {job.job_id}", error)
             if waiting:
                 time.sleep(POLL_S)
 
@@ -274,10 +287,7 @@ class SlurmLauncher:
 
 def make_launcher(args, output_dir):
     """The Launcher the arguments ask for."""
-    if args.launcher == "dask":
-        if not args.dask_scheduler:
-            raise SweepError("--launcher dask needs --dask_scheduler ADDRESS (what `dask scheduler` prints, "
-                             "e.g. tcp://10.0.0.5:8786)")
+    if args.launcher == "dask":  # main.parse_args has made sure --dask_scheduler is given
         return DaskLauncher(args.dask_scheduler)
     if args.launcher == "slurm":
         return SlurmLauncher(output_dir, args.slurm_partition, args.slurm_time, args.slurm_cpus_per_task,
