@@ -182,7 +182,7 @@ def parse_args(argv=None):
                         "executor, no Slurm). Data, model and code must sit at the same absolute paths on every "
                         "worker (a shared filesystem)")
     p.add_argument("--dask_scheduler", default=None, metavar="ADDRESS",
-                   help="the address `dask scheduler` prints, e.g. tcp://10.0.0.5:8786")
+                   help="needed with --launcher dask: the address `dask scheduler` prints, e.g. tcp://10.0.0.5:8786")
     p.add_argument("--slurm_partition", default=None, help="Slurm partition (default: the cluster's default)")
     p.add_argument("--slurm_time", type=int, default=DEFAULT_SLURM_TIME_MIN, metavar="MINUTES",
                    help="time limit of each run's job")
