@@ -7,7 +7,9 @@ Out: a Launcher, the one small interface all three implement:
        completed()      yields (index of the spec, outcome) as each run ends, in the order they end; the
                         outcome is attempt.run_attempt's dict, a lost(...) dict when the engine lost the run
                         (its worker or node died for good), or the exception a local run raised
-       cancel()         runs not yet ended are dropped: the sweep stops after a failed run
+       cancel()         the sweep stops after a failed run: runs not started are dropped (Slurm jobs and
+                        Dask tasks not done are cancelled) and completed() ends; locally the runs under way
+                        still finish and come out of completed(), to be saved
        close()          disconnect, free the pool
      The sweep's owner (runs.run_all) reads the outcomes, writes results.json and moves attempt folders: the
      workers only train, so the lock and results.json stay in one process whatever the engine.
@@ -152,6 +154,7 @@ class DaskLauncher:
         self.address = address
         self.distributed = optional("distributed", "dask", "dask[distributed]")
         self.client = self.futures = None
+        self.cancelled = False
 
     def check(self, paths):
         self.client = self.connect()
@@ -204,7 +207,7 @@ class DaskLauncher:
         # Polled, like the Slurm jobs below: distributed.as_completed wants a default client, and this
         # client is not made the process's default (tests hold several sweeps in one process).
         waiting = dict(self.futures)
-        while waiting:
+        while waiting and not self.cancelled:
             for future in [future for future in waiting if future.done()]:
                 index = waiting.pop(future)
                 if future.cancelled():
@@ -220,6 +223,7 @@ class DaskLauncher:
 
     def cancel(self):
         # A run already running on a worker finishes there, unrecorded: its attempt folder is removed later.
+        self.cancelled = True
         self.client.cancel([future for future in self.futures if not future.done()])
 
     def close(self):
@@ -243,6 +247,7 @@ class SlurmLauncher:
         self.parameters = {"timeout_min": time_min, "cpus_per_task": cpus_per_task, "slurm_partition": partition,
                            "slurm_array_parallelism": array_parallelism, "name": "reinit_sweep"}
         self.jobs = None
+        self.cancelled = False
 
     def check(self, paths):
         if self.cluster == "slurm" and shutil.which("sbatch") is None:
@@ -263,7 +268,7 @@ class SlurmLauncher:
 
     def completed(self):
         waiting = dict(self.jobs)
-        while waiting:
+        while waiting and not self.cancelled:
             for job in [job for job in waiting if job.done()]:
                 index = waiting.pop(job)
                 try:
@@ -277,6 +282,8 @@ class SlurmLauncher:
                 time.sleep(POLL_S)
 
     def cancel(self):
+        # scancel for Slurm: a cancelled job leaves no result to wait for.
+        self.cancelled = True
         for job in self.jobs or ():
             if not job.done():
                 job.cancel(check=False)

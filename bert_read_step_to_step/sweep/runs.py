@@ -187,6 +187,8 @@ def run_all(args, config, document, runs_data_dir, output_dir, todo, results_pat
                     failure = outcome if isinstance(outcome, BaseException) else failure_error(outcome, setting, seed)
                     launcher.cancel()
                 continue
+            if failure is not None and outcome["status"] == LOST:
+                continue  # cancelled after the failure (a Slurm job ends "without a result"): not lost
             record = make_record(outcome, setting, seed, document, output_dir, args.keep_models, launcher.name)
             # A run recorded lost by an earlier sweep has run again: its new record replaces that one.
             document["runs"] = [r for r in document["runs"] if (r["setting"], r["seed"]) != (setting.label, seed)]
