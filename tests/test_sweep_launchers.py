@@ -287,3 +287,46 @@ def test_a_worker_killed_mid_run_loses_nothing(dask_workers, scheduler, tmp_path
     again = reinit_sweep.main(argv)
     assert (again.ran, again.skipped) == (0, 2)
     assert "skipping 2 already in results.json, 0 to run" in capsys.readouterr().out
+
+
+# Stands in for run_classifier.py under submitit's local executor: the first attempt kills the job process
+# that started it (what a node failure looks like from the sweep: a job that ends without a result) and
+# exits; a later attempt finishes with acc 0.6.
+NODE_FAILURE_RUN_CLASSIFIER = r"""
+import json, os, signal, sys
+argv = sys.argv[1:]
+out = argv[len(argv) - 1 - argv[::-1].index("--output_dir") + 1]
+marker = os.path.join(os.path.dirname(out), "..", "..", "..", "node_failed")
+if not os.path.exists(marker):
+    open(marker, "w").close()
+    os.kill(os.getppid(), signal.SIGKILL)
+    sys.exit(1)
+with open(os.path.join(out, "eval_results.json"), "w") as f:
+    json.dump({"acc": 0.6}, f)
+"""
+
+
+@pytest.mark.slow
+def test_a_slurm_job_that_ends_without_a_result_is_recorded_lost_and_runs_again(tmp_path, tweets, monkeypatch,
+                                                                                 capsys):
+    script = tmp_path / "node_failure_run_classifier.py"
+    script.write_text(NODE_FAILURE_RUN_CLASSIFIER, encoding="utf-8")
+    monkeypatch.setattr(sweep_runs, "RUN_COMMAND", (sys.executable, str(script)))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(launchers.SUBMITIT_CLUSTER_VARIABLE, "local")
+    # submitit waits 15 s for the result file of a job that ended (a slow shared filesystem may deliver it
+    # late) before it says the job produced none; on this machine's disk 1 s is plenty.
+    import submitit.core.core
+    monkeypatch.setattr(submitit.core.core.Job, "_results_timeout_s", 1)
+    argv = sweep_argv(tweets, tmp_path / "sweep", "0", "1", "--launcher", "slurm")
+    reinit_sweep.main(argv)
+    (record,) = results_of(tmp_path / "sweep")["runs"]
+    assert record["status"] == "lost" and record["score"] is None, record
+    assert record["lost"].startswith("local job ") and "ended without a result" in record["lost"]
+    printed = capsys.readouterr().out
+    assert "LOST (local job" in printed, printed
+
+    again = reinit_sweep.main(argv)
+    assert (again.ran, again.skipped) == (1, 0)
+    (record,) = results_of(tmp_path / "sweep")["runs"]
+    assert record["status"] == "finished" and record["score"] == pytest.approx(0.6)

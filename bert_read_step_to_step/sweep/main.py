@@ -44,6 +44,11 @@ Out: in --output_dir,
                                          (from each run's train_log.jsonl; each run logs about 20 points)
      slurm/                              with --launcher slurm: submitit's logs, one folder per job
 
+Many machines. --launcher dask --dask_scheduler ADDRESS sends each run to a running Dask cluster, --launcher
+slurm submits them as one Slurm job array through submitit (pip install 'dask[distributed]' submitit); the
+records, table and pictures are the same, each record names its worker. sweep/launchers.py says how, and
+docs/reinit_sweep.md how to start a cluster, what happens when a node dies, and how far it scales.
+
 Resuming and extending. results.json is the sweep's memory: a run whose (setting, seed) is in it is not run
 again. Run the same command after an interruption and it finishes the rest; add seeds or settings and only the
 new runs train. Everything else (task, data, model, training size, epochs, learning rate, ...) must stay the
@@ -160,11 +165,11 @@ def parse_args(argv=None):
                    help="results.json, summary.md/.csv/.png and one folder per run")
     p.add_argument("--keep_models", action="store_true", help="keep each run's fine-tuned weights")
     p.add_argument("--report_only", action="store_true",
-                   help="run nothing: rewrite summary.md/.csv/.png from output_dir/results.json")
+                   help="run nothing: rewrite summary.md/.csv/.png and curves.csv/.png from output_dir/results.json")
     p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="runs at once, each in its own process with 1/N of the CPU cores as torch threads "
-                        "(default: 2, or 1 on a one-core machine). Other thread counts sum floating-point numbers "
-                        "in another order, so scores can differ from a --workers 1 sweep in the last digits")
+                   help="--launcher local: runs at once, each in its own process with 1/N of the CPU cores as torch "
+                        "threads (default: 2, or 1 on a one-core machine). Other thread counts sum floating-point "
+                        "numbers in another order, so scores can differ from a --workers 1 sweep in the last digits")
     p.add_argument("--threads_per_run", type=int, default=None, metavar="T",
                    help="torch threads of each run, recorded in its record (default: here, cores / --workers, or "
                         "torch's own choice with --workers 1; on Dask and Slurm the CPUs the task was given). With "
