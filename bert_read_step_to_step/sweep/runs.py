@@ -169,7 +169,6 @@ def run_all(args, config, document, runs_data_dir, output_dir, todo, results_pat
     those under way are saved as they end (locally), and the failure is raised."""
     started = time.perf_counter()
     threads = run_threads(args, launcher)
-    launcher.check(run_paths(config, runs_data_dir, output_dir))
     specs = [attempt_spec(args, config, document, runs_data_dir, output_dir, setting, seed, threads, launcher)
              for setting, seed in todo]
     described = "torch's own choice of" if threads is None else \
@@ -178,8 +177,9 @@ def run_all(args, config, document, runs_data_dir, output_dir, todo, results_pat
     print(f"Running {len(specs)} runs {where}, {described} torch threads each; each run's log is run.log in "
           f"its folder under {os.path.join(output_dir, 'runs')}", flush=True)
     failure = None
-    launcher.start(specs)
     try:
+        launcher.check(run_paths(config, runs_data_dir, output_dir))
+        launcher.start(specs)
         for done, (index, outcome) in enumerate(launcher.completed(), start=1):
             setting, seed = todo[index]
             if isinstance(outcome, BaseException) or outcome["status"] in ("failed", "refused"):
