@@ -96,7 +96,7 @@ def test_a_scheduler_that_does_not_answer_is_named_within_the_bound(tmp_path, tw
 def engine_env():
     """The environment of an engine's processes: the venv, and not the project, on the import path."""
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    env.update(OMP_NUM_THREADS="1", DASK_DISTRIBUTED__WORKER__DAEMON="False")
+    env.update(OMP_NUM_THREADS="1")
     return env
 
 

@@ -5,8 +5,8 @@ Out: a Launcher, the one small interface all three implement:
        check(paths)     before any run: the engine answers, has workers, and they can read every path
        start(specs)     send every run
        completed()      yields (index of the spec, outcome) as each run ends, in the order they end; the
-                        outcome is attempt.run_attempt's dict, a lost(...) dict when the engine lost the run
-                        (its worker or node died for good), or the exception a local run raised
+                        outcome is a dict: attempt.run_attempt's, lost(...) when the engine lost the run (its
+                        worker or node died for good), or raised(...) when the task itself raised
        cancel()         the sweep stops after a failed run: runs not started are dropped (Slurm jobs and
                         Dask tasks not done are cancelled) and completed() ends; locally the runs under way
                         still finish and come out of completed(), to be saved
@@ -45,6 +45,11 @@ def lost(reason):
     return {"status": "lost", "reason": reason}
 
 
+def raised(error):
+    """The outcome of a task that raised instead of returning: the sweep stops with `error`."""
+    return {"status": "raised", "error": error}
+
+
 def first_line(error):
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
@@ -54,8 +59,9 @@ def engine_error(engine, error):
     """The outcome of a task the engine could not run at all (not a run that failed: attempt.run_attempt
     returns those): the worker's environment is not the sweep's. It stops the sweep, in one line."""
     lines = [line for line in str(error).strip().splitlines() if line.strip()]
-    return SweepError(f"{engine} could not run the task ({type(error).__name__}: {lines[-1] if lines else error}); "
-                      f"do the workers run the sweep's Python environment (pip install the same packages)?")
+    reason = f"{type(error).__name__}: {lines[-1] if lines else error}"
+    return raised(SweepError(f"{engine} could not run the task ({reason}); do the workers run the sweep's Python "
+                             f"environment (pip install the same packages)?"))
 
 
 class ByValue:
@@ -93,7 +99,7 @@ def optional(module, launcher, pip_name):
 class LocalLauncher:
     """--launcher local: `workers` runs at once in threads of this process, each starting its own
     run_classifier process; with one worker, one run after the other in this thread, so a failed run stops
-    the sweep before the next starts. A run's exception (a test's fake run) comes back as its outcome."""
+    the sweep before the next starts. A run's exception (a test's fake run) comes back as raised(...)."""
     name = "local"
     default_threads = None  # the sweep's own rule: cores / workers, or torch's choice with one worker
 
@@ -125,13 +131,13 @@ class LocalLauncher:
                 try:
                     yield index, self.run(spec)
                 except Exception as error:  # noqa: BLE001 (the sweep re-raises it)
-                    yield index, error
+                    yield index, raised(error)
             return
         for future in concurrent.futures.as_completed(self.futures):
             if future.cancelled():
                 continue  # result() would raise CancelledError (a BaseException)
             error = future.exception()
-            yield self.futures[future], error if error is not None else future.result()
+            yield self.futures[future], raised(error) if error is not None else future.result()
 
     def cancel(self):
         self.cancelled = True

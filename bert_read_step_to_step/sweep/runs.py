@@ -182,9 +182,10 @@ def run_all(args, config, document, runs_data_dir, output_dir, todo, results_pat
         launcher.start(specs)
         for done, (index, outcome) in enumerate(launcher.completed(), start=1):
             setting, seed = todo[index]
-            if isinstance(outcome, BaseException) or outcome["status"] in ("failed", "refused"):
+            if outcome["status"] in ("failed", "refused", "raised"):
                 if failure is None:
-                    failure = outcome if isinstance(outcome, BaseException) else failure_error(outcome, setting, seed)
+                    failure = outcome["error"] if outcome["status"] == "raised" else \
+                        failure_error(outcome, setting, seed)
                     launcher.cancel()
                 continue
             if failure is not None and outcome["status"] == LOST:
