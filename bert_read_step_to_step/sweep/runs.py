@@ -47,7 +47,6 @@ def remove_weights(run_dir):
         shutil.rmtree(checkpoint)
 
 
-
 def run_folder(output_dir, setting, seed):
     """The run's folder once it is recorded: output_dir/runs/<setting>/seed-<seed>."""
     return os.path.join(output_dir, "runs", setting.label, f"seed-{seed}")
@@ -98,7 +97,7 @@ def attempt_spec(args, config, document, runs_data_dir, output_dir, setting, see
 def place_attempt(attempt_dir, run_dir):
     """Move the finished attempt into place as the run's folder. A folder already there is one no record
     names (a sweep stopped between this move and saving results.json, or a sweep of the older layout that
-    reused it): it goes first. One rename: a reader sees the old folder or the new, never half of one."""
+    reused it): it goes first. Then one rename: the run's folder is whole or not there, never half moved."""
     if os.path.isdir(run_dir):
         shutil.rmtree(run_dir)
     replace_path(attempt_dir, run_dir)
