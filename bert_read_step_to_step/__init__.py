@@ -17,7 +17,8 @@ precision.py          fp32 or bf16: what the hardware computes natively, and the
 cli_help.py           the --help formatter that shows every flag's default
 article_line.py       the article's one line, run on the real checkpoint next to reinit_keys (a demo)
 reinit_sweep.py       fine-tunes over seeds x re-init settings, each run `python run_classifier.py ...` in its
-                      own process, and reports mean, spread and a plot (Zhang et al.'s experiment)
+                      own process (here, on a Dask cluster or on Slurm), and reports mean, spread and plots
+                      (Zhang et al.'s experiment); the parts are in sweep/
 
 Import from the modules themselves (`from bert_read_step_to_step.tasks import read_examples`), so each name
 says where it lives. This file imports nothing, which also lets every module run on its own with

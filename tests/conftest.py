@@ -6,3 +6,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+
+def pytest_configure(config):
+    # Multi-process tests (a Dask cluster, submitit's local executor, killed workers): few, and marked, so
+    # `pytest -m "not slow"` gives the quick loop. CI runs them all.
+    config.addinivalue_line("markers", "slow: starts several processes (Dask cluster, submitit jobs); CI runs it")

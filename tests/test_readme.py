@@ -146,7 +146,8 @@ NO_VALUE_DEFAULT = {
     "run_classifier": {"--data_dir", "--model_type", "--model_name_or_path", "--task_name", "--output_dir",
                        "--config_name", "--tokenizer_name", "--cache_dir", "--text_b_column", "--reinit_std",
                        "--resume_from_checkpoint"},
-    "reinit_sweep": {"--data_dir", "--model_name_or_path"},
+    "reinit_sweep": {"--data_dir", "--model_name_or_path", "--threads_per_run", "--dask_scheduler",
+                     "--slurm_partition"},
     "prepare_demo_data": set(),
 }
 

@@ -1,6 +1,6 @@
 """The re-init sweep: its statistics, its bookkeeping (resume, extend, refuse), and one real tiny sweep.
 
-Bookkeeping tests replace the single run (`sweep_runs.train_and_evaluate`) with a fake whose score is
+Bookkeeping tests replace the single run (`sweep.attempt.train_and_evaluate`) with a fake whose score is
 computed from its command line, so they run in a fraction of a second and can count calls. The real sweep
 fine-tunes MiniLM on a few dozen tweets for one epoch per run.
 """
@@ -23,9 +23,11 @@ import torch
 from safetensors.torch import load_file
 
 from _support import REPO_ROOT, minilm_dir, read_tweets
-from bert_read_step_to_step import reinit_sweep, sweep_data, sweep_plan, sweep_runs
+from bert_read_step_to_step import reinit_sweep
+from bert_read_step_to_step.sweep import attempt as sweep_attempt, data as sweep_data, plan as sweep_plan
+from bert_read_step_to_step.sweep import runs as sweep_runs
 from bert_read_step_to_step.prepare_demo_data import clean_text
-from bert_read_step_to_step.sweep_plan import Setting, SweepError
+from bert_read_step_to_step.sweep.plan import Setting, SweepError
 
 LABELS = ("negative", "neutral", "positive")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -69,7 +71,7 @@ class FakeRun:
         self.fail_on_call = fail_on_call
         self.lock = threading.Lock()  # with --workers, runs start in several threads at once
 
-    def __call__(self, argv, log_path, verbose=False, threads=None):
+    def __call__(self, argv, log_path, verbose=False, threads=None, command=None):
         with self.lock:
             self.calls.append(list(argv))
             self.threads.append(threads)
@@ -94,7 +96,7 @@ class FakeRun:
 @pytest.fixture
 def fake_run(monkeypatch):
     fake = FakeRun()
-    monkeypatch.setattr(sweep_runs, "train_and_evaluate", fake)
+    monkeypatch.setattr(sweep_attempt, "train_and_evaluate", fake)
     return fake
 
 
@@ -277,21 +279,90 @@ def test_extending_runs_only_the_new_seeds_and_settings(tmp_path, data_dir, fake
     assert "| 1 | 55.2 ± 0.1 |" in (out / "summary.md").read_text(encoding="utf-8")
 
 
-def test_results_are_saved_after_each_run_and_a_stopped_run_is_redone_clean(tmp_path, data_dir, monkeypatch):
+def test_results_are_saved_after_each_run_and_a_stopped_run_is_redone_in_a_new_attempt(tmp_path, data_dir,
+                                                                                         monkeypatch):
     out = tmp_path / "sweep"
     failing = FakeRun(fail_on_call=3)
-    monkeypatch.setattr(sweep_runs, "train_and_evaluate", failing)
+    monkeypatch.setattr(sweep_attempt, "train_and_evaluate", failing)
     with pytest.raises(RuntimeError, match="killed mid-run"):
         reinit_sweep.main(sweep_argv(data_dir, out))
     assert [(r["setting"], r["seed"]) for r in results_of(out)["runs"]] == [("0", 1), ("2+pooler", 1)]
-    assert (out / "runs" / "0" / "seed-2" / "half_written.txt").exists()
+    # The stopped run wrote in its own attempt folder, kept for reading; no run folder names it.
+    stopped = list((out / "runs" / "0").glob("seed-2.attempt-*"))
+    assert len(stopped) == 1 and (stopped[0] / "half_written.txt").exists()
+    assert not (out / "runs" / "0" / "seed-2").exists()
 
     fake = FakeRun()
-    monkeypatch.setattr(sweep_runs, "train_and_evaluate", fake)
+    monkeypatch.setattr(sweep_attempt, "train_and_evaluate", fake)
     outcome = reinit_sweep.main(sweep_argv(data_dir, out))
     assert fake.seen() == [("0", 2), ("2+pooler", 2)]
     assert outcome.ran == 2 and len(results_of(out)["runs"]) == 4
-    assert not (out / "runs" / "0" / "seed-2" / "half_written.txt").exists()  # its folder was started afresh
+    # The new attempt ran in a folder of its own, was moved into place, and the stopped one was removed.
+    assert argv_value(fake.calls[0], "--output_dir") != str(stopped[0])
+    assert (out / "runs" / "0" / "seed-2" / "run.log").exists()
+    assert not (out / "runs" / "0" / "seed-2" / "half_written.txt").exists()
+    assert list((out / "runs").rglob("*.attempt-*")) == []
+    record = next(r for r in results_of(out)["runs"] if (r["setting"], r["seed"]) == ("0", 2))
+    assert record["output_dir"] == os.path.join("runs", "0", "seed-2")
+    assert record["attempt"] == os.path.basename(argv_value(fake.calls[0], "--output_dir"))
+    assert argv_value(record["argv"], "--output_dir") == str(out / "runs" / "0" / "seed-2")
+
+
+def test_an_orphan_attempt_never_reaches_the_run_folder(tmp_path, data_dir, fake_run):
+    """A worker that only looked dead may still be writing its attempt of a run that ran again elsewhere:
+    the recorded folder is the attempt that finished first, and the orphan's folder is removed at the end."""
+    out = tmp_path / "sweep"
+    reinit_sweep.main(sweep_argv(data_dir, out, "0", "2"))
+    orphan = out / "runs" / "0" / "seed-1.attempt-slowhost-4242-0badcafe"
+    orphan.mkdir(parents=True)
+    (orphan / "run.log").write_text("still training on a machine that looked dead\n")
+    outcome = reinit_sweep.main(sweep_argv(data_dir, out, "0", "1,2"))
+    assert outcome.ran == 1 and fake_run.seen()[-1] == ("0", 1)
+    assert (out / "runs" / "0" / "seed-1" / "run.log").read_text() == "fake run\n"
+    assert not orphan.exists() and list((out / "runs").rglob("*.attempt-*")) == []
+    record = next(r for r in results_of(out)["runs"] if r["seed"] == 1)
+    assert record["worker"].startswith("local ") and record["launcher"] == "local"
+    assert record["threads_per_run"] is None  # --workers 1: torch's own choice
+
+
+def test_threads_per_run_reaches_every_run_and_its_record(tmp_path, data_dir, fake_run):
+    reinit_sweep.main(sweep_argv(data_dir, tmp_path / "sweep", "0,2+pooler", "1", "--workers", "2",
+                                 "--threads_per_run", "3"))
+    assert fake_run.threads == [3, 3]
+    assert [r["threads_per_run"] for r in results_of(tmp_path / "sweep")["runs"]] == [3, 3]
+
+
+def test_each_run_logs_its_loss_about_twenty_times_or_every_step(tmp_path, data_dir, fake_run):
+    # 24 training examples in batches of 8, one epoch: 3 steps, fewer than 20 -> every step.
+    reinit_sweep.main(sweep_argv(data_dir, tmp_path / "short", "0", "1"))
+    assert argv_value(fake_run.calls[-1], "--logging_steps") == "1"
+    # 500 examples of 16 -> 32 batches x 2 epochs = 64 steps -> every 64 // 20 = 3 steps: 21 points.
+    assert sweep_plan.logging_steps(500, 16, 2.0) == 3 and sweep_plan.logging_steps(1000, 16, 3.0) == 9
+    # A --logging_steps after -- comes later on the command line, so it wins.
+    reinit_sweep.main(sweep_argv(data_dir, tmp_path / "mine", "0", "1", "--", "--logging_steps", "7"))
+    assert argv_value(fake_run.calls[-1], "--logging_steps") == "7"
+
+
+def test_a_lost_run_runs_again_and_the_others_are_skipped(tmp_path, data_dir, fake_run, capsys):
+    """A run recorded lost (its worker died and the engine gave up on it) is not a result: the same command
+    runs it again, says how many it skipped, and the new record replaces the lost one."""
+    out = tmp_path / "sweep"
+    reinit_sweep.main(sweep_argv(data_dir, out))
+    saved = results_of(out)
+    lost = saved["runs"][1]
+    saved["runs"][1] = {key: lost[key] for key in ("setting", "reinit_layers", "reinit_pooler", "seed")}
+    saved["runs"][1].update(status="lost", score=None, metrics={}, lost="the Dask workers running it died")
+    (out / "results.json").write_text(json.dumps(saved), encoding="utf-8")
+    capsys.readouterr()
+    fake_run.calls.clear()
+
+    report = reinit_sweep.main(["--output_dir", str(out), "--report_only"])
+    assert [len(summary.seeds) for summary in report.summaries] == [2, 1]  # a lost run is no result
+    outcome = reinit_sweep.main(sweep_argv(data_dir, out))
+    assert fake_run.seen() == [("2+pooler", 1)] and (outcome.ran, outcome.skipped) == (1, 3)
+    assert "skipping 3 already in results.json, 1 to run (1 of them lost last time)" in capsys.readouterr().out
+    runs = results_of(out)["runs"]
+    assert len(runs) == 4 and all(record["status"] == "finished" for record in runs)
 
 
 def test_parallel_workers_run_every_run_once_with_the_cores_shared_out(tmp_path, data_dir, fake_run):
@@ -309,7 +380,7 @@ def test_parallel_workers_run_every_run_once_with_the_cores_shared_out(tmp_path,
 
 def test_a_failed_parallel_run_stops_the_sweep_and_the_finished_runs_are_kept(tmp_path, data_dir, monkeypatch):
     failing = FakeRun(fail_on_call=3)
-    monkeypatch.setattr(sweep_runs, "train_and_evaluate", failing)
+    monkeypatch.setattr(sweep_attempt, "train_and_evaluate", failing)
     with pytest.raises(RuntimeError, match="killed mid-run"):
         reinit_sweep.main(sweep_argv(data_dir, tmp_path / "sweep", "0,2+pooler", "1-3", "--workers", "2"))
     saved = [(record["setting"], record["seed"]) for record in results_of(tmp_path / "sweep")["runs"]]
@@ -418,9 +489,10 @@ def test_settings_deeper_than_the_model_are_refused_before_any_run(tmp_path, dat
 WAITING_SWEEP = r"""
 import json, os, sys, time
 sys.path.insert(0, os.getcwd())
-from bert_read_step_to_step import reinit_sweep, sweep_runs
+from bert_read_step_to_step import reinit_sweep
+from bert_read_step_to_step.sweep import attempt
 
-def waiting_run(argv, log_path, verbose=False, threads=None):
+def waiting_run(argv, log_path, verbose=False, threads=None, command=None):
     run_dir = argv[argv.index("--output_dir") + 1]
     open(log_path, "w").write("waiting fake run\n")
     open(os.path.join(run_dir, "model.safetensors"), "wb").close()
@@ -430,7 +502,7 @@ def waiting_run(argv, log_path, verbose=False, threads=None):
         time.sleep(0.05)
     return {"acc": 0.5 + 0.001 * int(argv[argv.index("--seed") + 1])}
 
-sweep_runs.train_and_evaluate = waiting_run
+attempt.train_and_evaluate = waiting_run
 reinit_sweep.main(sys.argv[1:])
 """
 
@@ -452,7 +524,8 @@ def test_a_second_sweep_into_a_running_sweeps_folder_is_refused_naming_its_pid(t
             assert first.poll() is None and time.monotonic() < deadline, first.stdout.read()
             time.sleep(0.05)
         before = folder_contents(out)
-        assert "results.json" in before and "runs/0/seed-1/model.safetensors" in before
+        assert "results.json" in before
+        assert any(re.fullmatch(r"runs/0/seed-1\.attempt-[^/]+/model\.safetensors", name) for name in before)
 
         # Other settings, other seeds, the same folder: refused at once, by a real second process.
         for extra in (["0,2+pooler", "1-3"], None):
@@ -583,10 +656,13 @@ def test_a_diverged_run_is_recorded_without_a_score_and_counted_as_failed(tmp_pa
 def test_a_run_that_fails_otherwise_stops_the_sweep_and_keeps_the_finished_runs(tmp_path, data_dir,
                                                                                   fake_run_classifier):
     out = tmp_path / "sweep"
-    with pytest.raises(SweepError, match=r"the run failed \(exit 2\): run_classifier.py: error: --data_dir"):
+    with pytest.raises(SweepError, match=r"the run failed on worker local \S+ \(setting 0, seed 5, exit 2: "
+                                         r"run_classifier.py: error: --data_dir: no train.tsv\); its whole output "
+                                         r"is in .*seed-5\.attempt-.*run.log"):
         reinit_sweep.main(sweep_argv(data_dir, out, "0", "4,5,6"))
     assert [(r["seed"], r["status"]) for r in results_of(out)["runs"]] == [(4, "finished")]
-    assert (out / "runs" / "0" / "seed-5" / "run.log").read_text().endswith("error: --data_dir: no train.tsv\n")
+    (failed,) = (out / "runs" / "0").glob("seed-5.attempt-*")  # kept, with its log, for reading
+    assert (failed / "run.log").read_text().endswith("error: --data_dir: no train.tsv\n")
 
 
 # ---- secrets in model URLs -----------------------------------------------------------------------------

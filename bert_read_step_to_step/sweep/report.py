@@ -1,11 +1,12 @@
 """The re-init sweep's report: per setting, mean ± std of the dev score, failure rate, table, CSV and plot.
 
-In:  the results document (sweep_records.py): the sweep's values, the majority-class baseline, one record
+In:  the results document (records.py): the sweep's values, the majority-class baseline, one record
      per run, "finished" with a score or "diverged" without one.
 Out: SettingSummary per setting (mean, std, min and max over the runs with a score; failures = diverged
      runs plus runs at or below the majority-class score, over all runs), and from them, in output_dir,
-     summary.md, summary.csv and (with matplotlib) summary.png. Model paths come from the document, which
-     stores URLs redacted.
+     summary.md, summary.csv and (with matplotlib) summary.png; and curves.csv/.png through curves.py.
+     Model paths come from the document, which stores URLs redacted. A lost run (records.py) is no result
+     and is left out.
 """
 import csv
 import io
@@ -15,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from bert_read_step_to_step.sweep_plan import Setting, parse_setting
-from bert_read_step_to_step.sweep_records import FINISHED
+from bert_read_step_to_step.sweep.curves import write_curves
+from bert_read_step_to_step.sweep.plan import Setting, parse_setting
+from bert_read_step_to_step.sweep.records import FINISHED, LOST
 from transformers.file_utils import write_atomically
 
 SUMMARY_MD, SUMMARY_CSV, SUMMARY_PNG = "summary.md", "summary.csv", "summary.png"
@@ -51,9 +53,9 @@ def summarize(runs, majority_score=None):
     """One SettingSummary per setting found in the run records, in Setting order. A run failed when it
     diverged (status "diverged", no score) or, with `majority_score` (see majority_baseline), when its dev
     score is <= majority_score. Worked example: scores 0.30, 0.70 and one diverged run, majority 0.34 ->
-    mean 0.50 over the 2 scores, failures 2 of 3."""
+    mean 0.50 over the 2 scores, failures 2 of 3. A lost run (its worker died) is no result: left out."""
     by_setting = {}
-    for record in sorted(runs, key=lambda record: record["seed"]):
+    for record in sorted((r for r in runs if r.get("status") != LOST), key=lambda record: record["seed"]):
         by_setting.setdefault(parse_setting(record["setting"]), []).append(record)
     summaries = []
     for setting in sorted(by_setting):
@@ -228,7 +230,8 @@ def write_plot(path, document, summaries, metric):
 
 
 def write_reports(output_dir, document):
-    """summary.md, summary.csv and (with matplotlib) summary.png from the runs in `document`."""
+    """summary.md, summary.csv and (with matplotlib) summary.png from the runs in `document`, and the
+    training curves (curves.py: curves.csv, curves.png) from the runs' train_log.jsonl."""
     metric = document["primary_metric"]
     summaries = summarize(document["runs"], majority_score(document))
     if not summaries:
@@ -237,4 +240,5 @@ def write_reports(output_dir, document):
     write_markdown(os.path.join(output_dir, SUMMARY_MD), document, summaries, metric)
     write_csv(os.path.join(output_dir, SUMMARY_CSV), summaries, metric)
     write_plot(os.path.join(output_dir, SUMMARY_PNG), document, summaries, metric)
+    write_curves(output_dir, document)
     return summaries

@@ -1,13 +1,15 @@
 """The re-init sweep's bookkeeping on disk: who owns the output folder, and results.json.
 
-In:  the sweep's --output_dir, and the results document reinit_sweep.py builds and sweep_runs.py extends.
+In:  the sweep's --output_dir, and the results document main.py builds and runs.py extends.
 Out: sweep_lock, held for the whole sweep, so a second sweep into the same folder is refused naming the
      running one's pid; load_results / save_results, which read results.json (refusing a damaged one with
      file and line) and replace it atomically; check_same_sweep, which refuses to extend a sweep whose
-     values differ. sweep_report.py reads the same document.
+     values differ. report.py reads the same document.
 
-Run record statuses: "finished" (a score) and "diverged" (run_classifier stopped on a non-finite loss or
-gradient, exit code 3: no score). Records written before statuses existed have none and finished.
+Run record statuses: "finished" (a score), "diverged" (run_classifier stopped on a non-finite loss or
+gradient, exit code 3: no score) and "lost" (its worker or node died and the engine gave up on it: no score,
+the reason in "lost"; it is not a result, so the next sweep runs it again and its new record replaces this
+one). Records written before statuses existed have none and finished.
 """
 import contextlib
 import errno
@@ -15,14 +17,14 @@ import fcntl
 import json
 import os
 
-from bert_read_step_to_step.sweep_plan import SweepError, parse_setting, recorded_config
+from bert_read_step_to_step.sweep.plan import SweepError, parse_setting, recorded_config
 from transformers.file_utils import write_json_atomically
 
 RESULTS_NAME = "results.json"
 RESULTS_FORMAT = 1
 LOCK_NAME = "sweep.lock"
-FINISHED, DIVERGED = "finished", "diverged"
-RUN_STATUSES = (FINISHED, DIVERGED)
+FINISHED, DIVERGED, LOST = "finished", "diverged", "lost"
+RUN_STATUSES = (FINISHED, DIVERGED, LOST)
 
 
 # ==== one sweep per folder =================================================================================
@@ -107,8 +109,8 @@ def check_results(document, path, advice):
         status = record.get("status", FINISHED)  # records from before statuses existed all finished
         if status not in RUN_STATUSES:
             raise SweepError(f"{where} has status {status!r}, expected one of {', '.join(RUN_STATUSES)}; {advice}")
-        # A diverged run has no score (None), and must not pass one off as a number.
-        score_kind = type(None) if status == DIVERGED else (int, float)
+        # A diverged or lost run has no score (None), and must not pass one off as a number.
+        score_kind = type(None) if status in (DIVERGED, LOST) else (int, float)
         for key, kind in (("setting", str), ("seed", int), ("score", score_kind), ("metrics", dict)):
             if not isinstance(record.get(key), kind) or isinstance(record.get(key), bool):
                 raise SweepError(f"{where} has no valid {key!r} (found {record.get(key)!r}); {advice}")

@@ -3,14 +3,15 @@
 In:  the --settings and --seeds texts, the sweep's shared values (its config: task, data, model, epochs, ...)
      and the arguments given after `--`.
 Out: Setting values (what is re-initialized, which stabilizers are on), seed lists, the argv of each run,
-     and the config as it may be recorded (model URLs redacted). reinit_sweep.py checks them before any run;
-     sweep_runs.py runs the argv; sweep_records.py and sweep_report.py store and print the settings.
+     and the config as it may be recorded (model URLs redacted). main.py checks them before any run;
+     runs.py runs the argv; records.py and report.py store and print the settings.
 Nothing here touches the disk except check_settings_fit, which reads the model's config.json.
 """
 import argparse
 import re
 from dataclasses import dataclass
 
+from bert_read_step_to_step.batches import epoch_batches
 from bert_read_step_to_step.tasks import add_generic_task_options, generic_task_options
 from transformers.file_utils import UserError, redact_url
 from transformers.model_families import choose_family
@@ -30,6 +31,8 @@ DEFAULT_WORKERS = 2
 PRIOR_WEIGHT_DECAY = 0.01  # what the prior_wd setting pulls with (BERT's usual weight decay)
 # Scoring runs without gradients, so a larger batch is cheaper per example and gives the same predictions.
 EVAL_BATCH_SIZE = 64
+# Points of each run's loss curve (curves.py): run_classifier logs the loss every --logging_steps steps.
+CURVE_POINTS = 20
 
 
 
@@ -160,9 +163,20 @@ CONTROLLED_BY_SWEEP = {
 }
 
 
-def run_argv(config, data_dir, setting, seed, run_dir):
+def logging_steps(train_examples, batch_size, epochs):
+    """run_classifier's --logging_steps for a loss curve of about CURVE_POINTS points or more: the run's
+    optimizer steps (the batches of an epoch, counted as batches.epoch_batches cuts them, times the epochs)
+    over CURVE_POINTS, and every step when the run has fewer. Worked example: 500 examples in batches of 16
+    -> 32 batches x 2 epochs = 64 steps -> every 3 steps, 21 points; 24 examples of 8, 1 epoch -> 3 steps ->
+    every step."""
+    total = int(len(epoch_batches(train_examples, batch_size, 0, 0)) * epochs)
+    return max(1, total // CURVE_POINTS)
+
+
+def run_argv(config, data_dir, setting, seed, run_dir, logging_steps=None):
     """The run_classifier command line of one run. The extra arguments come last, so they win over the
-    defaults before them (--model_type, --save_steps, ...) but, checked by check_extra_args, not over the rest."""
+    defaults before them (--model_type, --save_steps, --logging_steps, ...) but, checked by check_extra_args,
+    not over the rest."""
     argv = ["--model_type", "bert", "--model_name_or_path", config["model_name_or_path"],
             "--task_name", config["task_name"], "--data_dir", data_dir,
             "--output_dir", run_dir, "--overwrite_output_dir", "--do_train", "--do_eval",
@@ -176,6 +190,8 @@ def run_argv(config, data_dir, setting, seed, run_dir):
         argv.append("--bf16")
     if config["batching"] == "length":
         argv.append("--group_by_length")
+    if logging_steps is not None:
+        argv += ["--logging_steps", str(logging_steps)]
     return argv + list(config["extra_args"])
 
 

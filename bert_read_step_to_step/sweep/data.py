@@ -2,9 +2,9 @@
 
 In:  a task, its data folder, the number of training examples to keep and the seed that draws them.
 Out: a Subset (the folder the runs read, its example count, the bytes of its files and their hashes),
-     written by write_subset only after reinit_sweep.py has compared the hashes with the ones a finished
+     written by write_subset only after main.py has compared the hashes with the ones a finished
      sweep recorded, so a sweep refused for changed data leaves that sweep's files as they were; and the
-     majority-class baseline that sweep_report.py counts failed runs against.
+     majority-class baseline that report.py counts failed runs against.
 """
 import csv
 import hashlib
@@ -18,7 +18,7 @@ import numpy as np
 
 from bert_read_step_to_step import prepare_demo_data
 from bert_read_step_to_step.metrics import compute_metrics, primary_metric
-from bert_read_step_to_step.sweep_plan import SweepError
+from bert_read_step_to_step.sweep.plan import SweepError
 from bert_read_step_to_step.tasks import get_labels, get_task, read_examples
 from transformers.file_utils import write_atomically
 
