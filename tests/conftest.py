@@ -12,3 +12,8 @@ def pytest_configure(config):
     # Multi-process tests (a Dask cluster, submitit's local executor, killed workers): few, and marked, so
     # `pytest -m "not slow"` gives the quick loop. CI runs them all.
     config.addinivalue_line("markers", "slow: starts several processes (Dask cluster, submitit jobs); CI runs it")
+
+
+def pytest_collection_modifyitems(config, items):
+    # The fast tests first, the slow ones (processes) last: a failure in the quick loop shows within minutes.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is not None)

@@ -813,6 +813,31 @@ def test_real_tiny_sweep_writes_results_table_and_plot(tiny_sweep):
         assert "matplotlib is not installed: skipping" in printed and not png.exists()
 
 
+def test_real_tiny_sweep_writes_the_curves_of_its_runs(tiny_sweep):
+    """3 steps a run, so every step is logged; curves.csv holds, per setting and step, the mean, min and max
+    over the two seeds of the loss each run wrote into its own train_log.jsonl."""
+    out, _, _ = tiny_sweep
+    losses = {}  # (setting, step) -> [loss of each seed]
+    for record in results_of(out)["runs"]:
+        for line in (out / record["output_dir"] / "train_log.jsonl").read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            if "loss" in row:
+                losses.setdefault((record["setting"], row["step"]), []).append(row["loss"])
+    assert sorted(losses) == [(s, step) for s in ("0", "1+pooler+bertadam") for step in (1, 2, 3)]
+    with open(out / "curves.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["setting", "step", "loss_mean", "loss_min", "loss_max"]
+    assert [(row["setting"], int(row["step"])) for row in rows] == sorted(losses)
+    for row in rows:
+        seeds = losses[(row["setting"], int(row["step"]))]
+        assert len(seeds) == 2
+        assert float(row["loss_mean"]) == pytest.approx(sum(seeds) / 2, abs=1e-6)
+        assert float(row["loss_min"]) == pytest.approx(min(seeds), abs=1e-6)
+        assert float(row["loss_max"]) == pytest.approx(max(seeds), abs=1e-6)
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (out / "curves.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
 def test_a_run_gives_the_same_weights_inside_a_sweep_and_alone(tiny_sweep, tmp_path):
     """1+pooler+bertadam with seed 2 ran last in the sweep above, after three other runs. Run alone in a fresh sweep
     it must give the same weights, bit for bit: a sweep's result does not depend on what else it ran."""
