@@ -22,7 +22,8 @@ from bert_read_step_to_step import reinit_sweep
 from bert_read_step_to_step.sweep import launchers
 from bert_read_step_to_step.sweep import runs as sweep_runs
 from bert_read_step_to_step.sweep.plan import SweepError
-from test_reinit_sweep import FAKE_RUN_CLASSIFIER, FakeRun, results_of, sweep_argv, write_tweets
+# fake_run, fake_run_classifier: fixtures, shared by importing them
+from test_reinit_sweep import fake_run, fake_run_classifier, results_of, sweep_argv, write_tweets  # noqa: F401
 
 BOUND_S = 300  # a bound on a hang, not a timing: each wait below ends in seconds
 
@@ -30,14 +31,6 @@ BOUND_S = 300  # a bound on a hang, not a timing: each wait below ends in second
 @pytest.fixture(scope="module")
 def tweets(tmp_path_factory):
     return write_tweets(tmp_path_factory.mktemp("data") / "tweets")
-
-
-@pytest.fixture
-def fake_run(monkeypatch):
-    from bert_read_step_to_step.sweep import attempt
-    fake = FakeRun()
-    monkeypatch.setattr(attempt, "train_and_evaluate", fake)
-    return fake
 
 
 def test_what_a_worker_executes_imports_nothing_of_the_project():
@@ -190,14 +183,6 @@ def test_local_dask_and_slurm_sweeps_give_the_same_runs(dask_workers, scheduler,
     assert any((tmp_path / "slurm" / "slurm").iterdir())  # submitit's logs, under output_dir
     for name in records:
         assert list((tmp_path / name / "runs").rglob("*.attempt-*")) == []
-
-
-@pytest.fixture
-def fake_run_classifier(tmp_path, monkeypatch):
-    script = tmp_path / "fake_run_classifier.py"
-    script.write_text(FAKE_RUN_CLASSIFIER, encoding="utf-8")
-    monkeypatch.setattr(sweep_runs, "RUN_COMMAND", (sys.executable, str(script)))
-    return script
 
 
 @pytest.mark.slow

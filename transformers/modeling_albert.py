@@ -44,7 +44,7 @@ from .modeling_albert_zh import (AlbertZhForPreTraining, AlbertZhForSequenceClas
                                  albert_zh_layer_selectors, albert_zh_layers_meaning)
 from .modeling_bert import (BertEmbeddings, BertModelOutput, BertSelfAttention, PreTrainingOutput,
                             SequenceClassifierOutput, attention_bias_from_mask, classification_loss, get_activation,
-                            load_converted_checkpoint, masked_lm_loss)
+                            default_masks, load_converted_checkpoint, masked_lm_loss)
 from .compat_2x import PreTrainedModel2x
 from .modeling_utils import Linear
 
@@ -176,10 +176,7 @@ class AlbertModel(_AlbertVariant):
     def forward(self, input_ids, attention_mask=None, token_type_ids=None,
                 first_token_only=False) -> BertModelOutput:
         """first_token_only=True: the last depth computes the [CLS] row alone (see BertEncoder)."""
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        if token_type_ids is None:
-            token_type_ids = torch.zeros_like(input_ids)
+        attention_mask, token_type_ids = default_masks(input_ids, attention_mask, token_type_ids)
         embedded = self.embeddings(input_ids, token_type_ids)  # [B, L] -> [B, L, E]
         attention_bias = attention_bias_from_mask(attention_mask, embedded.dtype)  # [B, L] -> [B, 1, 1, L]
         sequence = self.encoder(embedded, attention_bias, first_token_only)  # [B, L, E] -> [B, L or 1, H]

@@ -33,7 +33,7 @@ from .configuration_albert import AlbertZhConfig
 from .file_utils import BadValueError
 from .modeling_bert import (BertLayer, BertModelOutput, BertPooler, BertPredictionHeadTransform, Dropout,
                             PreTrainingOutput, SequenceClassifierOutput, attention_bias_from_mask,
-                            classification_loss, dropout_add, masked_lm_loss)
+                            classification_loss, default_masks, dropout_add, masked_lm_loss)
 from .compat_2x import PreTrainedModel2x
 from .modeling_utils import Embedding, Linear
 
@@ -116,10 +116,7 @@ class AlbertZhModel(PreTrainedModel2x):
     def forward(self, input_ids, attention_mask=None, token_type_ids=None,
                 first_token_only=False) -> BertModelOutput:
         """first_token_only=True: the last depth computes the [CLS] row alone (see BertEncoder)."""
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        if token_type_ids is None:
-            token_type_ids = torch.zeros_like(input_ids)
+        attention_mask, token_type_ids = default_masks(input_ids, attention_mask, token_type_ids)
         embedded = self.embeddings(input_ids, token_type_ids)  # [B, L] -> [B, L, H]
         attention_bias = attention_bias_from_mask(attention_mask, embedded.dtype)  # [B, L] -> [B, 1, 1, L]
         sequence = self.encoder(embedded, attention_bias, first_token_only)  # [B, L or 1, H]

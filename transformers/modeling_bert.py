@@ -439,6 +439,16 @@ def attention_bias_from_mask(attention_mask, dtype):
     return bias  # [B, 1, 1, L]
 
 
+def default_masks(input_ids, attention_mask, token_type_ids):
+    """(attention_mask, token_type_ids) for a forward call that left either out: every token real (1), every
+    token in segment A (0), each [B, L] like input_ids."""
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    if token_type_ids is None:
+        token_type_ids = torch.zeros_like(input_ids)
+    return attention_mask, token_type_ids
+
+
 def residual_stream_dtype(embedded):
     """The embeddings, in the dtype the encoder's residual stream is kept in: bf16 under bf16 autocast,
     otherwise as they are.
@@ -474,10 +484,7 @@ class BertModel(PreTrainedModel2x):
                 first_token_only=False) -> BertModelOutput:
         """first_token_only=True: for callers that need only the pooled vector (the classifier); the last
         layer then computes the [CLS] row alone and last_hidden_state is [B, 1, H] instead of [B, L, H]."""
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        if token_type_ids is None:
-            token_type_ids = torch.zeros_like(input_ids)
+        attention_mask, token_type_ids = default_masks(input_ids, attention_mask, token_type_ids)
         # Every layer's states asked for (2.x's output_hidden_states): the last layer must compute every row.
         all_states = [] if self.config.output_hidden_states else None
         all_probs = [] if self.config.output_attentions else None  # every layer's, every row's probabilities
@@ -669,9 +676,10 @@ def load_tf_weights_in_bert(model, config, tf_checkpoint_path):
     return model
 
 
-def load_converted_checkpoint(model, state_dict, tf_checkpoint_path):
+def load_converted_checkpoint(model, state_dict, tf_checkpoint_path, hint=""):
     """Load `state_dict` (a TensorFlow checkpoint's tensors in our names) into `model`: every parameter the model
-    has must come from it, in the model's shape, or the error names the checkpoint and the keys."""
+    has must come from it, in the model's shape, or the error names the checkpoint and the keys (then `hint`,
+    what to do instead, where the family has one)."""
     from .modeling_utils import LoadingError, load, match_to_model
     state_dict = match_to_model(state_dict, model)
     own = model.state_dict()
@@ -684,7 +692,7 @@ def load_converted_checkpoint(model, state_dict, tf_checkpoint_path):
     missing = [key for key in missing if key not in model.tied_keys]
     if missing or errors:
         raise LoadingError(f"{tf_checkpoint_path}: the checkpoint lacks {missing} of {type(model).__name__}"
-                           + (f" ({'; '.join(errors)})" if errors else ""))
+                           + (f" ({'; '.join(errors)})" if errors else "") + hint)
     model.tie_weights()
 
 

@@ -24,7 +24,7 @@ from torch import nn
 from .configuration_roberta import RobertaConfig
 from .file_utils import BadValueError
 from .modeling_bert import (BertEmbeddings, BertEncoder, BertModelOutput, BertPooler, SequenceClassifierOutput,
-                            attention_bias_from_mask, classification_loss)
+                            attention_bias_from_mask, classification_loss, default_masks)
 from .compat_2x import PreTrainedModel2x
 from .modeling_utils import Linear, top_layer_selectors
 
@@ -80,10 +80,7 @@ class RobertaModel(PreTrainedModel2x):
     def forward(self, input_ids, attention_mask=None, token_type_ids=None,
                 first_token_only=False) -> BertModelOutput:
         """first_token_only=True: the last layer computes the <s> row alone (see BertEncoder)."""
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        if token_type_ids is None:
-            token_type_ids = torch.zeros_like(input_ids)
+        attention_mask, token_type_ids = default_masks(input_ids, attention_mask, token_type_ids)
         all_states = [] if self.config.output_hidden_states else None  # then every row of the last layer
         first_token_only = first_token_only and all_states is None
         embedded = self.embeddings(input_ids, token_type_ids)  # [B, L] -> [B, L, H]

@@ -45,7 +45,7 @@ import torch
 from torch import nn
 
 from .configuration_xlnet import XLNetConfig
-from .modeling_bert import SequenceClassifierOutput, classification_loss, get_activation
+from .modeling_bert import SequenceClassifierOutput, classification_loss, get_activation, load_converted_checkpoint
 from .compat_2x import PreTrainedModel2x
 from .modeling_utils import Embedding, Linear, ModelOutput, top_layer_selectors
 
@@ -475,25 +475,13 @@ def load_tf_weights_in_xlnet(model, config, tf_path):
     SQuAD heads, from a pre-training checkpoint) is refused rather than saved with random values under trained
     names. Convert such a checkpoint as XLNetLMHeadModel and let from_pretrained start the new head.
     """
-    from .modeling_utils import LoadingError, load, match_to_model
+    from .modeling_utils import LoadingError
     from .tf_checkpoint import xlnet_state_dict
     if config is not None and config != model.config:
         raise LoadingError(f"load_tf_weights_in_xlnet: the config given differs from {type(model).__name__}'s own")
-    state_dict = match_to_model(xlnet_state_dict(tf_path).state_dict, model)
-    own = model.state_dict()
-    shapes = [f"{key}: {list(tensor.shape)} in the checkpoint, {list(own[key].shape)} in the model"
-              for key, tensor in state_dict.items() if key in own and tensor.shape != own[key].shape]
-    if shapes:
-        raise LoadingError(f"{tf_path}: shapes differ for\n  " + "\n  ".join(shapes))
-    missing, unexpected, errors = [], [], []
-    load(model, state_dict, missing, unexpected, errors)
-    missing = [key for key in missing if key not in model.tied_keys]
-    if missing or errors:
-        raise LoadingError(f"{tf_path}: the checkpoint lacks {missing} of {type(model).__name__}"
-                           + (f" ({'; '.join(errors)})" if errors else "")
-                           + "; convert it as XLNetLMHeadModel (no --finetuning_task) and let from_pretrained "
-                             "start the new head")
-    model.tie_weights()
+    load_converted_checkpoint(model, xlnet_state_dict(tf_path).state_dict, tf_path,
+                              hint="; convert it as XLNetLMHeadModel (no --finetuning_task) and let "
+                                   "from_pretrained start the new head")
     return model
 
 
