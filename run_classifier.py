@@ -262,20 +262,28 @@ class LossLog:
     total: float = 0.0  # sum of the per-step losses of this run
     steps: int = 0  # optimizer steps taken by this run
     grad_norms: float = 0.0  # sum of the per-step gradient norms (before clipping) of this run
+    norm_steps: int = 0  # the steps that had a norm: fp16's scaler skips steps with inf gradients
     logged_total: float = 0.0  # `total` at the last log line
     logged_steps: int = 0  # `steps` at the last log line
     logged_grad_norms: float = 0.0  # `grad_norms` at the last log line
+    logged_norm_steps: int = 0  # `norm_steps` at the last log line
+
+    def add(self, step_loss, grad_norm):
+        self.total, self.steps = self.total + step_loss, self.steps + 1
+        if grad_norm is not None:
+            self.grad_norms, self.norm_steps = self.grad_norms + grad_norm, self.norm_steps + 1
 
     def mean_since_start(self):
         return self.total / max(1, self.steps)
 
     def window(self):
-        """(mean loss, mean gradient norm of the steps since the last log line, how many steps that is), and
-        start a new window."""
-        steps = self.steps - self.logged_steps
-        loss, grad_norm = (self.total - self.logged_total) / max(1, steps), \
-            (self.grad_norms - self.logged_grad_norms) / max(1, steps)
-        self.logged_total, self.logged_steps, self.logged_grad_norms = self.total, self.steps, self.grad_norms
+        """(mean loss, mean gradient norm, how many steps) of the steps since the last log line, and start a new
+        window. A window of steps the scaler all skipped has no gradient norm (None)."""
+        steps, norm_steps = self.steps - self.logged_steps, self.norm_steps - self.logged_norm_steps
+        loss = (self.total - self.logged_total) / max(1, steps)
+        grad_norm = (self.grad_norms - self.logged_grad_norms) / norm_steps if norm_steps else None
+        self.logged_total, self.logged_steps = self.total, self.steps
+        self.logged_grad_norms, self.logged_norm_steps = self.grad_norms, self.norm_steps
         return loss, grad_norm, steps
 
 
@@ -326,8 +334,8 @@ def train(args, runtime, train_dataset, model, tokenizer, dev_dataset, plan, tra
                 continue
 
             grad_norm = optimizer_step(state, args, step_loss)  # a non-finite loss or update stops the run (exit 3)
-            losses.total, losses.grad_norms, step_loss = losses.total + step_loss, losses.grad_norms + grad_norm, 0.0
-            losses.steps += 1
+            losses.add(step_loss, grad_norm)  # grad_norm None: a step fp16's scaler skipped
+            step_loss = 0.0
             bar.set_postfix_str(f"loss {losses.mean_since_start():.4f} (mean since start)")
             if args.logging_steps > 0 and state.global_step % args.logging_steps == 0:
                 mean, grad_norm, steps = losses.window()  # fewer than logging_steps right after a resume
@@ -501,7 +509,7 @@ def main(argv=None):
     if args.do_train:
         train_examples = read_examples(spec, args.data_dir, "train")
         plan = training_plan(args, runtime, len(train_examples), find_data_file(spec, args.data_dir, "train"))
-        trajectory = training_trajectory(args, runtime, config, label_list)
+        trajectory = training_trajectory(args, runtime, config, label_list, sources)
         if args.resume_from_checkpoint:
             check_same_trajectory(args, trajectory)
     barrier(runtime)  # every rank reads the same checkpoint; nothing is written yet
@@ -518,7 +526,9 @@ def main(argv=None):
     test_dataset = load_and_cache_examples(args, runtime, tokenizer, "test") if wants_test else None
     # The curves (bert_read_step_to_step/curves.py) are closed however the run ends; loss_curve.png is drawn
     # when it went through. Rank 0 alone writes them.
-    with output_dir_lock(args, runtime), TrainingCurves.for_run(args, runtime) as curves:
+    # A resume continues output_dir's train_log.jsonl only from one of output_dir's own checkpoints.
+    own_history = not args.resume_from_checkpoint or is_within(args.resume_from_checkpoint, args.output_dir)
+    with output_dir_lock(args, runtime), TrainingCurves.for_run(args, runtime, own_history) as curves:
         return train_evaluate_predict(args, runtime, model, info, tokenizer, train_dataset, dev_dataset, test_dataset,
                                       plan, trajectory, curves)
 

@@ -77,13 +77,17 @@ ADDED_LATER = {"--use_bertadam": False, "--mixout": 0.0, "--prior_weight_decay":
 IDENTITY = ("model weights", "tokenizer files", "labels")
 
 
-def training_trajectory(args, runtime, config, labels=None):
+def training_trajectory(args, runtime, config, labels=None, sources=None):
     """{name: value} of everything that shapes training: the flags, the training data's hash, the reinit list,
-    and what the run started from (the model's weights and tokenizer files by their hashes, the label list)."""
+    and what the run started from (the model's weights and tokenizer files by their hashes, the label list).
+    sources (model_setup.ModelSources): the local folders the names became; a Hub name is fingerprinted by its
+    snapshot, so a resume after the repo moved on (or at another --revision) is refused like any other model."""
     record = {f"--{name}": getattr(args, name) for name in TRAJECTORY_ARGS}
     record["model"] = redact_url(args.model_name_or_path)
-    record["model weights"] = folder_fingerprint(args.model_name_or_path, WEIGHT_FILES)
-    record["tokenizer files"] = folder_fingerprint(args.tokenizer_name or args.model_name_or_path, TOKENIZER_FILES)
+    model_path = sources.model if sources else args.model_name_or_path
+    tokenizer_path = sources.tokenizer if sources else args.tokenizer_name or args.model_name_or_path
+    record["model weights"] = folder_fingerprint(model_path, WEIGHT_FILES)
+    record["tokenizer files"] = folder_fingerprint(tokenizer_path, TOKENIZER_FILES)
     record["labels"] = list(labels) if labels is not None else None
     if args.max_steps > 0:
         record["--num_train_epochs"] = None  # not used: --max_steps decides the length

@@ -8,7 +8,7 @@ Out: three files, written by rank 0 only (under torchrun the other ranks hold a 
     output_dir/train_log.jsonl   one JSON object a line, written and flushed as it happens, so that a killed
                                  run keeps its history. Rows, in the order they happened:
         {"step": 20, "epoch": 0.32, "loss": 0.93, "learning_rate": 9.1e-05, "grad_norm": 4.2}      training
-        {"step": 20, "eval_acc": 0.61, "eval_loss": 0.88}                                           evaluation
+        {"step": 20, "eval_acc": 0.61}                                                              evaluation
         {"step": 63, "weight_change": {"layer 4": {"relative_change": 0.71, "measured_from": "fresh init"}, ...}}
     LOGGING_DIR (default output_dir/tensorboard)   TensorBoard event files, directly in that folder:
         train/loss, train/learning_rate, train/grad_norm, eval/<metric>, and at the end
@@ -20,9 +20,10 @@ Reading them:  tensorboard --logdir OUTPUT_DIR/tensorboard    or    pandas.read_
 
 A resume continues the same curve. The history is cut back to the checkpoint's step first (a run killed at
 step 12 and resumed from checkpoint-10 had logged steps 11 and 12, which the resumed run logs again), and the
-event writer starts with a purge step: TensorBoard's reader then drops what the earlier event files hold from
-the checkpoint's step on, and that one step is written again from the history. So no step appears twice in
-either, and both hold the same rows.
+event writer starts with a purge from step 0: TensorBoard's reader then drops what the earlier event files
+hold, and the kept history is written again. So no step appears twice in either, and both hold the same rows.
+A resume from another folder's checkpoint starts a new history at the checkpoint's step (the folder's own
+train_log.jsonl, if any, belongs to another run); a resume with --logging_steps 0 removes the old curve files.
 
 TensorBoard and matplotlib are imported only when a run starts / draws; without them the run trains anyway,
 and says once, in a WARNING, what to install.
@@ -40,9 +41,6 @@ LOG_NAME, PLOT_NAME = "train_log.jsonl", "loss_curve.png"
 DEFAULT_LOGGING_DIR = "tensorboard"  # inside output_dir, unless --logging_dir says otherwise
 TENSORBOARD_MISSING = ("TensorBoard cannot be imported ({error}): no event files in {folder}; train_log.jsonl and "
                        "loss_curve.png are still written (install it with: pip install tensorboard)")
-# How weight_change.py's rows are grouped in TensorBoard: those drawn afresh (re-initialized or new) and the rest.
-GROUPS = {FROM_FRESH_INIT: "reinitialized"}
-LOADED_GROUP = "loaded"
 
 
 def logging_dir(args):
@@ -67,8 +65,10 @@ def open_event_writer(folder, purge_step):
 def scalars_of(row):
     """{TensorBoard tag: value} of one history row: the same numbers under TensorBoard's names."""
     if "weight_change" in row:
-        return {f"weight_change/{GROUPS.get(change['measured_from'], LOADED_GROUP)}/{module.replace(' ', '_')}":
-                change["relative_change"] for module, change in row["weight_change"].items()}
+        # Grouped by where a module started: drawn afresh (re-initialized, or new like the head) or loaded.
+        return {f"weight_change/{'reinitialized' if change['measured_from'] == FROM_FRESH_INIT else 'loaded'}/"
+                f"{module.replace(' ', '_')}": change["relative_change"]
+                for module, change in row["weight_change"].items()}
     if "loss" in row:
         return {f"train/{key}": row[key] for key in ("loss", "learning_rate", "grad_norm")}
     return {f"eval/{key[len('eval_'):]}": value for key, value in row.items() if key.startswith("eval_")}
@@ -90,42 +90,53 @@ def read_history(path, up_to_step):
 
 
 class TrainingCurves:
-    """What one run writes about its curves. `enabled` is False on ranks other than 0, and everywhere with
-    --logging_steps 0: then every method does nothing."""
+    """What one run writes about its curves. `keeps_files`: rank 0 of a training run, the one process that
+    touches the curve files; `enabled`: that, with --logging_steps > 0 (else no row is written).
+    `own_history`: the folder's train_log.jsonl is this run's past (a new run, or a resume from one of
+    output_dir's own checkpoints) and is continued, not another run's."""
 
-    def __init__(self, output_dir, events_dir, enabled):
+    def __init__(self, output_dir, events_dir, keeps_files, enabled, own_history):
         self.path = os.path.join(output_dir, LOG_NAME)
-        self.events_dir, self.enabled = events_dir, enabled
+        self.events_dir, self.keeps_files = events_dir, keeps_files
+        self.enabled, self.own_history = enabled, own_history
         self.file, self.writer = None, None
         self.evaluated_step = None  # the step of the last evaluation written
 
     @classmethod
-    def for_run(cls, args, runtime):
-        enabled = bool(args.do_train and runtime.is_main and args.logging_steps > 0)
-        if args.do_train and runtime.is_main and args.logging_steps == 0:
+    def for_run(cls, args, runtime, own_history):
+        keeps_files = bool(args.do_train and runtime.is_main)
+        if keeps_files and args.logging_steps == 0:
             logger.info("--logging_steps 0: no training curve (no %s, TensorBoard log or %s)", LOG_NAME, PLOT_NAME)
-        return cls(args.output_dir, logging_dir(args), enabled)
+        return cls(args.output_dir, logging_dir(args), keeps_files, keeps_files and args.logging_steps > 0,
+                   own_history)
 
     def start(self, step):
         """Open the history and the event writer at `step`: 0 for a new run, the checkpoint's step for a resume.
         The history keeps its rows up to `step` (rewritten whole, atomically); the rest is this run's."""
-        if not self.enabled:
+        if not self.keeps_files:
             return
-        kept = read_history(self.path, step) if step and os.path.isfile(self.path) else []
+        kept = read_history(self.path, step) if step and self.own_history and os.path.isfile(self.path) else []
+        if step and not self.own_history:
+            logger.info("Resuming from a checkpoint of another folder: %s starts at step %d (the steps before it "
+                        "are in that run's own history)", self.path, step)
         # The weight change is written at the end of a run: a run that got there and is resumed anyway (from
         # its last checkpoint) writes its own again.
         kept = [row for row in kept if "weight_change" not in row]
+        if not self.enabled:  # --logging_steps 0: no curve, and none left behind that this run trains over
+            remove_curve_files(self.path, self.events_dir)
+            return
         write_atomically(self.path, lambda temp: write_rows(temp, kept))
         self.file = open(self.path, "a", encoding="utf-8")
         self.evaluated_step = max((row["step"] for row in kept if is_eval(row)), default=None)
-        # A new run purges from step 0: a reused --logging_dir then shows this run, not the old one under it.
-        self.writer = open_event_writer(self.events_dir, purge_step=step)
+        # Purge from step 0 and write the kept history again: the event files then hold exactly the rows of
+        # train_log.jsonl, whatever an earlier writer left in this folder (steps past the checkpoint, another
+        # run's events, or nothing at all when --logging_dir changed on the resume).
+        self.writer = open_event_writer(self.events_dir, purge_step=0)
         if self.writer is None:
             return
         logger.info("TensorBoard log in %s (see it with: tensorboard --logdir %s)", self.events_dir, self.events_dir)
-        for row in kept:  # the checkpoint's own step, purged above with what came after it
-            if row["step"] == step:
-                self.add_scalars(row)
+        for row in kept:
+            self.add_scalars(row)
 
     def log_train(self, step, epoch, loss, learning_rate, grad_norm):
         self.write({"step": step, "epoch": epoch, "loss": loss, "learning_rate": learning_rate,
@@ -157,7 +168,8 @@ class TrainingCurves:
     def add_scalars(self, row):
         if self.writer is not None:
             for tag, value in scalars_of(row).items():
-                self.writer.add_scalar(tag, value, row["step"])
+                if value is not None:  # grad_norm of a window fp16's scaler skipped whole
+                    self.writer.add_scalar(tag, value, row["step"])
             self.writer.flush()
 
     def __enter__(self):
@@ -185,6 +197,17 @@ class TrainingCurves:
         figure.savefig(png)
         logger.info("Training curve (loss over steps%s): %s", ", eval metrics on the right axis"
                     if any(is_eval(row) for row in rows) else "", png)
+
+
+def remove_curve_files(path, events_dir):
+    """Remove an earlier run's train_log.jsonl, loss_curve.png and event files (a resume with --logging_steps 0)."""
+    for name in (path, os.path.join(os.path.dirname(path), PLOT_NAME)):
+        if os.path.isfile(name):
+            os.remove(name)
+    if os.path.isdir(events_dir):
+        for name in os.listdir(events_dir):
+            if name.startswith("events.out.tfevents."):
+                os.remove(os.path.join(events_dir, name))
 
 
 def write_rows(path, rows):

@@ -25,14 +25,13 @@ from transformers.file_utils import demo_model_dir, run_entry_point
 
 SCRIPT = Path(__file__).resolve().parents[1] / "run_classifier.py"
 BATCH_SIZE = 32
-# About 15 points on the training curve: one epoch of the default 2,000 tweets is 62 steps of 32.
-CURVE_POINTS = 15
+CURVE_POINTS = 15  # about this many points on the training curve of the one epoch
 SPLITS = ("train.tsv", "dev.tsv", "test.tsv")
 
 
 def demo_flags(model_dir, data_dir, output_dir, train_examples):
     """run_classifier.py's arguments for the demo: top 2 layers and the pooler re-initialized, one epoch."""
-    steps = max(1, train_examples // BATCH_SIZE)
+    steps = -(-train_examples // BATCH_SIZE)  # the epoch's batches, the last one partial
     return ["--model_type", "bert", "--model_name_or_path", model_dir, "--task_name", "generic",
             "--data_dir", data_dir, "--output_dir", output_dir, "--overwrite_output_dir",
             "--do_train", "--do_eval", "--do_predict", "--do_lower_case", "--max_seq_length", "64",

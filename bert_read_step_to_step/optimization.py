@@ -84,7 +84,7 @@ def start_training(args, runtime, model, core, plan, pretrained):
 
 def optimizer_step(state, args, step_loss):
     """Clip the accumulated gradients, step, move the schedule on, clear the gradients. Returns the gradient
-    norm before clipping (what the curves log as grad_norm).
+    norm before clipping (what the curves log as grad_norm), or None for a step fp16's scaler skipped.
 
     step_loss: the loss summed over this step's batches. A non-finite loss stops training (TrainingDiverged),
     and so do non-finite gradients, except under fp16's GradScaler, which skips such a step and lowers its
@@ -98,12 +98,10 @@ def optimizer_step(state, args, step_loss):
             f"training diverged at step {state.global_step + 1}: loss {step_loss:.4g}, gradient norm {grad_norm:.4g}; "
             "nothing of this step was applied or saved (checkpoints already written stay as they were). Lower "
             f"--learning_rate (now {args.learning_rate:g}) or --max_grad_norm (now {args.max_grad_norm:g})")
-    skipped = False
+    skipped = bool(state.scaler) and not math.isfinite(grad_norm)  # the scaler skips exactly these steps
     if state.scaler:
-        scale = state.scaler.get_scale()
         state.scaler.step(state.optimizer)
         state.scaler.update()
-        skipped = state.scaler.get_scale() < scale  # the scale drops exactly when the step was skipped
     else:
         state.optimizer.step()
     with warnings.catch_warnings():
@@ -116,7 +114,7 @@ def optimizer_step(state, args, step_loss):
         state.scheduler.step()
     state.model.zero_grad(set_to_none=True)
     state.global_step += 1
-    return grad_norm
+    return None if skipped else grad_norm
 
 
 def not_loaded(info):

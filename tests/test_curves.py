@@ -181,3 +181,29 @@ def test_tensorboard_is_not_imported_until_a_run_starts():
     proc = subprocess.run([sys.executable, "-c", code], cwd=str(os.path.dirname(run_classifier_command()[1])),
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "False", proc.stderr[-2000:]
+
+
+def test_a_resume_keeps_only_its_own_history_and_with_logging_steps_0_leaves_no_old_curve(tmp_path):
+    """The folder's history of steps 1..12, events and picture, then a resume at step 10:
+    from another folder's checkpoint the history starts empty (those rows are another run's), and with
+    --logging_steps 0 no curve file is left for steps this run trains again."""
+    from bert_read_step_to_step.curves import LOG_NAME, PLOT_NAME, TrainingCurves
+
+    def old_run(folder):
+        folder.mkdir()
+        (folder / LOG_NAME).write_text("".join(json.dumps({"step": s, "loss": 1.0}) + "\n" for s in range(1, 13)))
+        (folder / PLOT_NAME).write_bytes(b"png")
+        (folder / "tensorboard").mkdir()
+        (folder / "tensorboard" / "events.out.tfevents.1.host").write_bytes(b"events")
+        return folder
+
+    other = old_run(tmp_path / "other")
+    with TrainingCurves(str(other), str(other / "tensorboard"), True, True, own_history=False) as curves:
+        curves.start(10)
+    assert (other / LOG_NAME).read_text() == ""
+
+    quiet = old_run(tmp_path / "quiet")
+    with TrainingCurves(str(quiet), str(quiet / "tensorboard"), True, False, own_history=True) as curves:
+        curves.start(10)
+    assert not (quiet / LOG_NAME).exists() and not (quiet / PLOT_NAME).exists()
+    assert list((quiet / "tensorboard").iterdir()) == []

@@ -190,6 +190,8 @@ def test_command_line_prints_one_error_line(tmp_path, capsys):
 @pytest.mark.parametrize("change, message", [
     (lambda c: c.pop("hidden_size"), r"ernie_config\.json: ERNIE config lacks hidden_size"),
     (lambda c: c.update(use_task_id=True, task_type_vocab_size=3), r"an ERNIE 2\.0 config"),
+    # ERNIE 2.0's own key names: refused as 2.0, not as a config that "lacks type_vocab_size"
+    (lambda c: c.update(sent_type_vocab_size=c.pop("type_vocab_size")), r"an ERNIE 2\.0 config"),
     (lambda c: c.update(vocab_size=26), r"vocab\.txt: 25 tokens, but .*ernie_config\.json says vocab_size 26"),
 ])
 def test_a_config_that_is_not_ernie_1_or_disagrees_with_the_vocab_is_refused(tmp_path, change, message):
@@ -198,5 +200,13 @@ def test_a_config_that_is_not_ernie_1_or_disagrees_with_the_vocab_is_refused(tmp
     change(config)
     (release / "ernie_config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match=message):
+        convert(release, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_ernie_2_params_folder_is_refused_whatever_its_config_says(tmp_path):
+    release = copy_release(tmp_path)
+    (release / "params" / "task_embedding").write_bytes((release / "params" / "sent_embedding").read_bytes())
+    with pytest.raises(ValueError, match=r"task_embedding: an ERNIE 2\.0 params folder"):
         convert(release, tmp_path / "out")
     assert not (tmp_path / "out").exists()

@@ -273,3 +273,29 @@ def test_every_from_pretrained_refuses_a_name_that_is_neither_a_path_nor_a_repo_
     for load in loaders:
         with pytest.raises(NotARepoId, match=r"^\.\./\.\./no/such/model: .*not a valid repo id"):
             load("../../no/such/model")
+
+
+def test_a_revision_for_a_local_folder_is_refused_not_ignored():
+    """A local folder has no revisions: --revision with it would load the folder as it is, whatever was asked."""
+    from transformers import BertConfig
+    from transformers.file_utils import BadValueError
+    with pytest.raises(BadValueError, match=r": revision 'v1' applies to Hub names only; this is a local path"):
+        BertConfig.from_pretrained(str(minilm_dir()), revision="v1")
+
+
+def test_a_password_in_hf_endpoint_reaches_no_message(tmp_path):
+    """HF_ENDPOINT=http://user:PASSWORD@host (a private mirror): the error that names the endpoint hides it."""
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now: the Hub cannot be reached
+    env = hub_env(f"http://reader:s3cretPASS@127.0.0.1:{port}", HF_HUB_CACHE=str(tmp_path / "cache"))
+    path = tmp_path / "script.py"
+    path.write_text(f"import sys\nsys.path.insert(0, {str(REPO_ROOT)!r})\n"
+                    "from transformers import BertConfig\nBertConfig.from_pretrained('org/name')\n")
+    proc = subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 1 and last.startswith("transformers.hub.HubError: org/name: not in the hub cache")
+    assert f"http://<redacted>@127.0.0.1:{port} could not be reached" in last
+    assert "s3cretPASS" not in proc.stdout + proc.stderr

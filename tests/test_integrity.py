@@ -116,8 +116,23 @@ def test_a_step_the_grad_scaler_skips_is_not_a_divergence():
     state, layer = tiny_state(scaler=torch.amp.GradScaler("cpu"))
     before = layer.weight.detach().clone()
     state.scaler.scale(layer(torch.tensor([[float("inf"), 1.0]])).sum()).backward()
-    optimizer_step(state, argparse.Namespace(max_grad_norm=1.0, learning_rate=0.1), 0.5)
+    grad_norm = optimizer_step(state, argparse.Namespace(max_grad_norm=1.0, learning_rate=0.1), 0.5)
     assert torch.equal(layer.weight, before)  # skipped by the scaler, and no error
+    assert grad_norm is None and state.global_step == 1  # no norm for the curves; the step still counts
+
+
+def test_a_window_of_steps_the_scaler_skipped_has_no_gradient_norm_and_the_next_one_is_finite():
+    """An inf norm must not reach the window sums: the first window averages its finite norms only, the
+    second (all skipped) has none, and the third is the mean of its own steps, not inf - inf."""
+    from run_classifier import LossLog
+    losses = LossLog()
+    for step_loss, grad_norm in ((1.0, 2.0), (3.0, None), (0.5, 4.0)):
+        losses.add(step_loss, grad_norm)
+    assert losses.window() == (1.5, 3.0, 3)
+    losses.add(2.0, None)
+    assert losses.window() == (2.0, None, 1)
+    losses.add(1.0, 5.0)
+    assert losses.window() == (1.0, 5.0, 1)
 
 
 # ---- 3. training_state.pt is verified before use ------------------------------------------------------------

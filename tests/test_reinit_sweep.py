@@ -356,8 +356,11 @@ def test_a_lost_run_runs_again_and_the_others_are_skipped(tmp_path, data_dir, fa
     capsys.readouterr()
     fake_run.calls.clear()
 
+    capsys.readouterr()
     report = reinit_sweep.main(["--output_dir", str(out), "--report_only"])
     assert [len(summary.seeds) for summary in report.summaries] == [2, 1]  # a lost run is no result
+    assert ("1 runs lost, not in the tables (first: setting 2+pooler, seed 1: the Dask workers running it died); "
+            "run the same command again to run them") in capsys.readouterr().out
     outcome = reinit_sweep.main(sweep_argv(data_dir, out))
     assert fake_run.seen() == [("2+pooler", 1)] and (outcome.ran, outcome.skipped) == (1, 3)
     assert "skipping 3 already in results.json, 1 to run (1 of them lost last time)" in capsys.readouterr().out

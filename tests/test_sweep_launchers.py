@@ -181,6 +181,8 @@ def test_local_dask_and_slurm_sweeps_give_the_same_runs(dask_workers, scheduler,
         assert weights[name].keys() == weights["local"].keys()
         assert all(weights[name][key].equal(weights["local"][key]) for key in weights["local"])
     assert any((tmp_path / "slurm" / "slurm").iterdir())  # submitit's logs, under output_dir
+    # ... but not its pickles: the task holds the run's command line unredacted (a model URL's password)
+    assert list((tmp_path / "slurm" / "slurm").rglob("*.pkl")) == []
     for name in records:
         assert list((tmp_path / name / "runs").rglob("*.attempt-*")) == []
 

@@ -90,6 +90,17 @@ def test_a_head_the_checkpoint_lacks_is_refused_not_left_random():
             load_tf_weights_in_xlnet(model, config, str(FIXTURES / "tf_xlnet_tiny" / "xlnet_model.ckpt"))
 
 
+
+def test_a_config_with_fewer_layers_than_the_checkpoint_is_refused_not_cut_down():
+    """CMU's 2-layer checkpoint into a 1-layer model: layer 1's tensors have no place, and that stops the load."""
+    import dataclasses
+    config = XLNetConfig.from_json_file(str(FIXTURES / "tf_xlnet_tiny" / "xlnet_config.json"))
+    shallow = dataclasses.replace(config, n_layer=1)
+    with pytest.raises(LoadingError, match=r"tensors of the checkpoint's base model have no place in "
+                                           r"XLNetLMHeadModel \(first: transformer\.layer\.1\."):
+        load_tf_weights_in_xlnet(XLNetLMHeadModel(shallow), shallow,
+                                 str(FIXTURES / "tf_xlnet_tiny" / "xlnet_model.ckpt"))
+
 ORACLE = """
 import json, os, shutil, torch
 from transformers import XLNetForQuestionAnswering, XLNetLMHeadModel

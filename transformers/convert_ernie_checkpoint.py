@@ -53,12 +53,13 @@ def ernie_config_to_bert(path):
             values = json.load(f)
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not valid JSON ({error})") from error
+    # First, since ERNIE 2.0's configs name their keys otherwise (sent_type_vocab_size): it adds a task
+    # embedding to every input, which is not BERT's network.
+    if values.get("use_task_id") or {"task_type_vocab_size", "sent_type_vocab_size"} & set(values):
+        raise ValueError(f"{path}: an ERNIE 2.0 config (task embeddings); only ERNIE 1.0 converts to BERT")
     missing = [key for key in ERNIE_CONFIG_KEYS if key not in values]
     if missing:
         raise ValueError(f"{path}: ERNIE config lacks {', '.join(missing)}")
-    if values.get("use_task_id") or "task_type_vocab_size" in values:
-        # ERNIE 2.0 adds a task embedding to every input: not BERT's network.
-        raise ValueError(f"{path}: an ERNIE 2.0 config (task embeddings); only ERNIE 1.0 converts to BERT")
     bert = {key: values[key] for key in ERNIE_CONFIG_KEYS}
     bert["intermediate_size"] = values.get("intermediate_size", 4 * values["hidden_size"])
     bert["layer_norm_eps"] = ERNIE_LAYER_NORM_EPS
@@ -146,6 +147,9 @@ def read_ernie_params(params_dir, config):
     if not os.path.isdir(params_dir):
         raise FileNotFoundError(f"{params_dir}: no such folder (the release's params/, one file per parameter)")
     present = set(os.listdir(params_dir))
+    if "task_embedding" in present:  # whatever its config says, these are ERNIE 2.0's weights
+        raise ParamsError(f"{os.path.join(params_dir, 'task_embedding')}: an ERNIE 2.0 params folder (a task "
+                          "embedding); only ERNIE 1.0 converts to BERT")
     table = ernie_weight_map(config)
     heads_present = [name for name, _, _ in ERNIE_HEADS if name in present]
     if heads_present:

@@ -29,7 +29,7 @@ import logging
 import os
 from types import MappingProxyType
 
-from .file_utils import OFFLINE_ENV_VAR, UserError, is_remote_url, offline_mode
+from .file_utils import OFFLINE_ENV_VAR, BadValueError, UserError, is_remote_url, offline_mode, redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,12 @@ def local_model_path(name, layouts, optional=(), what="this model", revision=Non
         (("config.json", "model.safetensors"), ("config.json", "pytorch_model.bin")).
     revision: a branch, tag or commit (default "main"); cache_dir: the hub cache (default HF_HUB_CACHE).
     """
-    if not name or not is_hub_name(name):
+    if not name:
+        return name
+    if not is_hub_name(name):
+        if revision and revision != "main":  # a local copy or a URL has no revisions: say so, not ignore it
+            raise BadValueError(f"{name}: revision {revision!r} applies to Hub names only; this is a local path "
+                                "or a URL")
         return name
     return snapshot_folder(os.fspath(name), layouts, optional, what, revision, cache_dir, force_download,
                            local_files_only)
@@ -125,21 +130,28 @@ def snapshot_folder(name, layouts, optional=(), what="this model", revision=None
 def _downloader(name, revision, cache_dir, force_download, local_files_only):
     """file -> its local path, or None when the repo (or, offline, the cache) does not have it."""
     import huggingface_hub
-    from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, RepositoryNotFoundError,
-                                        RevisionNotFoundError)
+    from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, LocalEntryNotFoundError,
+                                        RepositoryNotFoundError, RevisionNotFoundError)
 
     def download(file):
         try:
             return huggingface_hub.hf_hub_download(name, file, revision=revision, cache_dir=cache_dir,
                                                    force_download=force_download, local_files_only=local_files_only)
-        except EntryNotFoundError:  # the repo has no such file (online), or the cache does not (offline)
+        except LocalEntryNotFoundError:
+            # Not cached, and either offline (then "not there" is the answer) or the request failed: a file
+            # skipped for a dropped connection would load the model with other settings, so that stops.
+            if local_files_only:
+                return None
+            raise HubError(f"{name}: {file} could not be fetched from {_endpoint()} and is not in the hub cache "
+                           f"{_cache_folder(cache_dir)}; try again, or check the connection") from None
+        except EntryNotFoundError:  # online, and the repo has no such file
             return None
         except GatedRepoError:
             raise HubError(f"{name}: a gated repo at {_endpoint()}; accept its terms on the Hub and set HF_TOKEN "
                            "to a token of that account") from None
         except RepositoryNotFoundError:
-            raise HubError(f"{name}: no such repo at {_endpoint()} (a private or gated repo needs HF_TOKEN set "
-                           "to a token that may read it)") from None
+            raise HubError(f"{name}: not a local folder or file here, and no such repo at {_endpoint()} (a "
+                           "private or gated repo needs HF_TOKEN set to a token that may read it)") from None
         except RevisionNotFoundError:
             raise HubError(f"{name}: revision {revision!r} not found at {_endpoint()} "
                            "(give a branch, tag or commit of the repo)") from None
@@ -167,8 +179,9 @@ def _hub_answers(name, file, revision):
 
 
 def _endpoint():
+    """HF_ENDPOINT as it may be shown: a password in it (https://user:pw@mirror) never reaches a message."""
     import huggingface_hub.constants
-    return huggingface_hub.constants.ENDPOINT
+    return redact_url(huggingface_hub.constants.ENDPOINT)
 
 
 def _cache_folder(cache_dir):

@@ -693,6 +693,13 @@ def load_converted_checkpoint(model, state_dict, tf_checkpoint_path, hint=""):
     if missing or errors:
         raise LoadingError(f"{tf_checkpoint_path}: the checkpoint lacks {missing} of {type(model).__name__}"
                            + (f" ({'; '.join(errors)})" if errors else "") + hint)
+    # Base-model tensors with no place in the model: a checkpoint with more layers than the config says would
+    # otherwise be cut down to the config without a word. Heads the model lacks may go (a classifier's).
+    unplaced = [key for key in unexpected if key.startswith(model.base_model_prefix + ".")]
+    if unplaced:
+        raise LoadingError(f"{tf_checkpoint_path}: {len(unplaced)} tensors of the checkpoint's base model have no "
+                           f"place in {type(model).__name__} (first: {unplaced[0]}); is the config the "
+                           "checkpoint's own (num_hidden_layers / n_layer)?")
     model.tie_weights()
 
 

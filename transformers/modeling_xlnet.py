@@ -335,6 +335,7 @@ class XLNetLMHeadModel(XLNetPreTrainedModel):
         logits = self.lm_loss(sequence)  # [B, L, H] x [V, H] -> [B, L, V]
         loss = None
         if labels is not None:  # -100 marks a position that is not scored
+            # [B, L, V] -> [B*L, V] against labels [B, L] -> [B*L]
             loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
         return XLNetLMHeadOutput(loss=loss, logits=logits)
 
@@ -451,11 +452,12 @@ class XLNetForQuestionAnswering(XLNetPreTrainedModel):
         # Every position read next to each candidate start: [B, L, S, H] twice.
         start_states = _gather_positions(hidden_states, start_index)[:, None].expand(-1, length, -1, -1)
         expanded = hidden_states[:, :, None].expand_as(start_states)
+        # p_mask [B, L] -> [B, L, 1]: the same positions masked for every start
         end_logits = self.end_logits(expanded, start_states, None if p_mask is None else p_mask[..., None])
         end_probs = torch.softmax(end_logits, dim=1)  # [B, L, S]: over positions, for each start
         end_top, end_index = end_probs.topk(self.end_n_top, dim=1)  # [B, E, S]
         expected_start = torch.einsum("blh,bl->bh", hidden_states, start_probs)  # [B, H] the start vector's mean
-        return XLNetQuestionAnsweringOutput(
+        return XLNetQuestionAnsweringOutput(  # ends: [B, E, S] -> [B, E*S], as the reference returns them
             start_top_log_probs=start_top, start_top_index=start_index,
             end_top_log_probs=end_top.reshape(-1, self.start_n_top * self.end_n_top),
             end_top_index=end_index.reshape(-1, self.start_n_top * self.end_n_top),

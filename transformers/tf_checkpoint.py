@@ -638,7 +638,7 @@ def xlnet_state_dict(checkpoint, heads=True):
         if stacked.dim() == per_layer_ndim:  # untie_r false: one tensor shared by every layer
             layers = [stacked.clone() for _ in range(n_layer)]
         elif stacked.dim() == per_layer_ndim + 1 and stacked.shape[0] == n_layer:
-            layers = list(stacked.unbind(0))
+            layers = list(stacked.unbind(0))  # [n_layer, N, D] -> n_layer x [N, D]
         else:
             raise CheckpointError(f"{where}: variable {tf_name!r} has shape {list(stacked.shape)}; expected one "
                                   f"slice per layer ({n_layer} layers: model/transformer/layer_0 .. layer_"

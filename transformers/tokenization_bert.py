@@ -567,7 +567,8 @@ class BertTokenizer(TokenizerCompat2x):
                                   local_files_only=local_files_only)
         # vocab.txt when there is one (every version writes it but transformers 5), else tokenizer.json.
         layouts = ((VOCAB_NAME,), (TOKENIZER_JSON_NAME,))
-        path = local_model_path(path, layouts, optional=(TOKENIZER_CONFIG_NAME,), what=cls.__name__,
+        # tokenizer.json too, when vocab.txt is there: its normalizer may hold lower-casing (tokenizer_settings)
+        path = local_model_path(path, layouts, optional=(TOKENIZER_CONFIG_NAME, TOKENIZER_JSON_NAME), what=cls.__name__,
                                 revision=revision, cache_dir=cache_dir, force_download=force_download,
                                 local_files_only=local_files_only)  # a Hub name -> its snapshot folder (hub.py)
         (vocab_file,), config_file = find_tokenizer_files(path, layouts, "vocabulary", fetch)

@@ -278,12 +278,13 @@ class SlurmLauncher:
             for job in [job for job in waiting if job.done()]:
                 index = waiting.pop(job)
                 try:
-                    yield index, job.result()
+                    outcome = job.result()
                 except self.uncompleted as error:
-                    yield index, lost(f"{self.cluster} job {job.job_id} ended without a result: "
-                                      f"{first_line(error)}")
+                    outcome = lost(f"{self.cluster} job {job.job_id} ended without a result: {first_line(error)}")
                 except Exception as error:  # noqa: BLE001 (a job whose task raised: submitit's FailedJobError)
-                    yield index, engine_error(f"{self.cluster} job {job.job_id}", error)
+                    outcome = engine_error(f"{self.cluster} job {job.job_id}", error)
+                remove_pickles(job)
+                yield index, outcome
             if waiting:
                 time.sleep(POLL_S)
 
@@ -296,6 +297,14 @@ class SlurmLauncher:
 
     def close(self):
         pass
+
+
+def remove_pickles(job):
+    """submitit keeps each job's task and result as pickles in output_dir/slurm/, and the task holds the run's
+    command line unredacted (a model URL's password, say): once the job is done they go; the logs stay."""
+    for path in (job.paths.submitted_pickle, job.paths.result_pickle):
+        if os.path.isfile(path):
+            os.remove(path)
 
 
 def make_launcher(args, output_dir):

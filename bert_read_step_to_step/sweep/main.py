@@ -107,13 +107,10 @@ from bert_read_step_to_step.sweep.launchers import (DEFAULT_SLURM_ARRAY_PARALLEL
 from bert_read_step_to_step.sweep.records import (LOST, RESULTS_FORMAT, RESULTS_NAME, check_same_sweep, load_results,
                                                   save_results, sweep_lock)
 from bert_read_step_to_step.sweep.report import SUMMARY_CSV, SUMMARY_MD, SUMMARY_PNG, summarize, write_reports
-from bert_read_step_to_step.sweep.runs import run_all, usable_cores
+from bert_read_step_to_step.sweep.attempt import usable_cores
+from bert_read_step_to_step.sweep.runs import run_all
 from bert_read_step_to_step.tasks import get_task
 from transformers.file_utils import demo_model_dir
-
-# Names the entry point (reinit_sweep.py) passes on to other code: they live in the modules above.
-__all__ = ["Setting", "SweepError", "check_extra_args", "main", "parse_args", "run_argv", "summarize",
-           "sweep_config"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_DATA_DIR = REPO_ROOT / "data" / "tweets"
@@ -281,6 +278,7 @@ def report_only(output_dir):
     summaries = write_reports(output_dir, document)
     print(f"Wrote {SUMMARY_MD}, {SUMMARY_CSV}, {CURVES_CSV} (and {SUMMARY_PNG}, {CURVES_PNG} with matplotlib) in "
           f"{output_dir} from {len(document['runs'])} runs in {RESULTS_NAME}")
+    say_what_the_tables_leave_out(document)
     return SweepOutcome(results_path, document, summaries, ran=0, skipped=0)
 
 
@@ -354,6 +352,20 @@ def main(argv=None):
         return sweep(args, settings, seeds, output_dir, results_path)
 
 
+def say_what_the_tables_leave_out(document):
+    """The last lines of a sweep, where a table could mislead: runs lost (not in it), and runs that trained with
+    other thread counts (a resume with another --threads_per_run or --launcher: scores may differ with them)."""
+    lost_runs = [record for record in document["runs"] if record.get("status") == LOST]
+    if lost_runs:
+        print(f"{len(lost_runs)} runs lost, not in the tables (first: setting {lost_runs[0]['setting']}, seed "
+              f"{lost_runs[0]['seed']}: {lost_runs[0].get('lost')}); run the same command again to run them")
+    threads = {record["threads_per_run"] for record in document["runs"]
+               if record.get("status") != LOST and record.get("threads_per_run") is not None}
+    if len(threads) > 1:
+        print(f"WARNING: the runs in the tables trained with different torch thread counts ({sorted(threads)}); "
+              "a run's score can depend on it, so compare them with care")
+
+
 def sweep(args, settings, seeds, output_dir, results_path):
     """Check, prepare the data, run what results.json does not hold yet, and write the summaries."""
     config, document = check_before_any_run(args, settings, results_path)
@@ -380,4 +392,5 @@ def sweep(args, settings, seeds, output_dir, results_path):
     if summaries:
         with open(os.path.join(output_dir, SUMMARY_MD), encoding="utf-8") as f:
             print(f.read())
+    say_what_the_tables_leave_out(document)
     return SweepOutcome(results_path, document, summaries, ran=len(todo), skipped=len(plan) - len(todo))

@@ -33,7 +33,6 @@ RUN_CLASSIFIER = Path(__file__).resolve().parents[2] / "run_classifier.py"
 # of its own). Tests put a small script here that exits the way run_classifier does (0 with
 # eval_results.json, 3 on divergence, 2 on a user error) to check the handling.
 RUN_COMMAND = (sys.executable, str(RUN_CLASSIFIER))
-RUN_LOG_NAME = attempt.RUN_LOG_NAME
 
 
 def remove_weights(run_dir):
@@ -57,13 +56,10 @@ def attempt_folders(output_dir, setting, seed):
     return sorted(glob.glob(glob.escape(run_folder(output_dir, setting, seed)) + ".attempt-*"))
 
 
-usable_cores = attempt.usable_cores
-
-
 def threads_per_worker(workers):
     """The CPU cores this process may use, shared out between `workers` runs at once (at least 1 each):
     two runs of 8 threads each on 8 cores would spend their time waiting for each other."""
-    return max(1, usable_cores() // workers)
+    return max(1, attempt.usable_cores() // workers)
 
 
 def run_threads(args, launcher):
